@@ -1,0 +1,105 @@
+"""The canonical appeal and the vocabularies it uses."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+MAX_TEXT_CHARS = 20_000
+"""Longest appeal text accepted (characters). Longer input is rejected, not truncated."""
+
+
+class Channel(StrEnum):
+    """Where an appeal came from. Each has its own raw-submission topic (see topics.py)."""
+
+    GIS = "gis"  # state portal / ГИС ЖКХ (dom.gosuslugi.ru)
+    SITE_FORM = "site_form"  # the organisation's official site form
+    SOCIAL = "social"  # social networks and public messenger chats
+    PAPER = "paper"  # written appeal delivered by hand, registered by a clerk
+    RECEPTION = "reception"  # personal reception by an official
+    HOTLINE = "hotline"  # hotline / call centre
+    CHATBOT = "chatbot"  # the mobile app chat-bot
+
+
+class Category(StrEnum):
+    """Category taxonomy (docs/taxonomy.md)."""
+
+    HEATING = "heating"
+    HOT_WATER = "hot_water"
+    COLD_WATER = "cold_water"
+    SEWERAGE = "sewerage"
+    ELECTRICITY = "electricity"
+    GAS = "gas"
+    COMMON_PROPERTY = "common_property"  # common property & repairs
+    LIFTS = "lifts"
+    WASTE = "waste"
+    BILLING = "billing"  # billing & recalculation
+    MANAGEMENT = "management"  # management company work
+    LAND = "land"
+    OTHER = "other"
+
+
+class ApplicantKind(StrEnum):
+    PERSON = "person"
+    ORGANISATION = "organisation"
+
+
+class Applicant(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: ApplicantKind = ApplicantKind.PERSON
+    name: str | None = Field(default=None, max_length=300)
+    phone: str | None = Field(default=None, max_length=32, description="E.164 once normalised")
+    email: str | None = Field(default=None, max_length=254, description="lowercased once normalised")
+    postal_address: str | None = Field(default=None, max_length=500)
+
+
+class Consent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    personal_data: bool = Field(description="Consent to processing of personal data (152-ФЗ)")
+    notifications: bool = Field(default=True, description="Agrees to status notifications")
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fias_house_guid: uuid.UUID | None = Field(default=None, description="FIAS/GAR house GUID")
+    text: str | None = Field(default=None, max_length=500, description="Address as given")
+    apartment: str | None = Field(default=None, max_length=20)
+
+
+class AttachmentRef(BaseModel):
+    """A reference to a stored file; bytes never travel on Kafka."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uri: str = Field(max_length=2000)
+    media_type: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=300)
+    size_bytes: int | None = Field(default=None, ge=0)
+
+
+class Appeal(BaseModel):
+    """The canonical, registered appeal."""
+
+    model_config = ConfigDict(frozen=True)
+
+    appeal_id: uuid.UUID
+    registration_number: str = Field(description="Human-facing number, format in docs/contracts.md")
+    channel: Channel
+    source_id: str = Field(description="Id of the submission in its channel; (channel, source_id) is unique")
+    received_at: AwareDatetime
+    registered_at: AwareDatetime
+    applicant: Applicant
+    consent: Consent
+    address: Address
+    house_key: str = Field(description="fias:<guid> or addr:<normalised address text>")
+    category: Category
+    category_source: str = Field(description="channel | classifier | default")
+    emergency: bool = False
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    attachments: tuple[AttachmentRef, ...] = ()
+    collective: bool = False

@@ -1,0 +1,1 @@
+"""Developer tools: embedded servers, launcher, contract generator. Not part of any service."""

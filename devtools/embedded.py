@@ -1,0 +1,139 @@
+"""Start and stop the embedded Kafka-protocol broker (noida-db) and MongoDB-protocol server (SecantusDB).
+
+Used by the dev launcher and by the integration/e2e test fixtures. Both are PyPI packages
+installed with the project's ``embedded`` extra; no Docker needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    argv: list[str]
+    port: int
+    log_path: Path
+    stop_signal: int = signal.SIGTERM
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        if _port_open(self.port):
+            raise RuntimeError(f"{self.name}: port {self.port} is already in use (another instance running?)")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, self.stop_signal)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        """kill -9, for fault tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+def kafka_server(data_dir: Path, port: int, log_dir: Path) -> ServerProcess:
+    return ServerProcess(
+        name="kafka (noida-db)",
+        argv=[str(BIN / "noida-db"), "start", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+              "--only", "kafka", "--kafka-port", str(port)],
+        port=port,
+        log_path=log_dir / "kafka.log",
+        stop_signal=signal.SIGINT,
+    )
+
+
+def mongo_server(data_dir: Path, port: int, log_dir: Path) -> ServerProcess:
+    return ServerProcess(
+        name="mongodb (SecantusDB)",
+        argv=[str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(data_dir)],
+        port=port,
+        log_path=log_dir / "mongo.log",
+    )
+
+
+def mongo_uri(port: int) -> str:
+    return f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+
+
+async def wait_kafka(bootstrap: str, timeout: float = 60.0, server: ServerProcess | None = None) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if server is not None and not server.alive():
+            raise RuntimeError(f"{server.name} exited; see {server.log_path}")
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+            last = exc
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        await asyncio.sleep(0.3)
+    raise TimeoutError(f"kafka at {bootstrap} not ready after {timeout}s: {last!r}")
+
+
+async def wait_mongo(uri: str, timeout: float = 60.0, server: ServerProcess | None = None) -> None:
+    from pymongo import AsyncMongoClient
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if server is not None and not server.alive():
+            raise RuntimeError(f"{server.name} exited; see {server.log_path}")
+        client = AsyncMongoClient(uri, serverSelectionTimeoutMS=1000)
+        try:
+            await client.admin.command("ping")
+            return
+        except Exception as exc:  # noqa: BLE001
+            last = exc
+        finally:
+            await client.close()
+        await asyncio.sleep(0.3)
+    raise TimeoutError(f"mongodb at {uri} not ready after {timeout}s: {last!r}")

@@ -1,0 +1,226 @@
+"""Dev launcher: the whole system on this machine, with the embedded broker and database.
+
+    python -m devtools.launcher            # start everything, run the demo, keep running (Ctrl-C stops)
+    python -m devtools.launcher --once     # ... and stop after the demo
+    python -m devtools.launcher --reset    # wipe the data dirs first
+
+Broker, database and the four services run as child processes; logs go to <data-dir>/logs/.
+Data dirs persist between runs unless --reset. Set ZHKH_KAFKA_BOOTSTRAP / ZHKH_MONGO_URI and
+pass --external to use servers you already run instead of the embedded ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from zhkh_contracts import LIFECYCLE, REGISTRY, AppealAssigned, AppealRegistered, from_kafka
+from zhkh_runtime.kafka import ensure_topics
+
+from . import embedded, samples
+
+SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "gis_sync": 8004}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Config:
+    data_dir: Path
+    kafka_port: int = 19092
+    mongo_port: int = 27117
+    external: bool = False
+    http_base_port: int = 8000
+    group_prefix: str = "zhkh"
+
+    @property
+    def bootstrap(self) -> str:
+        return os.environ.get("ZHKH_KAFKA_BOOTSTRAP", f"127.0.0.1:{self.kafka_port}") if self.external else f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        return os.environ.get("ZHKH_MONGO_URI", embedded.mongo_uri(self.mongo_port)) if self.external else embedded.mongo_uri(self.mongo_port)
+
+    def port(self, service: str) -> int:
+        return self.http_base_port + list(SERVICES).index(service) + 1
+
+
+class System:
+    """Owns every child process; ``stop()`` stops services first, then broker and database."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.logs = cfg.data_dir / "logs"
+        self.kafka = embedded.kafka_server(cfg.data_dir / "kafka", cfg.kafka_port, self.logs)
+        self.mongo = embedded.mongo_server(cfg.data_dir / "mongo", cfg.mongo_port, self.logs)
+        self.services: dict[str, embedded.ServerProcess] = {}
+
+    def service_env(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            ZHKH_KAFKA_BOOTSTRAP=self.cfg.bootstrap,
+            ZHKH_MONGO_URI=self.cfg.mongo_uri,
+            ZHKH_HTTP_PORT=str(self.cfg.port(name)),
+            ZHKH_GROUP_PREFIX=self.cfg.group_prefix,
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    async def start(self) -> None:
+        if not self.cfg.external:
+            for srv in (self.kafka, self.mongo):
+                (self.cfg.data_dir / ("kafka" if srv is self.kafka else "mongo")).mkdir(parents=True, exist_ok=True)
+                srv.start()
+            await asyncio.gather(
+                embedded.wait_kafka(self.cfg.bootstrap, server=self.kafka),
+                embedded.wait_mongo(self.cfg.mongo_uri, server=self.mongo),
+            )
+        await ensure_topics(self.cfg.bootstrap)
+        for name in SERVICES:
+            self.start_service(name)
+        await asyncio.gather(*(self.wait_ready(n) for n in SERVICES))
+
+    def start_service(self, name: str) -> embedded.ServerProcess:
+        srv = embedded.ServerProcess(
+            name=name, argv=[sys.executable, "-m", name], port=self.cfg.port(name), log_path=self.logs / f"{name}.log"
+        )
+        env = self.service_env(name)
+        srv.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with srv.log_path.open("ab") as log:
+            import subprocess
+
+            srv.proc = subprocess.Popen(srv.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, cwd=ROOT, start_new_session=True)
+        self.services[name] = srv
+        return srv
+
+    async def wait_ready(self, name: str, timeout: float = 90.0) -> dict[str, object]:
+        url = f"http://127.0.0.1:{self.cfg.port(name)}/ready"
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if not self.services[name].alive():
+                raise RuntimeError(f"{name} exited; see {self.services[name].log_path}")
+            try:
+                body = await asyncio.to_thread(_get_json, url)
+                if body.get("ready"):
+                    return body
+                last = body
+            except Exception as exc:  # noqa: BLE001
+                last = exc
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"{name} not ready after {timeout}s: {last!r}")
+
+    def stop(self) -> None:
+        for srv in self.services.values():
+            srv.stop()
+        if not self.cfg.external:
+            self.mongo.stop()
+            self.kafka.stop()
+
+
+def _get_json(url: str) -> dict[str, object]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback only
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return json.loads(err.read() or b"{}")
+
+
+async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
+    """Publish one sample appeal as a channel would, then follow it on the lifecycle topic."""
+    raw = samples.raw_submission()
+    topic, key, value, headers = samples.raw_record(raw)
+    correlation = dict(headers)["ce_correlationid"].decode()
+    consumer = AIOKafkaConsumer(LIFECYCLE, bootstrap_servers=cfg.bootstrap, auto_offset_reset="latest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await asyncio.sleep(0.5)  # let the consumer take its 'latest' positions before we publish
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+        print(f"-> published a sample appeal on {topic} (source id {raw.source_id})")
+        seen: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and "assigned" not in seen:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for rec in records:
+                    env = from_kafka(rec.value, rec.headers, REGISTRY)
+                    if str(env.correlation_id) != correlation:
+                        continue
+                    if isinstance(env.data, AppealRegistered):
+                        a = env.data.appeal
+                        seen.update(registered=a.registration_number, appeal_id=str(a.appeal_id), category=a.category.value)
+                        print(f"<- registered as {a.registration_number} (appeal {a.appeal_id}, category {a.category.value}, house {a.house_key})")
+                    elif isinstance(env.data, AppealAssigned):
+                        d = env.data
+                        seen.update(assigned=d.party_id, party_kind=d.party_kind.value, reason=d.reason)
+                        print(f"<- assigned to {d.party_id} ({d.party_kind.value}, reason: {d.reason})")
+        if "assigned" not in seen:
+            raise TimeoutError(f"the sample appeal did not reach 'assigned' in {timeout}s; got {seen}")
+        return seen
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    cfg = Config(data_dir=Path(args.data_dir).resolve(), external=args.external)
+    if args.reset and cfg.data_dir.exists():
+        shutil.rmtree(cfg.data_dir)
+    system = System(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        print(f"starting broker, database and services (data: {cfg.data_dir}, logs: {system.logs}) ...")
+        t0 = time.monotonic()
+        await system.start()
+        print(f"all up in {time.monotonic() - t0:.1f}s: kafka {cfg.bootstrap}, mongodb {cfg.mongo_uri}")
+        for name in SERVICES:
+            print(f"   {name:9s} http://127.0.0.1:{cfg.port(name)}/health  /ready  /metrics")
+        if not args.no_demo:
+            await demo(cfg)
+        if args.once:
+            return 0
+        print("running; Ctrl-C stops everything")
+        while not stop.is_set():
+            for name, srv in system.services.items():
+                if not srv.alive():
+                    print(f"{name} exited unexpectedly; see {srv.log_path}", file=sys.stderr)
+                    return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
+        return 0
+    finally:
+        print("stopping ...")
+        await asyncio.to_thread(system.stop)
+        print("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=str(ROOT / ".data"))
+    ap.add_argument("--once", action="store_true", help="stop after the demo")
+    ap.add_argument("--no-demo", action="store_true")
+    ap.add_argument("--reset", action="store_true", help="delete the data dirs first")
+    ap.add_argument("--external", action="store_true", help="use ZHKH_KAFKA_BOOTSTRAP / ZHKH_MONGO_URI")
+    return asyncio.run(main_async(ap.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

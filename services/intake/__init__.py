@@ -1,0 +1,1 @@
+"""intake: every channel's raw submission -> one registered canonical appeal."""

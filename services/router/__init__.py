@@ -1,0 +1,1 @@
+"""router: assigns the responsible party and owns the appeal lifecycle."""

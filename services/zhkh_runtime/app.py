@@ -1,0 +1,130 @@
+"""Builds a service process: broker, publisher, Mongo, HTTP (/health, /ready, /metrics), lifecycle.
+
+Start order: topics -> Mongo indexes -> publisher -> broker (subscribers). Stop order is the
+reverse: FastStream stops the subscribers (waiting up to graceful_timeout for in-flight
+handlers, whose offsets are then committed), then the publisher and Mongo close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Scope
+from prometheus_client import make_asgi_app
+
+from .kafka import EventConsumer, RecordPublisher, ensure_topics, make_broker
+from .logging import configure_logging
+from .mongo import make_mongo
+from .settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServiceRuntime:
+    """The shared moving parts of one service process."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self.broker = make_broker(settings)
+        self.publisher = RecordPublisher(settings)
+        self.mongo = make_mongo(settings)
+        self.db = self.mongo[settings.mongo_db]
+        self.started = False  # set once the subscribers run; /ready reports it
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+
+    def consumer(self, *topics: str) -> EventConsumer:
+        return EventConsumer(broker=self.broker, publisher=self.publisher, settings=self.settings, topics=topics)
+
+    def on_startup(self, hook: Hook) -> Hook:
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        self._shutdown.append(hook)
+        return hook
+
+    async def _start(self) -> None:
+        if self.settings.create_topics:
+            created = await ensure_topics(self.settings.kafka_bootstrap, replication=self.settings.topic_replication)
+            if created:
+                log.info("topics_created", topics=created)
+        for hook in self._startup:
+            await hook()
+        await self.publisher.start()
+        log.info("starting", kafka=self.settings.kafka_bootstrap, group_id=self.settings.group_id)
+
+    async def _started(self) -> None:
+        self.started = True
+        log.info("started")
+
+    async def _stop(self) -> None:
+        self.started = False
+        for hook in reversed(self._shutdown):
+            await hook()
+        await self.publisher.stop()
+        await self.mongo.close()
+        log.info("stopped")
+
+    async def ready(self) -> dict[str, bool]:
+        async def kafka_ok() -> bool:
+            return bool(await self.broker.ping(timeout=2.0))
+
+        async def mongo_ok() -> bool:
+            try:
+                await asyncio.wait_for(self.mongo.admin.command("ping"), 2.0)
+                return True
+            except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+                return False
+
+        k, m = await asyncio.gather(kafka_ok(), mongo_ok())
+        return {"started": self.started, "kafka": k, "mongo": m}
+
+    def asgi_app(self, extra_routes: Sequence[tuple[str, ASGIApp]] = ()) -> AsgiFastStream:
+        @get(include_in_schema=False)
+        async def health(scope: Scope) -> AsgiResponse:  # noqa: ARG001
+            return _json({"status": "ok", "service": self.settings.service_name})
+
+        @get(include_in_schema=False)
+        async def ready(scope: Scope) -> AsgiResponse:  # noqa: ARG001
+            checks = await self.ready()
+            ok = all(checks.values())
+            return _json({"ready": ok, **checks}, 200 if ok else 503)
+
+        return AsgiFastStream(
+            self.broker,
+            asgi_routes=[("/health", health), ("/ready", ready), ("/metrics", make_asgi_app()), *extra_routes],
+            on_startup=[self._start],
+            after_startup=[self._started],
+            after_shutdown=[self._stop],
+            logger=logging.getLogger(f"zhkh.{self.settings.service_name}.faststream"),
+        )
+
+
+def _json(body: dict[str, Any], status: int = 200) -> AsgiResponse:
+    return AsgiResponse(json.dumps(body).encode(), status, headers={"content-type": "application/json"})
+
+
+def serve(app: AsgiFastStream, settings: RuntimeSettings) -> None:
+    """Entry point of ``python -m <service>``: JSON logs, HTTP on ZHKH_HTTP_HOST:ZHKH_HTTP_PORT,
+    graceful stop on SIGTERM/SIGINT."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    asyncio.run(
+        app.run(
+            log_level=logging.getLevelName(settings.log_level.upper()),
+            run_extra_options={
+                "host": settings.http_host,
+                "port": settings.http_port,
+                "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
+                "access_log": "false",
+            },
+        )
+    )

@@ -1,0 +1,59 @@
+"""Which failures are worth retrying. Everything not transient goes to the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from zhkh_contracts import describe_validation_error
+
+WRITE_CONFLICT = 112
+
+
+class PermanentError(Exception):
+    """A message that can never succeed (bad data, business rule). ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class TransientError(Exception):
+    """Raise to ask for a retry (e.g. a dependency is briefly unavailable)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TransientError | ConnectionFailure | asyncio.TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, PyMongoError) and (
+        exc.has_error_label("TransientTransactionError") or exc.has_error_label("UnknownTransactionCommitResult")
+    ):
+        return True
+    if isinstance(exc, OperationFailure) and exc.code == WRITE_CONFLICT:
+        return True
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or exc.__class__.__name__.endswith("TimeoutError")
+    return False
+
+
+def reason_of(exc: BaseException) -> str:
+    if isinstance(exc, PermanentError):
+        return exc.reason
+    if isinstance(exc, ValidationError):
+        return "invalid_data"
+    return "handler_error"
+
+
+def safe_detail(exc: BaseException, limit: int = 1000) -> str:
+    """Error text without input values: pydantic errors list field paths and error types only."""
+    if isinstance(exc, ValidationError):
+        text = describe_validation_error(exc)
+    elif isinstance(exc, PermanentError):
+        text = exc.detail or exc.reason
+    else:
+        text = f"{exc.__class__.__name__}: {exc}"
+    return text[:limit]

@@ -1,0 +1,233 @@
+"""Kafka policy shared by every service.
+
+* Producer: acks=all, idempotent; every record is a CloudEvent in binary mode (zhkh_contracts).
+* Consumer: a group id per service, no auto-commit; the offset is committed only after the
+  handler's state change is stored and its outgoing events are published (at-least-once).
+* Failures: transient errors are retried in place with exponential backoff (tenacity), a bounded
+  number of times; then, or at once for a permanent error, the original record goes to the
+  service's dead-letter topic with x-dlq-* error headers and the offset moves on. If even the
+  dead-letter publish fails the record is not committed: FastStream seeks back to it and it is
+  delivered again. Nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from zhkh_contracts import CATALOG, REGISTRY, Envelope, EnvelopeError, EventData, TopicSpec, dlq_topic, from_kafka
+
+from . import metrics
+from .records import OutboundRecord
+from .errors import is_transient, reason_of, safe_detail
+from .settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+
+def make_broker(settings: RuntimeSettings) -> KafkaBroker:
+    """The FastStream broker: subscribers and the app lifecycle. Publishing goes through RecordPublisher."""
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"zhkh-{settings.service_name}",
+        graceful_timeout=settings.graceful_timeout_s,
+        logger=None,  # our own structured logs replace FastStream's per-message lines
+    )
+
+
+class RecordPublisher:
+    """An idempotent producer (acks=all) that publishes exact bytes, headers included.
+
+    FastStream's publish only carries str header values; a dead letter must keep the original
+    record byte for byte (broken encodings too), so all publishing goes through this one producer.
+    """
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            client_id=f"zhkh-{self.settings.service_name}-producer",
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=30_000,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        if self._producer is None:
+            raise RuntimeError("RecordPublisher is not started")
+        await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    async def publish(self, records: Iterable[OutboundRecord]) -> None:
+        for rec in records:
+            await self.send(rec.topic, rec.key, rec.value, [(k, v.encode()) for k, v in rec.headers.items()])
+            metrics.PUBLISHED.labels(self.settings.service_name, rec.topic, rec.headers.get("ce_type", "")).inc()
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = CATALOG, replication: int = 1) -> list[str]:
+    """Create missing topics with their partitions and retention. Returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = []
+        for spec in specs:
+            if spec.name in existing:
+                continue
+            config = dict(spec.config)
+            if spec.retention_ms is not None:
+                config["retention.ms"] = str(spec.retention_ms)
+            new.append(NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication, topic_configs=config))
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another service created them at the same moment
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+EventHandler = Callable[[Envelope[Any]], Awaitable[Iterable[OutboundRecord]]]
+
+
+@dataclass
+class EventConsumer:
+    """Subscribes one service to one topic and dispatches records to handlers by CloudEvents type.
+
+    Types without a handler are acknowledged and counted as ``ignored`` (a lifecycle topic carries
+    many types; each service reads the ones it cares about).
+    """
+
+    broker: KafkaBroker
+    publisher: RecordPublisher
+    settings: RuntimeSettings
+    topics: tuple[str, ...]
+    handlers: dict[str, EventHandler] = field(default_factory=dict)
+    registry: Mapping[str, type[EventData]] = field(default_factory=lambda: REGISTRY)
+    retry_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def on(self, data_cls: type[EventData]) -> Callable[[EventHandler], EventHandler]:
+        def deco(fn: EventHandler) -> EventHandler:
+            self.handlers[data_cls.EVENT_TYPE] = fn
+            return fn
+
+        return deco
+
+    @property
+    def service(self) -> str:
+        return self.settings.service_name
+
+    def subscribe(self) -> None:
+        s = self.settings
+        self.broker.subscriber(
+            *self.topics,
+            group_id=s.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            title=f"{self.service}:{','.join(self.topics)}",
+        )(self._on_record)
+
+    async def _on_record(self, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        try:
+            await self.handle_record(record)
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "topic", "partition", "offset", "event_id", "appeal_id", "event_type", "correlation_id"
+            )
+            metrics.HANDLER_SECONDS.labels(self.service, "*").observe(time.perf_counter() - started)
+
+    async def handle_record(self, record: Any) -> None:
+        """Handle one consumer record. Returns normally when the offset may be committed."""
+        try:
+            env = from_kafka(record.value, record.headers, dict(self.registry))
+        except EnvelopeError as exc:
+            if exc.reason == "unknown_type" and exc.detail not in self.handlers:
+                # A well-formed event of a type this service does not handle.
+                metrics.CONSUMED.labels(self.service, record.topic, exc.detail, "ignored").inc()
+                return
+            await self.dead_letter(record, exc.reason, exc.detail, attempts=0)
+            return
+        structlog.contextvars.bind_contextvars(
+            event_id=str(env.id), appeal_id=env.appeal_id, event_type=env.type, correlation_id=str(env.correlation_id)
+        )
+        handler = self.handlers.get(env.type)
+        if handler is None:
+            metrics.CONSUMED.labels(self.service, record.topic, env.type, "ignored").inc()
+            return
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.settings.retry_attempts),
+                wait=wait_exponential_jitter(initial=self.settings.retry_initial_s, max=self.settings.retry_max_s),
+                retry=retry_if_exception(is_transient),
+                sleep=self.retry_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    if attempts > 1:
+                        metrics.RETRIES.labels(self.service, env.type).inc()
+                        log.warning("retrying", attempt=attempts)
+                    outbound = await handler(env)
+                    await self.publisher.publish(outbound)
+        except Exception as exc:  # noqa: BLE001 - every failure is routed, none is swallowed
+            reason = "retries_exhausted" if is_transient(exc) else reason_of(exc)
+            await self.dead_letter(record, reason, safe_detail(exc), attempts=attempts)
+            return
+        metrics.CONSUMED.labels(self.service, record.topic, env.type, "ok").inc()
+        log.info("handled", attempts=attempts)
+
+    async def dead_letter(self, record: Any, reason: str, detail: str, attempts: int) -> None:
+        headers: list[tuple[str, bytes]] = [(n, v if isinstance(v, bytes) else str(v).encode()) for n, v in record.headers or ()]
+        headers.extend(
+            {
+                "x-dlq-reason": reason.encode(),
+                "x-dlq-error": detail.encode("utf-8", "replace"),
+                "x-dlq-service": self.service.encode(),
+                "x-dlq-consumer-group": self.settings.group_id.encode(),
+                "x-dlq-original-topic": record.topic.encode(),
+                "x-dlq-original-partition": str(record.partition).encode(),
+                "x-dlq-original-offset": str(record.offset).encode(),
+                "x-dlq-attempts": str(attempts).encode(),
+                "x-dlq-failed-at": datetime.now(UTC).isoformat().encode(),
+            }.items()
+        )
+        topic = dlq_topic(self.service)
+        try:
+            await self.publisher.send(topic, record.key, record.value or b"", headers)
+        except Exception:
+            log.exception("dead_letter_publish_failed", reason=reason)
+            await asyncio.sleep(1.0)  # the record will be redelivered; do not spin
+            raise
+        metrics.DEAD_LETTERED.labels(self.service, record.topic, reason).inc()
+        metrics.CONSUMED.labels(self.service, record.topic, "", "dead_lettered").inc()
+        log.warning("dead_lettered", reason=reason, dlq_topic=topic, attempts=attempts)

@@ -1,0 +1,18 @@
+"""Prometheus metrics every service exposes on /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+CONSUMED = Counter(
+    "zhkh_events_consumed_total", "Records handled by outcome", ["service", "topic", "type", "outcome"]
+)
+PUBLISHED = Counter("zhkh_events_published_total", "Records published", ["service", "topic", "type"])
+DEAD_LETTERED = Counter("zhkh_dead_letters_total", "Records sent to a DLQ", ["service", "topic", "reason"])
+RETRIES = Counter("zhkh_handler_retries_total", "Transient failures retried", ["service", "type"])
+HANDLER_SECONDS = Histogram(
+    "zhkh_handler_seconds",
+    "Time to handle one record, publishing included",
+    ["service", "type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -1,0 +1,31 @@
+"""Outgoing records as plain data (no broker imports), so service logic can produce them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from zhkh_contracts import Envelope, to_kafka
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    """A record ready to publish; stored as-is in the outbox so a redelivery republishes the same bytes."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, topic: str, envelope: Envelope[Any]) -> OutboundRecord:
+        key, value, headers = to_kafka(envelope)
+        return cls(topic=topic, key=key, value=value, headers=headers)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"topic": self.topic, "key": self.key, "value": self.value, "headers": self.headers}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> OutboundRecord:
+        return cls(topic=doc["topic"], key=bytes(doc["key"]), value=bytes(doc["value"]), headers=dict(doc["headers"]))

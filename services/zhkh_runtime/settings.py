@@ -1,0 +1,35 @@
+"""Settings shared by every service, read from ZHKH_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ZHKH_", extra="ignore")
+
+    service_name: str = "zhkh"
+    kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers")
+    mongo_uri: str = Field(
+        default="mongodb://127.0.0.1:27117/?retryWrites=false",
+        description="MongoDB URI; retryWrites=false only for the embedded SecantusDB",
+    )
+    mongo_db: str = "zhkh"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+    group_prefix: str = Field(default="zhkh", description="Consumer group = <prefix>.<service>")
+    session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    max_poll_interval_ms: int = Field(default=120_000, ge=10_000)
+    retry_attempts: int = Field(default=5, ge=1, description="Attempts for a transient failure")
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 5.0
+    create_topics: bool = Field(default=True, description="Create the catalog's topics at start")
+    topic_replication: int = 1
+    graceful_timeout_s: float = 15.0
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.group_prefix}.{self.service_name}"
