@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from zhkh_contracts import LIFECYCLE, REGISTRY, AppealAssigned, AppealRegistered, from_kafka
+from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, Topics, from_kafka
 from zhkh_runtime.kafka import ensure_topics
 
 from . import embedded, samples
@@ -43,6 +44,11 @@ class Config:
     external: bool = False
     http_base_port: int = 8000
     group_prefix: str = "zhkh"
+    topic_prefix: str = "zhkh"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
     @property
     def bootstrap(self) -> str:
@@ -73,6 +79,7 @@ class System:
             ZHKH_MONGO_URI=self.cfg.mongo_uri,
             ZHKH_HTTP_PORT=str(self.cfg.port(name)),
             ZHKH_GROUP_PREFIX=self.cfg.group_prefix,
+            ZHKH_TOPIC_PREFIX=self.cfg.topic_prefix,
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -86,7 +93,7 @@ class System:
                 embedded.wait_kafka(self.cfg.bootstrap, server=self.kafka),
                 embedded.wait_mongo(self.cfg.mongo_uri, server=self.mongo),
             )
-        await ensure_topics(self.cfg.bootstrap)
+        await ensure_topics(self.cfg.bootstrap, self.cfg.topics.catalog())
         for name in SERVICES:
             self.start_service(name)
         await asyncio.gather(*(self.wait_ready(n) for n in SERVICES))
@@ -98,8 +105,6 @@ class System:
         env = self.service_env(name)
         srv.log_path.parent.mkdir(parents=True, exist_ok=True)
         with srv.log_path.open("ab") as log:
-            import subprocess
-
             srv.proc = subprocess.Popen(srv.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=env, cwd=ROOT, start_new_session=True)
         self.services[name] = srv
@@ -141,9 +146,9 @@ def _get_json(url: str) -> dict[str, object]:
 async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
     """Publish one sample appeal as a channel would, then follow it on the lifecycle topic."""
     raw = samples.raw_submission()
-    topic, key, value, headers = samples.raw_record(raw)
+    topic, key, value, headers = samples.raw_record(raw, topics=cfg.topics)
     correlation = dict(headers)["ce_correlationid"].decode()
-    consumer = AIOKafkaConsumer(LIFECYCLE, bootstrap_servers=cfg.bootstrap, auto_offset_reset="latest",
+    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, bootstrap_servers=cfg.bootstrap, auto_offset_reset="latest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all", enable_idempotence=True)
@@ -178,7 +183,15 @@ async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    cfg = Config(data_dir=Path(args.data_dir).resolve(), external=args.external)
+    cfg = Config(
+        data_dir=Path(args.data_dir).resolve(),
+        external=args.external,
+        kafka_port=args.kafka_port,
+        mongo_port=args.mongo_port,
+        http_base_port=args.http_base_port,
+        topic_prefix=args.topic_prefix,
+        group_prefix=args.topic_prefix,
+    )
     if args.reset and cfg.data_dir.exists():
         shutil.rmtree(cfg.data_dir)
     system = System(cfg)
@@ -219,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-demo", action="store_true")
     ap.add_argument("--reset", action="store_true", help="delete the data dirs first")
     ap.add_argument("--external", action="store_true", help="use ZHKH_KAFKA_BOOTSTRAP / ZHKH_MONGO_URI")
+    ap.add_argument("--kafka-port", type=int, default=19092)
+    ap.add_argument("--mongo-port", type=int, default=27117)
+    ap.add_argument("--http-base-port", type=int, default=8000, help="services listen on base+1 .. base+4")
+    ap.add_argument("--topic-prefix", default="zhkh", help="topic and consumer-group prefix")
     return asyncio.run(main_async(ap.parse_args(argv)))
 
 

@@ -13,7 +13,7 @@ from zhkh_contracts import (
     Consent,
     Envelope,
     RawAppealSubmitted,
-    raw_topic,
+    Topics,
     to_kafka,
 )
 
@@ -46,7 +46,9 @@ def raw_envelope(raw: RawAppealSubmitted, event_id: uuid.UUID | None = None) -> 
     )
 
 
-def raw_record(raw: RawAppealSubmitted, event_id: uuid.UUID | None = None) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
+def raw_record(
+    raw: RawAppealSubmitted, event_id: uuid.UUID | None = None, topics: Topics = Topics()
+) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
     """(topic, key, value, headers) ready for a plain aiokafka producer."""
     key, value, headers = to_kafka(raw_envelope(raw, event_id))
-    return raw_topic(raw.channel), key, value, [(k, v.encode()) for k, v in headers.items()]
+    return topics.raw(raw.channel), key, value, [(k, v.encode()) for k, v in headers.items()]

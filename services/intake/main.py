@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from zhkh_contracts import Channel, raw_topic
+from zhkh_contracts import Channel
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.mongo import IdempotencyGuard
 
@@ -18,8 +18,10 @@ def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
     settings = settings or IntakeSettings()
     rt = ServiceRuntime(settings)
     repo = IntakeRepository(rt.db)
-    service = IntakeService(repo, IdempotencyGuard(rt.mongo, rt.db, "intake"), settings.default_phone_region)
-    consumer = rt.consumer(*(raw_topic(ch) for ch in Channel))
+    service = IntakeService(
+        repo, IdempotencyGuard(rt.mongo, rt.db, "intake"), rt.topics.lifecycle, settings.default_phone_region
+    )
+    consumer = rt.consumer(*(rt.topics.raw(ch) for ch in Channel))
     register_handlers(consumer, service)
     consumer.subscribe()
     rt.on_startup(repo.ensure_indexes)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 import phonenumbers
 
 from zhkh_contracts import (
-    LIFECYCLE,
     Address,
     Appeal,
     AppealRegistered,
@@ -109,11 +108,13 @@ class IntakeService:
         self,
         repo: IntakeRepository,
         guard: IdempotencyGuard,
+        lifecycle_topic: str,
         phone_region: str = "RU",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.repo = repo
         self.guard = guard
+        self.lifecycle_topic = lifecycle_topic
         self.phone_region = phone_region
         self.clock = clock
 
@@ -136,7 +137,7 @@ class IntakeService:
                 correlation_id=env.correlation_id,
                 occurred_at=now,
             )
-            record = OutboundRecord.of(LIFECYCLE, out)
+            record = OutboundRecord.of(self.lifecycle_topic, out)
             await self.repo.insert(appeal, record, session)
             return [record]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from zhkh_contracts import LIFECYCLE
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.mongo import IdempotencyGuard
 
@@ -18,8 +17,10 @@ def create_app(settings: RouterSettings | None = None) -> AsgiFastStream:
     settings = settings or RouterSettings()
     rt = ServiceRuntime(settings)
     repo = RouterRepository(rt.db)
-    service = RouterService(repo, IdempotencyGuard(rt.mongo, rt.db, "router"), settings.fallback_queue_id)
-    consumer = rt.consumer(LIFECYCLE)
+    service = RouterService(
+        repo, IdempotencyGuard(rt.mongo, rt.db, "router"), rt.topics.lifecycle, settings.fallback_queue_id
+    )
+    consumer = rt.consumer(rt.topics.lifecycle)
     register_handlers(consumer, service)
     consumer.subscribe()
     rt.on_startup(repo.ensure_indexes)

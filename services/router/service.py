@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from zhkh_contracts import LIFECYCLE, AppealAssigned, AppealRegistered, Envelope, PartyKind
+from zhkh_contracts import AppealAssigned, AppealRegistered, Envelope, PartyKind
 from zhkh_runtime.mongo import IdempotencyGuard
 from zhkh_runtime.records import OutboundRecord
 
@@ -24,11 +24,13 @@ class RouterService:
         self,
         repo: RouterRepository,
         guard: IdempotencyGuard,
+        lifecycle_topic: str,
         fallback_queue_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.repo = repo
         self.guard = guard
+        self.lifecycle_topic = lifecycle_topic
         self.fallback_queue_id = fallback_queue_id
         self.clock = clock
 
@@ -49,6 +51,6 @@ class RouterService:
                 assigned, source=SOURCE, appeal_id=env.appeal_id, correlation_id=env.correlation_id, occurred_at=now
             )
             await self.repo.create(appeal, assigned, session)
-            return [OutboundRecord.of(LIFECYCLE, out)]
+            return [OutboundRecord.of(self.lifecycle_topic, out)]
 
         return await self.guard.run(str(env.id), work)

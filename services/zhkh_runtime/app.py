@@ -18,6 +18,8 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
 from prometheus_client import make_asgi_app
 
+from zhkh_contracts import Topics
+
 from .kafka import EventConsumer, RecordPublisher, ensure_topics, make_broker
 from .logging import configure_logging
 from .mongo import make_mongo
@@ -37,6 +39,7 @@ class ServiceRuntime:
         self.publisher = RecordPublisher(settings)
         self.mongo = make_mongo(settings)
         self.db = self.mongo[settings.mongo_db]
+        self.topics = Topics(settings.topic_prefix)
         self.started = False  # set once the subscribers run; /ready reports it
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
@@ -54,7 +57,9 @@ class ServiceRuntime:
 
     async def _start(self) -> None:
         if self.settings.create_topics:
-            created = await ensure_topics(self.settings.kafka_bootstrap, replication=self.settings.topic_replication)
+            created = await ensure_topics(
+                self.settings.kafka_bootstrap, self.topics.catalog(), replication=self.settings.topic_replication
+            )
             if created:
                 log.info("topics_created", topics=created)
         for hook in self._startup:

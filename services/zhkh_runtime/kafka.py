@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from zhkh_contracts import CATALOG, REGISTRY, Envelope, EnvelopeError, EventData, TopicSpec, dlq_topic, from_kafka
+from zhkh_contracts import CATALOG, REGISTRY, Envelope, EnvelopeError, EventData, Topics, TopicSpec, from_kafka
 
 from . import metrics
 from .records import OutboundRecord
@@ -109,6 +110,29 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = CATALOG, re
         await admin.close()
 
 
+async def _tolerant_parse(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream decodes every header as UTF-8 while parsing, before our handler runs. For a
+    record with an undecodable or null header value, parse a sanitized copy but keep the original
+    record as ``raw_message``: our handler then dead-letters the exact original bytes."""
+    try:
+        return await original(record)
+    except (UnicodeDecodeError, AttributeError):
+        safe = dataclasses.replace(
+            record, headers=[(k, (v or b"").decode("utf-8", "replace").encode()) for k, v in record.headers or ()]
+        )
+        if hasattr(record, "consumer"):
+            safe.consumer = record.consumer
+        msg = await original(safe)
+        msg.raw_message = record
+        return msg
+
+
+async def _raw_body(msg: Any) -> bytes:
+    """Keep FastStream from parsing the body (it would json-decode it by content-type before our
+    handler runs, and a broken record would fail outside our DLQ policy). Decoding is ours."""
+    return msg.body
+
+
 EventHandler = Callable[[Envelope[Any]], Awaitable[Iterable[OutboundRecord]]]
 
 
@@ -149,6 +173,8 @@ class EventConsumer:
             session_timeout_ms=s.session_timeout_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
             title=f"{self.service}:{','.join(self.topics)}",
+            parser=_tolerant_parse,
+            decoder=_raw_body,
         )(self._on_record)
 
     async def _on_record(self, msg: KafkaMessage) -> None:
@@ -187,7 +213,7 @@ class EventConsumer:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.settings.retry_attempts),
-                wait=wait_exponential_jitter(initial=self.settings.retry_initial_s, max=self.settings.retry_max_s),
+                wait=wait_exponential_jitter(multiplier=self.settings.retry_initial_s, max=self.settings.retry_max_s),
                 retry=retry_if_exception(is_transient),
                 sleep=self.retry_sleep,
                 reraise=True,
@@ -221,7 +247,7 @@ class EventConsumer:
                 "x-dlq-failed-at": datetime.now(UTC).isoformat().encode(),
             }.items()
         )
-        topic = dlq_topic(self.service)
+        topic = Topics(self.settings.topic_prefix).dlq(self.service)
         try:
             await self.publisher.send(topic, record.key, record.value or b"", headers)
         except Exception:

@@ -20,6 +20,7 @@ class RuntimeSettings(BaseSettings):
     http_port: int = 8000
     log_level: str = "INFO"
     log_json: bool = True
+    topic_prefix: str = Field(default="zhkh", description="Prefix of every topic name")
     group_prefix: str = Field(default="zhkh", description="Consumer group = <prefix>.<service>")
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
     max_poll_interval_ms: int = Field(default=120_000, ge=10_000)

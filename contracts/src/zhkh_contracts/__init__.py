@@ -30,16 +30,18 @@ from .events import (
     PartyKind,
     RawAppealSubmitted,
 )
-from .topics import CATALOG, LIFECYCLE, SERVICES, TopicSpec, dlq_topic, raw_topic
+from .topics import CATALOG, DEFAULT_TOPICS, LIFECYCLE, PREFIX, SERVICES, Topics, TopicSpec, dlq_topic, raw_topic
 
 __version__ = "1.0.0"
 
 __all__ = [
     "CATALOG",
     "CONTENT_TYPE",
+    "DEFAULT_TOPICS",
     "EVENT_CLASSES",
     "LIFECYCLE",
     "MAX_TEXT_CHARS",
+    "PREFIX",
     "REGISTRY",
     "SERVICES",
     "SPEC_VERSION",
@@ -59,6 +61,7 @@ __all__ = [
     "PartyKind",
     "RawAppealSubmitted",
     "TopicSpec",
+    "Topics",
     "describe_validation_error",
     "dlq_topic",
     "from_kafka",

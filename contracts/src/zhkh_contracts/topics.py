@@ -13,22 +13,11 @@ from .envelope import EventData
 from .events import AppealAssigned, AppealRegistered, RawAppealSubmitted
 
 PREFIX = "zhkh"
-
-
-def raw_topic(channel: Channel) -> str:
-    return f"{PREFIX}.intake.raw.{channel.value}"
-
-
-LIFECYCLE = f"{PREFIX}.appeals.lifecycle"
-"""Every lifecycle event of every appeal, keyed by appeal id (per-appeal order)."""
-
-
-def dlq_topic(service: str) -> str:
-    """Dead letters of one service: original key/value/headers plus x-dlq-* error headers."""
-    return f"{PREFIX}.{service}.dlq"
-
+"""Default topic prefix. A deployment may set its own (ZHKH_TOPIC_PREFIX), e.g. one per region."""
 
 SERVICES = ("intake", "router", "notifier", "gis_sync")
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -43,41 +32,65 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
-THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under one prefix."""
 
-CATALOG: tuple[TopicSpec, ...] = (
-    *(
-        TopicSpec(
-            name=raw_topic(ch),
-            events=(RawAppealSubmitted,),
-            description=f"Raw submissions from the '{ch.value}' channel, before validation.",
-            retention_ms=SEVEN_DAYS_MS,
-            producers=("channel adapters", "intake HTTP ingress") if ch is not Channel.GIS else ("gis_sync",),
-            consumers=("intake",),
-        )
-        for ch in Channel
-    ),
-    TopicSpec(
-        name=LIFECYCLE,
-        events=(AppealRegistered, AppealAssigned),
-        description="Lifecycle events of every appeal, keyed by appeal id.",
-        retention_ms=THIRTY_DAYS_MS,
-        producers=("intake", "router"),
-        consumers=("router", "notifier", "gis_sync"),
-    ),
-    *(
-        TopicSpec(
-            name=dlq_topic(svc),
-            events=(),
-            description=(
-                f"Dead letters of {svc}: the original record (key, value, headers) with "
-                "x-dlq-reason, x-dlq-error, x-dlq-original-topic/partition/offset, x-dlq-attempts."
+    prefix: str = PREFIX
+
+    def raw(self, channel: Channel) -> str:
+        """Raw submissions of one channel."""
+        return f"{self.prefix}.intake.raw.{channel.value}"
+
+    @property
+    def lifecycle(self) -> str:
+        """Every lifecycle event of every appeal, keyed by appeal id (per-appeal order)."""
+        return f"{self.prefix}.appeals.lifecycle"
+
+    def dlq(self, service: str) -> str:
+        """Dead letters of one service: original key/value/headers plus x-dlq-* error headers."""
+        return f"{self.prefix}.{service}.dlq"
+
+    def catalog(self) -> tuple[TopicSpec, ...]:
+        return (
+            *(
+                TopicSpec(
+                    name=self.raw(ch),
+                    events=(RawAppealSubmitted,),
+                    description=f"Raw submissions from the '{ch.value}' channel, before validation.",
+                    retention_ms=SEVEN_DAYS_MS,
+                    producers=("gis_sync",) if ch is Channel.GIS else ("channel adapters", "intake HTTP ingress"),
+                    consumers=("intake",),
+                )
+                for ch in Channel
             ),
-            partitions=1,
-            retention_ms=THIRTY_DAYS_MS,
-            producers=(svc,),
+            TopicSpec(
+                name=self.lifecycle,
+                events=(AppealRegistered, AppealAssigned),
+                description="Lifecycle events of every appeal, keyed by appeal id.",
+                retention_ms=THIRTY_DAYS_MS,
+                producers=("intake", "router"),
+                consumers=("router", "notifier", "gis_sync"),
+            ),
+            *(
+                TopicSpec(
+                    name=self.dlq(svc),
+                    events=(),
+                    description=(
+                        f"Dead letters of {svc}: the original record (key, value, headers) with "
+                        "x-dlq-reason, x-dlq-error, x-dlq-original-topic/partition/offset, x-dlq-attempts."
+                    ),
+                    partitions=1,
+                    retention_ms=THIRTY_DAYS_MS,
+                    producers=(svc,),
+                )
+                for svc in SERVICES
+            ),
         )
-        for svc in SERVICES
-    ),
-)
+
+
+DEFAULT_TOPICS = Topics()
+LIFECYCLE = DEFAULT_TOPICS.lifecycle
+CATALOG = DEFAULT_TOPICS.catalog()
+raw_topic = DEFAULT_TOPICS.raw
+dlq_topic = DEFAULT_TOPICS.dlq

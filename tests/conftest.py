@@ -1,0 +1,74 @@
+"""Shared fixtures.
+
+``infra`` is the real Kafka-protocol broker and MongoDB-protocol server for the integration and
+e2e suites: the embedded noida-db and SecantusDB, started once per session on free ports in a
+temporary directory, or external ones when ZHKH_TEST_KAFKA_BOOTSTRAP and ZHKH_TEST_MONGO_URI are
+set (e.g. the docker-compose Kafka and MongoDB). Each test isolates itself with its own topic
+prefix, consumer groups and database name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devtools import embedded
+
+
+@dataclass
+class Infra:
+    bootstrap: str
+    mongo_uri: str
+    kafka: embedded.ServerProcess | None = None
+    mongo: embedded.ServerProcess | None = None
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    ext_kafka, ext_mongo = os.environ.get("ZHKH_TEST_KAFKA_BOOTSTRAP"), os.environ.get("ZHKH_TEST_MONGO_URI")
+    if ext_kafka and ext_mongo:
+        yield Infra(ext_kafka, ext_mongo)
+        return
+    base: Path = tmp_path_factory.mktemp("infra")
+    kport, mport = embedded.free_port(), embedded.free_port()
+    kafka = embedded.kafka_server(base / "kafka", kport, base / "logs")
+    mongo = embedded.mongo_server(base / "mongo", mport, base / "logs")
+    (base / "kafka").mkdir()
+    (base / "mongo").mkdir()
+    kafka.start()
+    mongo.start()
+    try:
+        infra = Infra(f"127.0.0.1:{kport}", embedded.mongo_uri(mport), kafka, mongo)
+        asyncio.run(_wait(infra))
+        yield infra
+    finally:
+        mongo.stop()
+        kafka.stop()
+
+
+async def _wait(infra: Infra) -> None:
+    await asyncio.gather(
+        embedded.wait_kafka(infra.bootstrap, server=infra.kafka), embedded.wait_mongo(infra.mongo_uri, server=infra.mongo)
+    )
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic/group/database prefix of this test's own."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def mongo_db(infra: Infra, prefix: str) -> AsyncIterator[object]:
+    from pymongo import AsyncMongoClient
+
+    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    yield client[prefix]
+    await client.drop_database(prefix)
+    await client.close()
