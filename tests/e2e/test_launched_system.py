@@ -1,0 +1,101 @@
+"""The system as the README's run command launches it: embedded broker + database + four services."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from devtools import embedded, samples
+from tests.support.kafka import TopicReader, produce
+from zhkh_contracts import REGISTRY, AppealAssigned, Channel, Topics, from_kafka
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("intake", "router", "notifier", "gis_sync")
+
+
+def launcher_args(data_dir: Path) -> tuple[list[str], dict[str, int]]:
+    ports = {"kafka": embedded.free_port(), "mongo": embedded.free_port(), "http": 20000 + embedded.free_port() % 20000}
+    argv = [sys.executable, "-m", "devtools.launcher", "--data-dir", str(data_dir), "--kafka-port", str(ports["kafka"]),
+            "--mongo-port", str(ports["mongo"]), "--http-base-port", str(ports["http"])]
+    return argv, ports
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - loopback
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
+    argv, _ = launcher_args(tmp_path / "data")
+    numbers = []
+    for _ in range(2):
+        out = subprocess.run([*argv, "--once"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "assigned to fallback:operators" in out.stdout
+        numbers += re.findall(r"registered as (ZH-\d{4}-\d{7})", out.stdout)
+        assert out.stdout.rstrip().endswith("stopped")
+    assert len(numbers) == 2
+    assert int(numbers[1][-7:]) == int(numbers[0][-7:]) + 1  # the counter survived the restart
+
+
+async def test_running_system_serves_health_metrics_and_carries_every_channel(tmp_path):
+    argv, ports = launcher_args(tmp_path / "data")
+    proc = subprocess.Popen([*argv, "--no-demo"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not any(line.startswith("running;") for line in lines):
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line and proc.poll() is not None:
+                pytest.fail("launcher exited:\n" + "".join(lines))
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+
+        for i, svc in enumerate(SERVICES, start=1):
+            base = f"http://127.0.0.1:{ports['http'] + i}"
+            status, body = get(base + "/health")
+            assert status == 200 and json.loads(body)["service"] == svc
+            status, body = get(base + "/ready")
+            assert status == 200 and json.loads(body) == {"ready": True, "started": True, "kafka": True, "mongo": True}
+
+        bootstrap = f"127.0.0.1:{ports['kafka']}"
+        topics = Topics()
+        sent = []
+        for ch in Channel:
+            raw = samples.raw_submission(channel=ch)
+            topic, key, value, headers = samples.raw_record(raw, topics=topics)
+            await produce(bootstrap, topic, value, key, headers)
+            sent.append(dict(headers)["ce_correlationid"].decode())
+        async with TopicReader(bootstrap, topics.lifecycle) as lc:
+
+            def assigned(records):  # noqa: ANN001, ANN202
+                evs = [from_kafka(r.value, r.headers, REGISTRY) for r in records]
+                return {str(e.correlation_id) for e in evs if isinstance(e.data, AppealAssigned)}
+
+            await lc.wait_for(lambda r: set(sent) <= assigned(r), timeout=60)
+
+        _, metrics = get(f"http://127.0.0.1:{ports['http'] + 1}/metrics")
+        consumed = re.findall(rb'zhkh_events_consumed_total\{[^}]*outcome="ok"[^}]*\} (\d+)', metrics)
+        assert sum(float(x) for x in consumed) >= len(Channel)
+        assert b"zhkh_handler_seconds_bucket" in metrics
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert rest.rstrip().endswith("stopped")
+    for svc in SERVICES:
+        log = (tmp_path / "data" / "logs" / f"{svc}.log").read_text()
+        assert "shut down gracefully" in log, log[-2000:]
+        assert "Иванова" not in log and "+79123456789" not in log  # no personal data in logs
