@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -100,6 +101,7 @@ def mongo_uri(port: int) -> str:
 async def wait_kafka(bootstrap: str, timeout: float = 60.0, server: ServerProcess | None = None) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # "Unable connect" while it boots
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
