@@ -130,6 +130,7 @@ def serve(app: AsgiFastStream, settings: RuntimeSettings) -> None:
                 "port": settings.http_port,
                 "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
                 "access_log": "false",
+                "log_config": None,  # uvicorn logs through our JSON handler
             },
         )
     )

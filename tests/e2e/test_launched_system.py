@@ -98,4 +98,6 @@ async def test_running_system_serves_health_metrics_and_carries_every_channel(tm
     for svc in SERVICES:
         log = (tmp_path / "data" / "logs" / f"{svc}.log").read_text()
         assert "shut down gracefully" in log, log[-2000:]
+        for line in filter(None, log.splitlines()):
+            json.loads(line)  # every line a service prints is one JSON object
         assert "Иванова" not in log and "+79123456789" not in log  # no personal data in logs
