@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from faststream.asgi import AsgiFastStream
 
 from zhkh_contracts import Channel
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.mongo import IdempotencyGuard
 
+from .classifier import Classifier
 from .handlers import register_handlers
+from .ingress import Ingress
+from .messages import MESSAGES_RU
 from .repository import IntakeRepository
 from .service import IntakeService
 from .settings import IntakeSettings
@@ -19,13 +24,23 @@ def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
     rt = ServiceRuntime(settings)
     repo = IntakeRepository(rt.db)
     service = IntakeService(
-        repo, IdempotencyGuard(rt.mongo, rt.db, "intake"), rt.topics.lifecycle, settings.default_phone_region
+        repo,
+        IdempotencyGuard(rt.mongo, rt.db, "intake"),
+        rt.topics.lifecycle,
+        Classifier(settings.classifier_rules),
+        phone_region=settings.default_phone_region,
+        duplicate_window=timedelta(hours=settings.duplicate_window_h),
+        incident_window=timedelta(hours=settings.incident_window_h),
+        incident_threshold=settings.incident_threshold,
     )
     consumer = rt.consumer(*(rt.topics.raw(ch) for ch in Channel))
+    consumer.reject_topic = rt.topics.rejected
+    consumer.messages_ru = MESSAGES_RU
     register_handlers(consumer, service)
     consumer.subscribe()
     rt.on_startup(repo.ensure_indexes)
-    return rt.asgi_app()
+    ingress = Ingress(rt.publisher, repo, rt.topics, settings)
+    return rt.asgi_app(extra_routes=ingress.routes())
 
 
 def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run intake.main:app``

@@ -1,40 +1,60 @@
-"""Intake logic: normalise a raw submission and register it once. No broker imports here.
-
-Foundation scope (issue #2): validation by the contract, contact and address normalisation,
-registration numbers, idempotent registration. Text classification, duplicate linking, mass
-incidents, the rejected topic and the HTTP ingress are issue #3.
-"""
+"""Intake logic: clean, normalise, classify, link and register a raw submission once.
+No broker imports here."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import phonenumbers
 
 from zhkh_contracts import (
     Address,
     Appeal,
+    AppealDuplicateLinked,
+    AppealJoinedIncident,
     AppealRegistered,
     Applicant,
     Category,
+    Clarification,
     Envelope,
+    MassIncidentDetected,
     RawAppealSubmitted,
 )
 from zhkh_runtime.errors import PermanentError
 from zhkh_runtime.mongo import IdempotencyGuard
 from zhkh_runtime.records import OutboundRecord
 
-from .repository import IntakeRepository
+from .classifier import Classifier
 
 SOURCE = "/zhkh-appeals/intake"
+
+# ---- cleaning and normalisation (pure) ----------------------------------------------------------
+
+# C0/C1 controls except tab and newline, bidi overrides/isolates, zero-width characters, BOM.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def clean_text(text: str | None) -> str | None:
+    """NFC, CR/LF unified, invisible and control characters removed, blank runs collapsed."""
+    if text is None:
+        return None
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _BLANK_LINES.sub("\n\n", _INVISIBLE.sub("", text))
+    return text.strip() or None
 
 
 def normalise_phone(phone: str | None, region: str = "RU") -> str | None:
     """To E.164. A number that cannot be a valid phone number is a permanent error."""
-    if phone is None or not phone.strip():
+    phone = clean_text(phone)
+    if phone is None:
         return None
     try:
         parsed = phonenumbers.parse(phone, region)
@@ -46,9 +66,10 @@ def normalise_phone(phone: str | None, region: str = "RU") -> str | None:
 
 
 def normalise_email(email: str | None) -> str | None:
-    if email is None or not email.strip():
+    email = clean_text(email)
+    if email is None:
         return None
-    email = email.strip().lower()
+    email = email.lower()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise PermanentError("invalid_email", "applicant.email is not an e-mail address")
     return email
@@ -62,9 +83,12 @@ def house_key(address: Address) -> str:
     """``fias:<guid>`` when the house GUID is known, else ``addr:<normalised text>``."""
     if address.fias_house_guid is not None:
         return f"fias:{address.fias_house_guid}"
-    if address.text and address.text.strip():
-        text = _PUNCT.sub(" ", address.text.lower().replace("ё", "е"))
-        return "addr:" + _SPACES.sub(" ", text).strip()
+    text = clean_text(address.text)
+    if text:
+        text = _PUNCT.sub(" ", text.lower().replace("ё", "е"))
+        key = _SPACES.sub(" ", text).strip()
+        if key:
+            return "addr:" + key
     raise PermanentError("missing_address", "address needs fias_house_guid or text")
 
 
@@ -73,16 +97,70 @@ def registration_number(year: int, seq: int) -> str:
     return f"ZH-{year}-{seq:07d}"
 
 
-def build_appeal(raw: RawAppealSubmitted, appeal_id: uuid.UUID, number: str, now: datetime, region: str) -> Appeal:
+def applicant_key(applicant: Applicant) -> str | None:
+    """A stable, non-reversible id of the applicant (from the normalised phone, else e-mail)."""
+    contact = applicant.phone or applicant.email
+    return hashlib.sha256(contact.encode()).hexdigest()[:24] if contact else None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A raw submission cleaned and checked; everything registration needs except the number."""
+
+    raw: RawAppealSubmitted
+    applicant: Applicant
+    address: Address
+    house_key: str
+    text: str
+    clarifications: tuple[Clarification, ...]
+
+
+def prepare(raw: RawAppealSubmitted, region: str = "RU") -> Prepared:
+    """Clean and validate beyond the schema. Raises PermanentError with a reason code."""
     if not raw.consent.personal_data:
         raise PermanentError("no_consent", "consent.personal_data is required to register an appeal")
+    text = clean_text(raw.text)
+    if text is None:
+        raise PermanentError("empty_text", "text is empty after removing invisible characters")
     applicant = Applicant(
         kind=raw.applicant.kind,
-        name=raw.applicant.name.strip() if raw.applicant.name else None,
+        name=clean_text(raw.applicant.name),
         phone=normalise_phone(raw.applicant.phone, region),
         email=normalise_email(raw.applicant.email),
-        postal_address=raw.applicant.postal_address,
+        postal_address=clean_text(raw.applicant.postal_address),
     )
+    address = Address(
+        fias_house_guid=raw.address.fias_house_guid,
+        text=clean_text(raw.address.text),
+        apartment=clean_text(raw.address.apartment),
+    )
+    clarifications = tuple(
+        Clarification(question=clean_text(c.question) or "", answer=clean_text(c.answer) or "")
+        for c in raw.clarifications
+    )
+    return Prepared(raw, applicant, address, house_key(address), text, clarifications)
+
+
+def build_appeal(
+    p: Prepared,
+    appeal_id: uuid.UUID,
+    number: str,
+    now: datetime,
+    classifier: Classifier,
+    duplicate_of: uuid.UUID | None = None,
+    incident_id: uuid.UUID | None = None,
+) -> Appeal:
+    raw = p.raw
+    # Classify the text together with the bot's clarifying answers; the month matters for heating.
+    text_for_rules = "\n".join([p.text, *(c.answer for c in p.clarifications)])
+    c = classifier.classify(text_for_rules, month=raw.received_at.month)
+    if raw.category is not None:
+        category, source, confidence = raw.category, "channel", 1.0
+    elif c.confidence > 0:
+        category, source, confidence = c.category, "classifier", c.confidence
+    else:
+        category, source, confidence = Category.OTHER, "default", 0.0
+    emergency_rule = "channel" if raw.emergency else c.emergency_rule
     return Appeal(
         appeal_id=appeal_id,
         registration_number=number,
@@ -90,55 +168,184 @@ def build_appeal(raw: RawAppealSubmitted, appeal_id: uuid.UUID, number: str, now
         source_id=raw.source_id,
         received_at=raw.received_at,
         registered_at=now,
-        applicant=applicant,
+        applicant=p.applicant,
         consent=raw.consent,
-        address=raw.address,
-        house_key=house_key(raw.address),
-        category=raw.category or Category.OTHER,
-        category_source="channel" if raw.category else "default",
-        emergency=False,
-        text=raw.text.strip(),
+        address=p.address,
+        house_key=p.house_key,
+        category=category,
+        category_source=source,
+        category_confidence=confidence,
+        emergency=emergency_rule is not None,
+        emergency_rule=emergency_rule,
+        text=p.text,
         attachments=raw.attachments,
         collective=raw.collective,
+        clarifications=p.clarifications,
+        source_refs=dict(raw.channel_meta),
+        duplicate_of=duplicate_of,
+        incident_id=incident_id,
     )
+
+
+# ---- duplicates and mass incidents (pure) -------------------------------------------------------
+
+
+@dataclass
+class RecentAppeal:
+    appeal_id: uuid.UUID
+    number: str
+    applicant_key: str | None
+    at: datetime
+
+
+@dataclass
+class HouseTopic:
+    """Recent appeals about one house and category, and the open incident, if any."""
+
+    key: str
+    recent: list[RecentAppeal] = field(default_factory=list)
+    incident_id: uuid.UUID | None = None
+    incident_last_at: datetime | None = None
+
+    MAX_RECENT = 500
+
+
+@dataclass(frozen=True)
+class Linking:
+    duplicate_of: RecentAppeal | None
+    incident_id: uuid.UUID | None
+    opened: bool
+    members: tuple[RecentAppeal, ...]  # appeals that join the incident now (all members when opened)
+
+
+def link(
+    state: HouseTopic, new: RecentAppeal, dup_window: timedelta, incident_window: timedelta, threshold: int
+) -> Linking:
+    """Link ``new`` to a likely duplicate and to a mass incident; updates ``state`` in place.
+
+    * Duplicate: the latest earlier appeal of the same applicant (same phone/e-mail) within
+      ``dup_window``. Anonymous appeals are never duplicates.
+    * Incident: an open incident with activity within ``incident_window`` takes the appeal in;
+      otherwise, once ``threshold`` distinct applicants (anonymous ones count apart) reported within
+      ``incident_window``, a new incident opens with all of them.
+    """
+    now = new.at
+    keep = max(dup_window, incident_window)
+    state.recent = [r for r in state.recent if now - r.at <= keep]
+    dup = None
+    if new.applicant_key is not None:
+        same = [r for r in state.recent if r.applicant_key == new.applicant_key and now - r.at <= dup_window]
+        dup = max(same, key=lambda r: r.at) if same else None
+    incident_id, opened, members = None, False, ()
+    if state.incident_id is not None and state.incident_last_at is not None and now - state.incident_last_at <= incident_window:
+        incident_id, members = state.incident_id, (new,)
+    else:
+        window = [r for r in state.recent if now - r.at <= incident_window] + [new]
+        distinct = {r.applicant_key or f"anon:{r.appeal_id}" for r in window}
+        if len(distinct) >= threshold:
+            incident_id, opened, members = uuid.uuid4(), True, tuple(window)
+    if incident_id is not None:
+        state.incident_id, state.incident_last_at = incident_id, now
+    state.recent = [*state.recent, new][-HouseTopic.MAX_RECENT :]
+    return Linking(dup, incident_id, opened, members)
+
+
+# ---- the use case ----------------------------------------------------------------------------
 
 
 class IntakeService:
     def __init__(
         self,
-        repo: IntakeRepository,
+        repo: Any,  # IntakeRepository (storage), typed loosely to keep this module free of I/O imports
         guard: IdempotencyGuard,
         lifecycle_topic: str,
+        classifier: Classifier,
         phone_region: str = "RU",
+        duplicate_window: timedelta = timedelta(hours=72),
+        incident_window: timedelta = timedelta(hours=24),
+        incident_threshold: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.repo = repo
         self.guard = guard
         self.lifecycle_topic = lifecycle_topic
+        self.classifier = classifier
         self.phone_region = phone_region
+        self.duplicate_window = duplicate_window
+        self.incident_window = incident_window
+        self.incident_threshold = incident_threshold
         self.clock = clock
+
+    def _record(self, data: Any, key: str, correlation_id: uuid.UUID, now: datetime) -> OutboundRecord:
+        env = Envelope.new(data, source=SOURCE, appeal_id=key, correlation_id=correlation_id, occurred_at=now)
+        return OutboundRecord.of(self.lifecycle_topic, env)
 
     async def register(self, env: Envelope[RawAppealSubmitted]) -> list[OutboundRecord]:
         raw = env.data
         if env.appeal_id != f"{raw.channel.value}:{raw.source_id}":
             raise PermanentError("key_mismatch", "raw event key must be <channel>:<source_id>")
+        prepared = prepare(raw, self.phone_region)
 
-        async def work(session: object) -> list[OutboundRecord]:
-            existing = await self.repo.registered_record(raw.channel, raw.source_id, session)
-            if existing is not None:  # the same submission published twice with new event ids
-                return [existing]
+        async def work(session: Any) -> list[OutboundRecord]:
+            existing = await self.repo.registered_records(raw.channel, raw.source_id, session)
+            if existing is not None:  # the same submission published again with a new event id
+                return existing
             now = self.clock()
-            seq = await self.repo.next_sequence(now.year, session)
-            appeal = build_appeal(raw, uuid.uuid4(), registration_number(now.year, seq), now, self.phone_region)
-            out = Envelope.new(
-                AppealRegistered(appeal=appeal),
-                source=SOURCE,
-                appeal_id=str(appeal.appeal_id),
-                correlation_id=env.correlation_id,
-                occurred_at=now,
+            appeal_id = uuid.uuid4()
+            number = registration_number(now.year, await self.repo.next_sequence(now.year, session))
+            draft = build_appeal(prepared, appeal_id, number, now, self.classifier)
+            state = await self.repo.load_house_topic(draft.house_key, draft.category, session)
+            linking = link(
+                state,
+                RecentAppeal(appeal_id, number, applicant_key(draft.applicant), now),
+                self.duplicate_window,
+                self.incident_window,
+                self.incident_threshold,
             )
-            record = OutboundRecord.of(self.lifecycle_topic, out)
-            await self.repo.insert(appeal, record, session)
-            return [record]
+            appeal = draft.model_copy(
+                update={
+                    "duplicate_of": linking.duplicate_of.appeal_id if linking.duplicate_of else None,
+                    "incident_id": linking.incident_id,
+                }
+            )
+            cid = env.correlation_id
+            records = [self._record(AppealRegistered(appeal=appeal), str(appeal_id), cid, now)]
+            if linking.duplicate_of is not None:
+                d = linking.duplicate_of
+                records.append(
+                    self._record(
+                        AppealDuplicateLinked(
+                            appeal_id=appeal_id, registration_number=number, duplicate_of=d.appeal_id,
+                            duplicate_of_number=d.number, house_key=appeal.house_key, category=appeal.category,
+                        ),
+                        str(appeal_id), cid, now,
+                    )
+                )
+            if linking.opened:
+                assert linking.incident_id is not None
+                records.append(
+                    self._record(
+                        MassIncidentDetected(
+                            incident_id=linking.incident_id, house_key=appeal.house_key, category=appeal.category,
+                            appeal_ids=tuple(m.appeal_id for m in linking.members), opened_at=now,
+                            threshold=self.incident_threshold,
+                        ),
+                        f"incident:{linking.incident_id}", cid, now,
+                    )
+                )
+            for m in linking.members:
+                assert linking.incident_id is not None
+                records.append(
+                    self._record(
+                        AppealJoinedIncident(appeal_id=m.appeal_id, registration_number=m.number, incident_id=linking.incident_id),
+                        str(m.appeal_id), cid, now,
+                    )
+                )
+            await self.repo.insert(appeal, records, session)
+            await self.repo.save_house_topic(state, session)
+            if linking.opened:
+                earlier = [m.appeal_id for m in linking.members if m.appeal_id != appeal_id]
+                await self.repo.set_incident(earlier, linking.incident_id, session)
+            return records
 
         return await self.guard.run(str(env.id), work)

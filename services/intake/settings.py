@@ -1,7 +1,18 @@
+from pathlib import Path
+
+from pydantic import Field
+
 from zhkh_runtime.settings import RuntimeSettings
+
+from .classifier import DEFAULT_RULES
 
 
 class IntakeSettings(RuntimeSettings):
     service_name: str = "intake"
     http_port: int = 8001
     default_phone_region: str = "RU"
+    classifier_rules: Path = Field(default=DEFAULT_RULES, description="Rules file of the text classifier")
+    duplicate_window_h: float = Field(default=72.0, description="Same applicant+house+category within it: linked")
+    incident_window_h: float = Field(default=24.0, description="Window in which reports form a mass incident")
+    incident_threshold: int = Field(default=3, ge=2, description="Distinct applicants that open a mass incident")
+    ingress_wait_s: float = Field(default=5.0, ge=0, description="HTTP ingress waits this long for the number")

@@ -40,6 +40,11 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def is_bad_input(exc: BaseException) -> bool:
+    """The message itself is wrong (as opposed to our processing failing)."""
+    return isinstance(exc, PermanentError | ValidationError)
+
+
 def reason_of(exc: BaseException) -> str:
     if isinstance(exc, PermanentError):
         return exc.reason

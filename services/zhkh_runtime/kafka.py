@@ -33,7 +33,7 @@ from zhkh_contracts import CATALOG, REGISTRY, Envelope, EnvelopeError, EventData
 
 from . import metrics
 from .records import OutboundRecord
-from .errors import is_transient, reason_of, safe_detail
+from .errors import is_bad_input, is_transient, reason_of, safe_detail
 from .settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
@@ -133,6 +133,20 @@ async def _raw_body(msg: Any) -> bytes:
     return msg.body
 
 
+def failure_headers(reason: str, detail: str, service: str, message_ru: str | None = None, **extra: object) -> list[tuple[str, bytes]]:
+    """The x-dlq-* headers of a dead letter or a rejection (see docs/contracts.md)."""
+    headers = {
+        "x-dlq-reason": reason,
+        "x-dlq-error": detail,
+        "x-dlq-service": service,
+        **{f"x-dlq-{k}": str(v) for k, v in extra.items()},
+        "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+    }
+    if message_ru:
+        headers["x-dlq-message-ru"] = message_ru
+    return [(k, v.encode("utf-8", "replace")) for k, v in headers.items()]
+
+
 EventHandler = Callable[[Envelope[Any]], Awaitable[Iterable[OutboundRecord]]]
 
 
@@ -151,6 +165,10 @@ class EventConsumer:
     handlers: dict[str, EventHandler] = field(default_factory=dict)
     registry: Mapping[str, type[EventData]] = field(default_factory=lambda: REGISTRY)
     retry_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    reject_topic: str | None = None
+    """Where bad input goes (decode errors, PermanentError, validation); None: the DLQ."""
+    messages_ru: Mapping[str, str] = field(default_factory=dict)
+    """reason -> message for the citizen, sent as x-dlq-message-ru."""
 
     def on(self, data_cls: type[EventData]) -> Callable[[EventHandler], EventHandler]:
         def deco(fn: EventHandler) -> EventHandler:
@@ -193,6 +211,10 @@ class EventConsumer:
 
     async def handle_record(self, record: Any) -> None:
         """Handle one consumer record. Returns normally when the offset may be committed."""
+        size = len(record.value or b"")
+        if size > self.settings.max_record_bytes:
+            await self.dead_letter(record, "too_large", f"{size} bytes > {self.settings.max_record_bytes}", 0, bad_input=True)
+            return
         try:
             env = from_kafka(record.value, record.headers, dict(self.registry))
         except EnvelopeError as exc:
@@ -200,7 +222,7 @@ class EventConsumer:
                 # A well-formed event of a type this service does not handle.
                 metrics.CONSUMED.labels(self.service, record.topic, exc.detail, "ignored").inc()
                 return
-            await self.dead_letter(record, exc.reason, exc.detail, attempts=0)
+            await self.dead_letter(record, exc.reason, exc.detail, attempts=0, bad_input=True)
             return
         structlog.contextvars.bind_contextvars(
             event_id=str(env.id), appeal_id=env.appeal_id, event_type=env.type, correlation_id=str(env.correlation_id)
@@ -227,27 +249,32 @@ class EventConsumer:
                     await self.publisher.publish(outbound)
         except Exception as exc:  # noqa: BLE001 - every failure is routed, none is swallowed
             reason = "retries_exhausted" if is_transient(exc) else reason_of(exc)
-            await self.dead_letter(record, reason, safe_detail(exc), attempts=attempts)
+            await self.dead_letter(record, reason, safe_detail(exc), attempts, bad_input=is_bad_input(exc))
             return
         metrics.CONSUMED.labels(self.service, record.topic, env.type, "ok").inc()
         log.info("handled", attempts=attempts)
 
-    async def dead_letter(self, record: Any, reason: str, detail: str, attempts: int) -> None:
+    async def dead_letter(self, record: Any, reason: str, detail: str, attempts: int, bad_input: bool = False) -> None:
+        """Publish the original record with x-dlq-* headers to the rejected topic (bad input, when
+        the service has one) or to the service's DLQ (everything else)."""
         headers: list[tuple[str, bytes]] = [(n, v if isinstance(v, bytes) else str(v).encode()) for n, v in record.headers or ()]
-        headers.extend(
-            {
-                "x-dlq-reason": reason.encode(),
-                "x-dlq-error": detail.encode("utf-8", "replace"),
-                "x-dlq-service": self.service.encode(),
-                "x-dlq-consumer-group": self.settings.group_id.encode(),
-                "x-dlq-original-topic": record.topic.encode(),
-                "x-dlq-original-partition": str(record.partition).encode(),
-                "x-dlq-original-offset": str(record.offset).encode(),
-                "x-dlq-attempts": str(attempts).encode(),
-                "x-dlq-failed-at": datetime.now(UTC).isoformat().encode(),
-            }.items()
+        headers += failure_headers(
+            reason,
+            detail,
+            self.service,
+            self.messages_ru.get(reason),
+            **{
+                "consumer-group": self.settings.group_id,
+                "original-topic": record.topic,
+                "original-partition": record.partition,
+                "original-offset": record.offset,
+                "attempts": attempts,
+            },
         )
-        topic = Topics(self.settings.topic_prefix).dlq(self.service)
+        if bad_input and self.reject_topic:
+            topic = self.reject_topic
+        else:
+            topic = Topics(self.settings.topic_prefix).dlq(self.service)
         try:
             await self.publisher.send(topic, record.key, record.value or b"", headers)
         except Exception:

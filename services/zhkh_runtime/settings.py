@@ -30,6 +30,7 @@ class RuntimeSettings(BaseSettings):
     create_topics: bool = Field(default=True, description="Create the catalog's topics at start")
     topic_replication: int = 1
     graceful_timeout_s: float = 15.0
+    max_record_bytes: int = Field(default=256 * 1024, description="Larger records are refused unread")
 
     @property
     def group_id(self) -> str:

@@ -126,7 +126,7 @@ async def test_exhausted_retries_dead_letter_with_attempt_count(infra, prefix):
     [
         (b"\xff\xfe not utf-8", None, b"bad_encoding"),
         (b"{not json", None, b"bad_json"),
-        (b'{"channel": "site_form"}', None, b"invalid_data"),
+        (b'{"channel": "site_form"}', None, b"missing_field"),
         (b"{}", [("ce_type", b"ru.zhkh-appeals.intake.raw_submitted.v1")], b"missing_header"),
         (b"{}", [("ce_id", b"\xc3\x28")], b"bad_header"),
     ],

@@ -54,7 +54,8 @@ def _headers(**over: str | None) -> list[tuple[str, bytes]]:
         (b"{}", _headers(ce_type="ru.other.v9"), "unknown_type"),
         (b"\xff", _headers(), "bad_encoding"),
         (b"[1,", _headers(), "bad_json"),
-        (b"{}", _headers(), "invalid_data"),
+        (b"{}", _headers(), "missing_field"),
+        (b"{\"channel\": \"telepathy\"}", _headers(), "missing_field"),
         (None, _headers(), "bad_json"),
     ],
 )

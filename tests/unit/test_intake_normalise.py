@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 import pytest
 
 from devtools import samples
-from intake.service import build_appeal, house_key, normalise_email, normalise_phone, registration_number
+from intake.classifier import Classifier
+from intake.service import (
+    build_appeal,
+    clean_text,
+    house_key,
+    normalise_email,
+    normalise_phone,
+    prepare,
+    registration_number,
+)
 from zhkh_contracts import Address, Category, Consent
 from zhkh_runtime.errors import PermanentError
 
@@ -54,16 +63,78 @@ def test_registration_number_format():
     assert registration_number(2026, 42) == "ZH-2026-0000042"
 
 
-def test_build_appeal_uses_channel_category_or_default():
-    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
-    with_cat = build_appeal(samples.raw_submission(category=Category.HEATING), uuid.uuid4(), "ZH-2026-0000001", now, "RU")
-    assert (with_cat.category, with_cat.category_source) == (Category.HEATING, "channel")
-    without = build_appeal(samples.raw_submission(category=None), uuid.uuid4(), "ZH-2026-0000002", now, "RU")
-    assert (without.category, without.category_source) == (Category.OTHER, "default")
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier()
+
+
+def appeal_of(raw, classifier):  # noqa: ANN001, ANN201
+    return build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000001", datetime(2026, 11, 23, 12, tzinfo=UTC), classifier)
+
+
+def test_channel_category_wins_over_the_classifier(classifier):
+    a = appeal_of(samples.raw_submission(category=Category.BILLING, text="Пахнет газом в подъезде"), classifier)
+    assert (a.category, a.category_source, a.category_confidence) == (Category.BILLING, "channel", 1.0)
+    assert a.emergency and a.emergency_rule == "gas_smell"  # emergency always comes from the text too
+
+
+def test_classifier_fills_category_and_unknown_text_defaults_to_other(classifier):
+    a = appeal_of(samples.raw_submission(category=None, text="Пятый день нет горячей воды"), classifier)
+    assert (a.category, a.category_source) == (Category.HOT_WATER, "classifier") and 0 < a.category_confidence <= 1
+    b = appeal_of(samples.raw_submission(category=None, text="Здравствуйте, спасибо за вашу работу"), classifier)
+    assert (b.category, b.category_source, b.category_confidence) == (Category.OTHER, "default", 0.0)
+
+
+def test_channel_emergency_mark_wins(classifier):
+    raw = samples.raw_submission(text="Просьба приехать").model_copy(update={"emergency": True})
+    a = appeal_of(raw, classifier)
+    assert a.emergency and a.emergency_rule == "channel"
+
+
+def test_clarifying_answers_count_for_classification(classifier):
+    from zhkh_contracts import Clarification
+
+    raw = samples.raw_submission(category=None, text="Проблема в квартире").model_copy(
+        update={"clarifications": (Clarification(question="Что случилось?", answer="искрит розетка"),)}
+    )
+    assert appeal_of(raw, classifier).emergency_rule == "sparking_wiring"
+
+
+def test_channel_meta_becomes_source_refs(classifier):
+    raw = samples.raw_submission().model_copy(update={"channel_meta": {"operator_id": "op-7"}})
+    assert appeal_of(raw, classifier).source_refs == {"operator_id": "op-7"}
 
 
 def test_no_consent_is_refused():
     raw = samples.raw_submission().model_copy(update={"consent": Consent(personal_data=False)})
     with pytest.raises(PermanentError) as err:
-        build_appeal(raw, uuid.uuid4(), "ZH-2026-0000003", datetime.now(UTC), "RU")
+        prepare(raw)
     assert err.value.reason == "no_consent"
+
+
+@pytest.mark.parametrize(
+    ("given", "clean"),
+    [
+        ("Нет\x00 воды\u202e", "Нет воды"),
+        ("a\r\nb\rc", "a\nb\nc"),
+        ("x\n\n\n\n\ny", "x\n\ny"),
+        ("\ufeff\u200b  текст \t", "текст"),
+        ("е\u0308лка", "ёлка"),  # NFC
+        ("\u200b\u2066 \x07", None),
+    ],
+)
+def test_clean_text_removes_invisible_and_control_characters(given, clean):
+    assert clean_text(given) == clean
+
+
+def test_text_that_is_only_invisible_characters_is_refused():
+    raw = samples.raw_submission(text="\u200b\u200b\u2067")
+    with pytest.raises(PermanentError) as err:
+        prepare(raw)
+    assert err.value.reason == "empty_text"
+
+
+def test_hostile_strings_are_kept_as_plain_text():
+    hostile = "<script>alert(1)</script> '; DROP TABLE appeals; -- {\"$gt\": \"\"}"
+    p = prepare(samples.raw_submission(text=hostile))
+    assert p.text == hostile  # stored and sent as data, never interpreted

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_TEXT_CHARS = 20_000
 """Longest appeal text accepted (characters). Longer input is rejected, not truncated."""
@@ -82,6 +84,19 @@ class AttachmentRef(BaseModel):
     size_bytes: int | None = Field(default=None, ge=0)
 
 
+SourceRefKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+SourceRefValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+class Clarification(BaseModel):
+    """A question the channel asked (e.g. the chat-bot) and the citizen's answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str = Field(max_length=500)
+    answer: str = Field(max_length=2000)
+
+
 class Appeal(BaseModel):
     """The canonical, registered appeal."""
 
@@ -99,7 +114,15 @@ class Appeal(BaseModel):
     house_key: str = Field(description="fias:<guid> or addr:<normalised address text>")
     category: Category
     category_source: str = Field(description="channel | classifier | default")
+    category_confidence: float = Field(default=1.0, ge=0, le=1, description="1.0 when the channel chose it")
     emergency: bool = False
+    emergency_rule: str | None = Field(default=None, description="Name of the emergency rule that fired")
     text: str = Field(max_length=MAX_TEXT_CHARS)
     attachments: tuple[AttachmentRef, ...] = ()
     collective: bool = False
+    clarifications: tuple[Clarification, ...] = ()
+    source_refs: dict[SourceRefKey, SourceRefValue] = Field(
+        default_factory=dict, description="Channel ids: operator_id, call_recording_ref, clerk_id, bot_session..."
+    )
+    duplicate_of: uuid.UUID | None = Field(default=None, description="Likely duplicate of this earlier appeal")
+    incident_id: uuid.UUID | None = Field(default=None, description="Mass incident this appeal belongs to")

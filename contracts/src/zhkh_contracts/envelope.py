@@ -128,8 +128,9 @@ def from_kafka(
 ) -> Envelope[EventData]:
     """Decode a binary-mode CloudEvent. ``registry`` maps ``ce_type`` to the data class.
 
-    Raises EnvelopeError with a stable ``reason``: missing_header, unknown_type,
-    bad_encoding, bad_json, invalid_data, invalid_envelope.
+    Raises EnvelopeError with a stable ``reason``: missing_header, bad_header, unknown_type,
+    bad_encoding, bad_json, missing_field, unknown_channel, too_long, invalid_data,
+    invalid_envelope.
     """
     h = read_headers(headers)
     for name in ("ce_id", "ce_type", "ce_source", "ce_time", "ce_specversion"):
@@ -151,7 +152,7 @@ def from_kafka(
     try:
         data = data_cls.model_validate(raw)
     except ValidationError as exc:
-        raise EnvelopeError("invalid_data", describe_validation_error(exc)) from exc
+        raise EnvelopeError(validation_reason(exc), describe_validation_error(exc)) from exc
     appeal_id = h.get("ce_partitionkey") or h.get("ce_subject")
     try:
         return Envelope[data_cls].model_validate(  # type: ignore[valid-type]
@@ -168,6 +169,19 @@ def from_kafka(
         )
     except ValidationError as exc:
         raise EnvelopeError("invalid_envelope", describe_validation_error(exc)) from exc
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """The most useful single reason code for a data validation failure."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    types = {e["type"] for e in errors}
+    if "missing" in types:
+        return "missing_field"
+    if any(e["loc"][:1] == ("channel",) for e in errors):
+        return "unknown_channel"
+    if types & {"string_too_long", "too_long"}:
+        return "too_long"
+    return "invalid_data"
 
 
 def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:

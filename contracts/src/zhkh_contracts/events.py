@@ -16,7 +16,10 @@ from .appeal import (
     AttachmentRef,
     Category,
     Channel,
+    Clarification,
     Consent,
+    SourceRefKey,
+    SourceRefValue,
 )
 from .envelope import EventData
 
@@ -41,11 +44,16 @@ class RawAppealSubmitted(EventData):
     address: Address
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     category: Category | None = Field(default=None, description="The channel's own category, if any")
-    attachments: tuple[AttachmentRef, ...] = ()
+    emergency: bool | None = Field(
+        default=None, description="The channel's own emergency mark (operator, dispatcher); True always wins"
+    )
+    attachments: tuple[AttachmentRef, ...] = Field(default=(), max_length=50)
     collective: bool = False
-    channel_meta: dict[str, str] = Field(
+    clarifications: tuple[Clarification, ...] = Field(default=(), max_length=50)
+    channel_meta: dict[SourceRefKey, SourceRefValue] = Field(
         default_factory=dict,
-        description="Channel-specific ids: operator id, call recording ref, clerk id, bot session...",
+        max_length=50,
+        description="Channel-specific ids: operator_id, call_recording_ref, clerk_id, bot_session...",
     )
 
 
@@ -81,5 +89,57 @@ class AppealAssigned(EventData):
     assigned_at: AwareDatetime
 
 
-EVENT_CLASSES: tuple[type[EventData], ...] = (RawAppealSubmitted, AppealRegistered, AppealAssigned)
+class AppealDuplicateLinked(EventData):
+    """Intake found a likely duplicate: same applicant, house and category within the window.
+
+    The new appeal is registered all the same (never dropped) and linked to the earlier one.
+    """
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.duplicate_linked.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    duplicate_of: uuid.UUID
+    duplicate_of_number: str
+    house_key: str
+    category: Category
+
+
+class MassIncidentDetected(EventData):
+    """Enough distinct applicants reported one problem in one house: one incident to handle once.
+
+    Keyed by ``incident:<incident_id>``.
+    """
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "incident.detected.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    incident_id: uuid.UUID
+    house_key: str
+    category: Category
+    appeal_ids: tuple[uuid.UUID, ...]
+    opened_at: AwareDatetime
+    threshold: int = Field(description="Distinct applicants that opened it")
+
+
+class AppealJoinedIncident(EventData):
+    """An appeal belongs to a mass incident (its members follow the incident's status)."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.joined_incident.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    incident_id: uuid.UUID
+
+
+EVENT_CLASSES: tuple[type[EventData], ...] = (
+    RawAppealSubmitted,
+    AppealRegistered,
+    AppealAssigned,
+    AppealDuplicateLinked,
+    MassIncidentDetected,
+    AppealJoinedIncident,
+)
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}

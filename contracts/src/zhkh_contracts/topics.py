@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 
 from .appeal import Channel
 from .envelope import EventData
-from .events import AppealAssigned, AppealRegistered, RawAppealSubmitted
+from .events import (
+    AppealAssigned,
+    AppealDuplicateLinked,
+    AppealJoinedIncident,
+    AppealRegistered,
+    MassIncidentDetected,
+    RawAppealSubmitted,
+)
 
 PREFIX = "zhkh"
 """Default topic prefix. A deployment may set its own (ZHKH_TOPIC_PREFIX), e.g. one per region."""
@@ -47,6 +54,11 @@ class Topics:
         """Every lifecycle event of every appeal, keyed by appeal id (per-appeal order)."""
         return f"{self.prefix}.appeals.lifecycle"
 
+    @property
+    def rejected(self) -> str:
+        """Submissions intake refused (bad input): original bytes plus x-dlq-* reason headers."""
+        return f"{self.prefix}.intake.rejected"
+
     def dlq(self, service: str) -> str:
         """Dead letters of one service: original key/value/headers plus x-dlq-* error headers."""
         return f"{self.prefix}.{service}.dlq"
@@ -66,11 +78,22 @@ class Topics:
             ),
             TopicSpec(
                 name=self.lifecycle,
-                events=(AppealRegistered, AppealAssigned),
-                description="Lifecycle events of every appeal, keyed by appeal id.",
+                events=(AppealRegistered, AppealDuplicateLinked, MassIncidentDetected, AppealJoinedIncident, AppealAssigned),
+                description="Lifecycle events of every appeal (keyed by appeal id) and incident (incident:<id>).",
                 retention_ms=THIRTY_DAYS_MS,
                 producers=("intake", "router"),
                 consumers=("router", "notifier", "gis_sync"),
+            ),
+            TopicSpec(
+                name=self.rejected,
+                events=(),
+                description=(
+                    "Submissions intake refused: the original record with x-dlq-reason (machine-readable), "
+                    "x-dlq-error (field paths, never values) and x-dlq-message-ru (for the citizen)."
+                ),
+                partitions=1,
+                retention_ms=THIRTY_DAYS_MS,
+                producers=("intake",),
             ),
             *(
                 TopicSpec(

@@ -1,0 +1,161 @@
+"""HTTP ingress for systems that cannot speak Kafka (site form, call-centre software).
+
+Built on FastStream's ASGI support rather than FastAPI: it runs in the intake process under the
+same lifespan as the consumers, and two exact-path endpoints need no router. Validation is ours,
+so the answers carry the same machine-readable reasons and Russian messages as the rejected topic.
+
+    POST /api/v1/appeals          body: a RawAppealSubmitted as JSON (contracts/schemas)
+      201 {"status": "registered", "registration_number", "appeal_id", "status_url"}
+      202 {"status": "accepted", "status_url"}     published; not registered within ZHKH_INGRESS_WAIT_S
+      4xx {"error": {"code", "message", "fields"}} nothing published to the raw topic; the body goes
+                                                    to the rejected topic (x-dlq-service=intake-http)
+    GET  /api/v1/appeals/status?channel=<channel>&source_id=<id>
+      200 {"status": "registered", ...}  |  404 {"status": "not_found", "message"}
+
+The submission is published to the channel's raw topic exactly like a channel adapter would, so
+registration, deduplication and idempotency are the consumer's; resending the same body is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+from faststream.asgi import AsgiResponse, Request, get, post
+from faststream.asgi.request import ClientDisconnectError
+from pydantic import ValidationError
+
+from zhkh_contracts import Channel, Envelope, RawAppealSubmitted, Topics, to_kafka
+from zhkh_contracts.envelope import validation_reason
+from zhkh_runtime.errors import PermanentError
+from zhkh_runtime.kafka import RecordPublisher, failure_headers
+
+from .messages import MESSAGES_RU
+from .repository import IntakeRepository
+from .service import prepare
+from .settings import IntakeSettings
+
+log = structlog.get_logger(__name__)
+SUBMIT_PATH = "/api/v1/appeals"
+STATUS_PATH = "/api/v1/appeals/status"
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, detail: str = "", fields: list[str] | None = None) -> None:
+        super().__init__(code)
+        self.status, self.code, self.detail, self.fields = status, code, detail, fields or []
+
+
+def _json(body: dict[str, Any], status: int) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(body, ensure_ascii=False).encode(), status, headers={"content-type": "application/json; charset=utf-8"}
+    )
+
+
+class Ingress:
+    def __init__(self, publisher: RecordPublisher, repo: IntakeRepository, topics: Topics, settings: IntakeSettings) -> None:
+        self.publisher = publisher
+        self.repo = repo
+        self.topics = topics
+        self.settings = settings
+
+    def routes(self) -> list[tuple[str, Any]]:
+        @post(description="Submit an appeal (RawAppealSubmitted JSON); answers with its registration number")
+        async def submit(scope: Any, request: Request) -> AsgiResponse:  # noqa: ARG001
+            return await self.submit(request)
+
+        @get(description="Registration status of a submission by channel and source id")
+        async def status(scope: Any, request: Request) -> AsgiResponse:  # noqa: ARG001
+            return await self.status(request)
+
+        return [(SUBMIT_PATH, submit), (STATUS_PATH, status)]
+
+    async def _read(self, request: Request) -> bytes:
+        limit = self.settings.max_record_bytes
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, "too_large", f"body over {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _parse(self, body: bytes, content_type: str) -> RawAppealSubmitted:
+        if not content_type.split(";")[0].strip().lower() == "application/json":
+            raise Refused(415, "unsupported_media_type", "content-type must be application/json")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Refused(400, "bad_encoding", f"body is not UTF-8 at byte {exc.start}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise Refused(400, "bad_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        try:
+            raw = RawAppealSubmitted.model_validate(data)
+        except ValidationError as exc:
+            fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False, include_url=False)]
+            raise Refused(422, validation_reason(exc), "; ".join(fields[:10]), fields[:20]) from exc
+        try:
+            prepare(raw, self.settings.default_phone_region)
+        except PermanentError as exc:
+            raise Refused(422, exc.reason, exc.detail) from exc
+        return raw
+
+    async def submit(self, request: Request) -> AsgiResponse:
+        started = time.monotonic()
+        body = b""
+        try:
+            body = await self._read(request)
+            raw = self._parse(body, request.headers.get("content-type", ""))
+        except ClientDisconnectError:
+            return _json({"error": {"code": "client_disconnected"}}, 400)
+        except Refused as r:
+            await self._reject(body, r)
+            return _json({"error": {"code": r.code, "message": MESSAGES_RU.get(r.code, ""), "fields": r.fields}}, r.status)
+        env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{raw.channel.value}:{raw.source_id}")
+        key, value, headers = to_kafka(env)
+        await self.publisher.send(self.topics.raw(raw.channel), key, value, [(k, v.encode()) for k, v in headers.items()])
+        status_url = f"{STATUS_PATH}?{urlencode({'channel': raw.channel.value, 'source_id': raw.source_id})}"
+        deadline = started + self.settings.ingress_wait_s
+        while True:
+            doc = await self.repo.find_by_source(raw.channel, raw.source_id)
+            if doc is not None:
+                return _json(
+                    {"status": "registered", "registration_number": doc["registration_number"],
+                     "appeal_id": doc["_id"], "status_url": status_url},
+                    201,
+                )
+            if time.monotonic() >= deadline:
+                return _json({"status": "accepted", "status_url": status_url}, 202)
+            await asyncio.sleep(0.05)
+
+    async def status(self, request: Request) -> AsgiResponse:
+        q = request.query_params
+        try:
+            channel = Channel((q.get("channel") or [""])[0])
+        except ValueError:
+            return _json({"error": {"code": "unknown_channel", "message": MESSAGES_RU["unknown_channel"], "fields": ["channel"]}}, 400)
+        source_id = (q.get("source_id") or [""])[0]
+        doc = await self.repo.find_by_source(channel, source_id) if source_id else None
+        if doc is None:
+            return _json({"status": "not_found", "message": "Обращение не найдено или ещё регистрируется."}, 404)
+        return _json(
+            {"status": "registered", "registration_number": doc["registration_number"], "appeal_id": doc["_id"],
+             "category": doc.get("category"), "emergency": doc.get("emergency", False),
+             "incident_id": doc.get("incident_id")},
+            200,
+        )
+
+    async def _reject(self, body: bytes, r: Refused) -> None:
+        """Keep the refused body: nothing a citizen sent is lost, even when we answer 4xx."""
+        headers = failure_headers(r.code, r.detail, "intake-http", MESSAGES_RU.get(r.code), **{"http-status": r.status})
+        try:
+            await self.publisher.send(self.topics.rejected, None, body, headers)
+        except Exception:  # noqa: BLE001 - the 4xx answer still goes out; the log says the copy failed
+            log.exception("rejected_copy_failed", reason=r.code)
+        log.info("http_rejected", reason=r.code, status=r.status)

@@ -1,0 +1,27 @@
+"""Messages for citizens (Russian), by machine-readable reason. Sent as x-dlq-message-ru on the
+rejected topic and in the HTTP ingress's error answers."""
+
+from __future__ import annotations
+
+_UNREADABLE = "Обращение не удалось прочитать: данные повреждены. Пожалуйста, отправьте его ещё раз."
+
+MESSAGES_RU: dict[str, str] = {
+    "bad_json": _UNREADABLE,
+    "bad_encoding": _UNREADABLE,
+    "bad_header": _UNREADABLE,
+    "missing_header": _UNREADABLE,
+    "invalid_envelope": _UNREADABLE,
+    "unknown_type": _UNREADABLE,
+    "key_mismatch": _UNREADABLE,
+    "too_large": "Обращение слишком большое. Сократите текст или приложите файлы ссылками.",
+    "too_long": "Текст обращения или одно из полей слишком длинные. Сократите их, пожалуйста.",
+    "missing_field": "Не заполнены обязательные поля обращения.",
+    "unknown_channel": "Канал поступления обращения не поддерживается.",
+    "invalid_data": "Некоторые поля обращения заполнены неверно.",
+    "no_consent": "Для регистрации обращения нужно согласие на обработку персональных данных.",
+    "invalid_phone": "Номер телефона указан неверно.",
+    "invalid_email": "Адрес электронной почты указан неверно.",
+    "missing_address": "Укажите адрес дома, к которому относится обращение.",
+    "empty_text": "Текст обращения пуст. Опишите, пожалуйста, проблему.",
+    "unsupported_media_type": "Обращение нужно отправить в формате JSON.",
+}
