@@ -36,6 +36,7 @@ def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
     consumer = rt.consumer(*(rt.topics.raw(ch) for ch in Channel))
     consumer.reject_topic = rt.topics.rejected
     consumer.messages_ru = MESSAGES_RU
+    consumer.strict_types = True  # raw topics carry RawAppealSubmitted only
     register_handlers(consumer, service)
     consumer.subscribe()
     rt.on_startup(repo.ensure_indexes)

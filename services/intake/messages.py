@@ -12,6 +12,7 @@ MESSAGES_RU: dict[str, str] = {
     "missing_header": _UNREADABLE,
     "invalid_envelope": _UNREADABLE,
     "unknown_type": _UNREADABLE,
+    "undecodable": _UNREADABLE,
     "key_mismatch": _UNREADABLE,
     "too_large": "Обращение слишком большое. Сократите текст или приложите файлы ссылками.",
     "too_long": "Текст обращения или одно из полей слишком длинные. Сократите их, пожалуйста.",

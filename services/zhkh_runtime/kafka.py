@@ -169,6 +169,8 @@ class EventConsumer:
     """Where bad input goes (decode errors, PermanentError, validation); None: the DLQ."""
     messages_ru: Mapping[str, str] = field(default_factory=dict)
     """reason -> message for the citizen, sent as x-dlq-message-ru."""
+    strict_types: bool = False
+    """True: a record of a type without a handler is bad input (unknown_type), not 'ignored'."""
 
     def on(self, data_cls: type[EventData]) -> Callable[[EventHandler], EventHandler]:
         def deco(fn: EventHandler) -> EventHandler:
@@ -215,14 +217,18 @@ class EventConsumer:
         if size > self.settings.max_record_bytes:
             await self.dead_letter(record, "too_large", f"{size} bytes > {self.settings.max_record_bytes}", 0, bad_input=True)
             return
+        registry = {t: c for t, c in self.registry.items() if t in self.handlers} if self.strict_types else dict(self.registry)
         try:
-            env = from_kafka(record.value, record.headers, dict(self.registry))
+            env = from_kafka(record.value, record.headers, registry)
         except EnvelopeError as exc:
-            if exc.reason == "unknown_type" and exc.detail not in self.handlers:
+            if exc.reason == "unknown_type" and not self.strict_types:
                 # A well-formed event of a type this service does not handle.
                 metrics.CONSUMED.labels(self.service, record.topic, exc.detail, "ignored").inc()
                 return
             await self.dead_letter(record, exc.reason, exc.detail, attempts=0, bad_input=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever the decoder trips on, the record is routed
+            await self.dead_letter(record, "undecodable", safe_detail(exc), attempts=0, bad_input=True)
             return
         structlog.contextvars.bind_contextvars(
             event_id=str(env.id), appeal_id=env.appeal_id, event_type=env.type, correlation_id=str(env.correlation_id)

@@ -85,34 +85,3 @@ async def test_redelivered_and_republished_submission_registers_once(infra, pref
         assert len({e.id for e in assigned}) == 1
         assert await mongo_db.intake_appeals.count_documents({}) == 1
         assert await mongo_db.router_appeals.count_documents({}) == 1
-
-@pytest.mark.parametrize(
-    ("kwargs", "reason"),
-    [
-        ({"phone": "zvonite-Qx7"}, b"invalid_phone"),
-        ({"email": "nobody-at-nowhere"}, b"invalid_email"),
-    ],
-)
-async def test_invalid_submission_is_dead_lettered_with_reason(infra, prefix, mongo_db, kwargs, reason):
-    async with system(infra, prefix):
-        raw = samples.raw_submission(**kwargs)
-        await publish(infra, prefix, raw)
-        async with TopicReader(infra.bootstrap, f"{prefix}.intake.dlq") as dlq:
-            (dead,) = await dlq.wait_for(lambda r: len(r) >= 1)
-        h = headers_of(dead)
-        assert h["x-dlq-reason"] == reason
-        # the error text names the field, never the value
-        assert b"zvonite-Qx7" not in h["x-dlq-error"] and b"nobody-at-nowhere" not in h["x-dlq-error"]
-        assert await mongo_db.intake_appeals.count_documents({}) == 0
-
-async def test_no_consent_is_dead_lettered(infra, prefix, mongo_db):
-    async with system(infra, prefix):
-        from zhkh_contracts import Consent
-
-        raw = samples.raw_submission().model_copy(update={"consent": Consent(personal_data=False)})
-        await publish(infra, prefix, raw)
-        async with TopicReader(infra.bootstrap, f"{prefix}.intake.dlq") as dlq:
-            (dead,) = await dlq.wait_for(lambda r: len(r) >= 1)
-        assert headers_of(dead)["x-dlq-reason"] == b"no_consent"
-        assert await mongo_db.intake_appeals.count_documents({}) == 0
-    

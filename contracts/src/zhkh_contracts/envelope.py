@@ -149,6 +149,8 @@ def from_kafka(
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EnvelopeError("bad_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise EnvelopeError("bad_json", "nested too deeply") from exc
     try:
         data = data_cls.model_validate(raw)
     except ValidationError as exc:
