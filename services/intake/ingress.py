@@ -8,7 +8,8 @@ so the answers carry the same machine-readable reasons and Russian messages as t
       201 {"status": "registered", "registration_number", "appeal_id", "status_url"}
       202 {"status": "accepted", "status_url"}     published; not registered within ZHKH_INGRESS_WAIT_S
       4xx {"error": {"code", "message", "fields"}} nothing published to the raw topic; the body goes
-                                                    to the rejected topic (x-dlq-service=intake-http)
+                                                    to the rejected topic (x-dlq-service=intake-http;
+                                                    a too_large body is not read, so its copy is empty)
     GET  /api/v1/appeals/status?channel=<channel>&source_id=<id>
       200 {"status": "registered", ...}  |  404 {"status": "not_found", "message"}
 
