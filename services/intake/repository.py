@@ -4,9 +4,10 @@ document per (house, category) holding recent appeals and the open mass incident
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -14,19 +15,24 @@ from zhkh_contracts import Appeal, Category, Channel
 from zhkh_runtime.errors import TransientError
 from zhkh_runtime.records import OutboundRecord
 
-from .service import HouseTopic, RecentAppeal
+from .service import AlreadyRegistered, IncidentState, RecentAppeal
 
 
 class IntakeRepository:
+    RECENT_LIMIT = 1000
+    _RECENT_FIELDS = {"registration_number": 1, "applicant_key": 1, "registered_at": 1}
     def __init__(self, db: AsyncDatabase) -> None:
         self.appeals = db["intake_appeals"]
         self.counters = db["intake_counters"]
-        self.house_topics = db["intake_house_topics"]
+        self.incidents = db["intake_incident_state"]
 
     async def ensure_indexes(self) -> None:
         await self.appeals.create_index([("channel", ASCENDING), ("source_id", ASCENDING)], unique=True)
         await self.appeals.create_index("registration_number", unique=True)
-        await self.appeals.create_index([("house_key", ASCENDING), ("category", ASCENDING)])
+        await self.appeals.create_index([("house_key", ASCENDING), ("category", ASCENDING), ("registered_at", DESCENDING)])
+        await self.appeals.create_index(
+            [("house_key", ASCENDING), ("category", ASCENDING), ("applicant_key", ASCENDING), ("registered_at", DESCENDING)]
+        )
         await self.appeals.create_index("incident_id")
 
     async def next_sequence(self, year: int, session: Any) -> int:
@@ -45,44 +51,60 @@ class IntakeRepository:
         )
         return [OutboundRecord.from_doc(d) for d in doc["registered_records"]] if doc else None
 
-    async def insert(self, appeal: Appeal, records: list[OutboundRecord], session: Any) -> None:
+    async def insert(self, appeal: Appeal, who: str | None, records: list[OutboundRecord], session: Any) -> None:
+        """Raises AlreadyRegistered when (channel, source_id) is taken (the unique index decides)."""
         doc = appeal.model_dump(mode="json")
         doc["_id"] = doc.pop("appeal_id")
+        doc["registered_at"] = appeal.registered_at  # a BSON date, for the windowed queries
+        doc["applicant_key"] = who
         doc["registered_records"] = [r.to_doc() for r in records]
         try:
             await self.appeals.insert_one(doc, session=session)
         except DuplicateKeyError as exc:
-            # A concurrent registration of the same (channel, source_id): retrying finds it.
-            raise TransientError("concurrent registration of the same submission") from exc
+            raise AlreadyRegistered from exc
 
-    async def load_house_topic(self, house_key: str, category: Category, session: Any) -> HouseTopic:
+    def _recent(self, doc: dict[str, Any]) -> RecentAppeal:
+        return RecentAppeal(uuid.UUID(doc["_id"]), doc["registration_number"], doc.get("applicant_key"), doc["registered_at"])
+
+    async def latest_of_applicant(
+        self, house_key: str, category: Category, who: str, since: datetime, session: Any
+    ) -> RecentAppeal | None:
+        doc = await self.appeals.find_one(
+            {"house_key": house_key, "category": category.value, "applicant_key": who, "registered_at": {"$gte": since}},
+            self._RECENT_FIELDS,
+            sort=[("registered_at", DESCENDING)],
+            session=session,
+        )
+        return self._recent(doc) if doc else None
+
+    async def recent(self, house_key: str, category: Category, since: datetime, session: Any) -> list[RecentAppeal]:
+        """Earlier appeals for this house and category since ``since`` (at most RECENT_LIMIT, newest)."""
+        cursor = self.appeals.find(
+            {"house_key": house_key, "category": category.value, "registered_at": {"$gte": since}},
+            self._RECENT_FIELDS,
+            sort=[("registered_at", DESCENDING)],
+            limit=self.RECENT_LIMIT,
+            session=session,
+        )
+        return [self._recent(d) async for d in cursor]
+
+    async def load_incident_state(self, house_key: str, category: Category, session: Any) -> IncidentState:
         key = f"{house_key}|{category.value}"
-        doc = await self.house_topics.find_one({"_id": key}, session=session)
+        doc = await self.incidents.find_one({"_id": key}, session=session)
         if doc is None:
-            return HouseTopic(key=key)
-        return HouseTopic(
+            return IncidentState(key=key)
+        return IncidentState(
             key=key,
-            recent=[
-                RecentAppeal(uuid.UUID(r["appeal_id"]), r["number"], r.get("applicant_key"), r["at"])
-                for r in doc.get("recent", [])
-            ],
             incident_id=uuid.UUID(doc["incident_id"]) if doc.get("incident_id") else None,
-            incident_last_at=doc.get("incident_last_at"),
+            last_at=doc.get("last_at"),
         )
 
-    async def save_house_topic(self, state: HouseTopic, session: Any) -> None:
-        """Writing the document makes concurrent registrations for the same house and category
-        conflict (one retries), so incident counting never misses an appeal."""
-        body = {
-            "recent": [
-                {"appeal_id": str(r.appeal_id), "number": r.number, "applicant_key": r.applicant_key, "at": r.at}
-                for r in state.recent
-            ],
-            "incident_id": str(state.incident_id) if state.incident_id else None,
-            "incident_last_at": state.incident_last_at,
-        }
+    async def save_incident_state(self, state: IncidentState, session: Any) -> None:
+        """Written on every registration, so concurrent registrations for the same house and
+        category conflict (one retries) and incident counting never misses an appeal."""
+        body = {"incident_id": str(state.incident_id) if state.incident_id else None, "last_at": state.last_at}
         try:
-            await self.house_topics.replace_one({"_id": state.key}, body, upsert=True, session=session)
+            await self.incidents.replace_one({"_id": state.key}, body, upsert=True, session=session)
         except DuplicateKeyError as exc:  # two first appeals for this house+category at once
             raise TransientError("concurrent first appeal for this house and category") from exc
 

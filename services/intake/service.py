@@ -27,7 +27,7 @@ from zhkh_contracts import (
     MassIncidentDetected,
     RawAppealSubmitted,
 )
-from zhkh_runtime.errors import PermanentError
+from zhkh_runtime.errors import PermanentError, TransientError
 from zhkh_runtime.mongo import IdempotencyGuard
 from zhkh_runtime.records import OutboundRecord
 
@@ -190,7 +190,7 @@ def build_appeal(
 # ---- duplicates and mass incidents (pure) -------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecentAppeal:
     appeal_id: uuid.UUID
     number: str
@@ -199,15 +199,13 @@ class RecentAppeal:
 
 
 @dataclass
-class HouseTopic:
-    """Recent appeals about one house and category, and the open incident, if any."""
+class IncidentState:
+    """The open mass incident of one (house, category), if any. Small on purpose: it is written on
+    every registration for that house and category, so concurrent ones conflict and one retries."""
 
     key: str
-    recent: list[RecentAppeal] = field(default_factory=list)
     incident_id: uuid.UUID | None = None
-    incident_last_at: datetime | None = None
-
-    MAX_RECENT = 500
+    last_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -219,38 +217,42 @@ class Linking:
 
 
 def link(
-    state: HouseTopic, new: RecentAppeal, dup_window: timedelta, incident_window: timedelta, threshold: int
+    state: IncidentState,
+    new: RecentAppeal,
+    same_applicant: RecentAppeal | None,
+    in_window: list[RecentAppeal],
+    incident_window: timedelta,
+    threshold: int,
 ) -> Linking:
     """Link ``new`` to a likely duplicate and to a mass incident; updates ``state`` in place.
 
-    * Duplicate: the latest earlier appeal of the same applicant (same phone/e-mail) within
-      ``dup_window``. Anonymous appeals are never duplicates.
-    * Incident: an open incident with activity within ``incident_window`` takes the appeal in;
-      otherwise, once ``threshold`` distinct applicants (anonymous ones count apart) reported within
-      ``incident_window``, a new incident opens with all of them.
+    ``same_applicant`` is the latest earlier appeal of the same applicant (same phone/e-mail) for
+    this house and category within the duplicate window (None for anonymous applicants);
+    ``in_window`` are the earlier appeals for this house and category within ``incident_window``.
+
+    * An open incident with activity within ``incident_window`` takes the appeal in.
+    * Otherwise, once ``threshold`` distinct applicants (anonymous ones count apart) reported within
+      the window, a new incident opens with all of them.
     """
     now = new.at
-    keep = max(dup_window, incident_window)
-    state.recent = [r for r in state.recent if now - r.at <= keep]
-    dup = None
-    if new.applicant_key is not None:
-        same = [r for r in state.recent if r.applicant_key == new.applicant_key and now - r.at <= dup_window]
-        dup = max(same, key=lambda r: r.at) if same else None
     incident_id, opened, members = None, False, ()
-    if state.incident_id is not None and state.incident_last_at is not None and now - state.incident_last_at <= incident_window:
+    if state.incident_id is not None and state.last_at is not None and now - state.last_at <= incident_window:
         incident_id, members = state.incident_id, (new,)
     else:
-        window = [r for r in state.recent if now - r.at <= incident_window] + [new]
+        window = sorted((r for r in in_window if now - r.at <= incident_window), key=lambda r: r.at) + [new]
         distinct = {r.applicant_key or f"anon:{r.appeal_id}" for r in window}
         if len(distinct) >= threshold:
             incident_id, opened, members = uuid.uuid4(), True, tuple(window)
     if incident_id is not None:
-        state.incident_id, state.incident_last_at = incident_id, now
-    state.recent = [*state.recent, new][-HouseTopic.MAX_RECENT :]
-    return Linking(dup, incident_id, opened, members)
+        state.incident_id, state.last_at = incident_id, now
+    return Linking(same_applicant, incident_id, opened, members)
 
 
 # ---- the use case ----------------------------------------------------------------------------
+
+
+class AlreadyRegistered(Exception):
+    """Raised by the repository when (channel, source_id) is registered already."""
 
 
 class IntakeService:
@@ -287,18 +289,18 @@ class IntakeService:
         prepared = prepare(raw, self.phone_region)
 
         async def work(session: Any) -> list[OutboundRecord]:
-            existing = await self.repo.registered_records(raw.channel, raw.source_id, session)
-            if existing is not None:  # the same submission published again with a new event id
-                return existing
             now = self.clock()
             appeal_id = uuid.uuid4()
             number = registration_number(now.year, await self.repo.next_sequence(now.year, session))
             draft = build_appeal(prepared, appeal_id, number, now, self.classifier)
-            state = await self.repo.load_house_topic(draft.house_key, draft.category, session)
+            who = applicant_key(draft.applicant)
+            house, cat = draft.house_key, draft.category
+            state = await self.repo.load_incident_state(house, cat, session)
             linking = link(
                 state,
-                RecentAppeal(appeal_id, number, applicant_key(draft.applicant), now),
-                self.duplicate_window,
+                RecentAppeal(appeal_id, number, who, now),
+                await self.repo.latest_of_applicant(house, cat, who, now - self.duplicate_window, session) if who else None,
+                await self.repo.recent(house, cat, now - self.incident_window, session),
                 self.incident_window,
                 self.incident_threshold,
             )
@@ -341,11 +343,18 @@ class IntakeService:
                         str(m.appeal_id), cid, now,
                     )
                 )
-            await self.repo.insert(appeal, records, session)
-            await self.repo.save_house_topic(state, session)
+            await self.repo.insert(appeal, who, records, session)
+            await self.repo.save_incident_state(state, session)
             if linking.opened:
                 earlier = [m.appeal_id for m in linking.members if m.appeal_id != appeal_id]
                 await self.repo.set_incident(earlier, linking.incident_id, session)
             return records
 
-        return await self.guard.run(str(env.id), work)
+        try:
+            return await self.guard.run(str(env.id), work)
+        except AlreadyRegistered:
+            # The same submission published again (new event id): republish what it produced.
+            existing = await self.repo.registered_records(raw.channel, raw.source_id, None)
+            if existing is None:  # the first registration is not visible yet: try again
+                raise TransientError("registration of this submission not visible yet") from None
+            return existing

@@ -81,9 +81,18 @@ class RecordPublisher:
         await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
 
     async def publish(self, records: Iterable[OutboundRecord]) -> None:
-        for rec in records:
-            await self.send(rec.topic, rec.key, rec.value, [(k, v.encode()) for k, v in rec.headers.items()])
-            metrics.PUBLISHED.labels(self.settings.service_name, rec.topic, rec.headers.get("ce_type", "")).inc()
+        """Send all, then wait for all: records to one partition go out in one request, in order
+        (the idempotent producer keeps per-partition order across retries)."""
+        if self._producer is None:
+            raise RuntimeError("RecordPublisher is not started")
+        records = list(records)
+        futures = [
+            await self._producer.send(r.topic, value=r.value, key=r.key, headers=[(k, v.encode()) for k, v in r.headers.items()])
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+        for r in records:
+            metrics.PUBLISHED.labels(self.settings.service_name, r.topic, r.headers.get("ce_type", "")).inc()
 
 
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = CATALOG, replication: int = 1) -> list[str]:

@@ -85,3 +85,6 @@ async def test_redelivered_and_republished_submission_registers_once(infra, pref
         assert len({e.id for e in assigned}) == 1
         assert await mongo_db.intake_appeals.count_documents({}) == 1
         assert await mongo_db.router_appeals.count_documents({}) == 1
+        for service in ("intake", "router"):  # redeliveries are absorbed, not dead-lettered
+            async with TopicReader(infra.bootstrap, f"{prefix}.{service}.dlq") as dlq:
+                assert await dlq.settle(0.5) == []
