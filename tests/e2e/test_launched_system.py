@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -85,6 +86,13 @@ async def test_running_system_serves_health_metrics_and_carries_every_channel(tm
                 return {str(e.correlation_id) for e in evs if isinstance(e.data, AppealAssigned)}
 
             await lc.wait_for(lambda r: set(sent) <= assigned(r), timeout=60)
+
+        # the HTTP ingress of intake answers with the registration number
+        form = samples.raw_submission(channel=Channel.SITE_FORM, source_id="e2e-http").model_dump_json().encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{ports['http'] + 1}/api/v1/appeals", data=form,
+                                     method="POST", headers={"content-type": "application/json"})
+        resp = await asyncio.to_thread(urllib.request.urlopen, req, timeout=30)
+        assert resp.status == 201 and json.loads(resp.read())["registration_number"].startswith("ZH-")
 
         _, metrics = get(f"http://127.0.0.1:{ports['http'] + 1}/metrics")
         consumed = re.findall(rb'zhkh_events_consumed_total\{[^}]*outcome="ok"[^}]*\} (\d+)', metrics)
