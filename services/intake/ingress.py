@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from zhkh_contracts import Channel, Envelope, RawAppealSubmitted, Topics, to_kafka
 from zhkh_contracts.envelope import validation_reason
+from zhkh_runtime.app import json_response
 from zhkh_runtime.errors import PermanentError
 from zhkh_runtime.kafka import RecordPublisher, failure_headers
 
@@ -49,12 +50,6 @@ class Refused(Exception):
     def __init__(self, status: int, code: str, detail: str = "", fields: list[str] | None = None) -> None:
         super().__init__(code)
         self.status, self.code, self.detail, self.fields = status, code, detail, fields or []
-
-
-def _json(body: dict[str, Any], status: int) -> AsgiResponse:
-    return AsgiResponse(
-        json.dumps(body, ensure_ascii=False).encode(), status, headers={"content-type": "application/json; charset=utf-8"}
-    )
 
 
 class Ingress:
@@ -114,10 +109,10 @@ class Ingress:
             body = await self._read(request)
             raw = self._parse(body, request.headers.get("content-type", ""))
         except ClientDisconnectError:
-            return _json({"error": {"code": "client_disconnected"}}, 400)
+            return json_response({"error": {"code": "client_disconnected"}}, 400)
         except Refused as r:
             await self._reject(body, r)
-            return _json({"error": {"code": r.code, "message": MESSAGES_RU.get(r.code, ""), "fields": r.fields}}, r.status)
+            return json_response({"error": {"code": r.code, "message": MESSAGES_RU.get(r.code, ""), "fields": r.fields}}, r.status)
         env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{raw.channel.value}:{raw.source_id}")
         key, value, headers = to_kafka(env)
         await self.publisher.send(self.topics.raw(raw.channel), key, value, [(k, v.encode()) for k, v in headers.items()])
@@ -126,13 +121,13 @@ class Ingress:
         while True:
             doc = await self.repo.find_by_source(raw.channel, raw.source_id)
             if doc is not None:
-                return _json(
+                return json_response(
                     {"status": "registered", "registration_number": doc["registration_number"],
                      "appeal_id": doc["_id"], "status_url": status_url},
                     201,
                 )
             if time.monotonic() >= deadline:
-                return _json({"status": "accepted", "status_url": status_url}, 202)
+                return json_response({"status": "accepted", "status_url": status_url}, 202)
             await asyncio.sleep(0.05)
 
     async def status(self, request: Request) -> AsgiResponse:
@@ -140,12 +135,12 @@ class Ingress:
         try:
             channel = Channel((q.get("channel") or [""])[0])
         except ValueError:
-            return _json({"error": {"code": "unknown_channel", "message": MESSAGES_RU["unknown_channel"], "fields": ["channel"]}}, 400)
+            return json_response({"error": {"code": "unknown_channel", "message": MESSAGES_RU["unknown_channel"], "fields": ["channel"]}}, 400)
         source_id = (q.get("source_id") or [""])[0]
         doc = await self.repo.find_by_source(channel, source_id) if source_id else None
         if doc is None:
-            return _json({"status": "not_found", "message": "Обращение не найдено или ещё регистрируется."}, 404)
-        return _json(
+            return json_response({"status": "not_found", "message": "Обращение не найдено или ещё регистрируется."}, 404)
+        return json_response(
             {"status": "registered", "registration_number": doc["registration_number"], "appeal_id": doc["_id"],
              "category": doc.get("category"), "emergency": doc.get("emergency", False),
              "incident_id": doc.get("incident_id")},

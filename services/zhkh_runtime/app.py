@@ -96,13 +96,13 @@ class ServiceRuntime:
     def asgi_app(self, extra_routes: Sequence[tuple[str, ASGIApp]] = ()) -> AsgiFastStream:
         @get(include_in_schema=False)
         async def health(scope: Scope) -> AsgiResponse:  # noqa: ARG001
-            return _json({"status": "ok", "service": self.settings.service_name})
+            return json_response({"status": "ok", "service": self.settings.service_name})
 
         @get(include_in_schema=False)
         async def ready(scope: Scope) -> AsgiResponse:  # noqa: ARG001
             checks = await self.ready()
             ok = all(checks.values())
-            return _json({"ready": ok, **checks}, 200 if ok else 503)
+            return json_response({"ready": ok, **checks}, 200 if ok else 503)
 
         return AsgiFastStream(
             self.broker,
@@ -114,8 +114,10 @@ class ServiceRuntime:
         )
 
 
-def _json(body: dict[str, Any], status: int = 200) -> AsgiResponse:
-    return AsgiResponse(json.dumps(body).encode(), status, headers={"content-type": "application/json"})
+def json_response(body: dict[str, Any], status: int = 200) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(body, ensure_ascii=False).encode(), status, headers={"content-type": "application/json; charset=utf-8"}
+    )
 
 
 def serve(app: AsgiFastStream, settings: RuntimeSettings) -> None:

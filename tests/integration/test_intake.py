@@ -147,7 +147,7 @@ async def test_bad_input_corpus_is_rejected_byte_for_byte_and_good_input_still_f
             await produce(infra.bootstrap, topic, value, f"site_form:{name}".encode(), headers)
         await publish_raw(infra, prefix, hostile)
         async with TopicReader(infra.bootstrap, Topics(prefix).rejected) as rej:
-            recs = await rej.wait_for(lambda r: len(r) >= len(corpus), timeout=60)
+            await rej.wait_for(lambda r: len(r) >= len(corpus), timeout=60)
             await rej.settle(1.0)
         async with TopicReader(infra.bootstrap, Topics(prefix).lifecycle) as lc:
             (reg,) = of_type(await lc.wait_for(lambda r: len(r) >= 1), AppealRegistered)

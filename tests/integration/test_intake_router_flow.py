@@ -8,17 +8,11 @@ import uuid
 import pytest
 
 from devtools import samples
-from tests.support.kafka import TopicReader, headers_of, produce, running
+from tests.support.kafka import TopicReader, running
+from tests.support.services import publish_raw, service_settings
 from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, Channel, from_kafka
 
 pytestmark = pytest.mark.integration
-
-
-def settings(cls, infra, prefix):  # noqa: ANN001, ANN201
-    return cls(
-        kafka_bootstrap=infra.bootstrap, mongo_uri=infra.mongo_uri, mongo_db=prefix, topic_prefix=prefix,
-        group_prefix=prefix, retry_attempts=3, retry_initial_s=0.05, retry_max_s=0.2, graceful_timeout_s=3.0,
-    )
 
 
 @contextlib.asynccontextmanager
@@ -28,7 +22,7 @@ async def system(infra, prefix):  # noqa: ANN001, ANN201 - not a fixture: anyio 
     from router.main import create_app as router_app
     from router.settings import RouterSettings
 
-    intake, router = intake_app(settings(IntakeSettings, infra, prefix)), router_app(settings(RouterSettings, infra, prefix))
+    intake, router = intake_app(service_settings(IntakeSettings, infra, prefix)), router_app(service_settings(RouterSettings, infra, prefix))
     async with running(intake), running(router):
         yield
 
@@ -37,18 +31,11 @@ def events(records):  # noqa: ANN001, ANN201
     return [from_kafka(r.value, r.headers, REGISTRY) for r in records]
 
 
-async def publish(infra, prefix, raw, event_id=None):  # noqa: ANN001, ANN201
-    from zhkh_contracts import Topics
-
-    topic, key, value, headers = samples.raw_record(raw, event_id=event_id, topics=Topics(prefix))
-    await produce(infra.bootstrap, topic, value, key, headers)
-
-
 async def test_every_channel_is_registered_and_assigned(infra, prefix, mongo_db):
     async with system(infra, prefix):
         raws = [samples.raw_submission(channel=ch) for ch in Channel]
         for raw in raws:
-            await publish(infra, prefix, raw)
+            await publish_raw(infra, prefix, raw)
         async with TopicReader(infra.bootstrap, f"{prefix}.appeals.lifecycle") as lc:
             recs = await lc.wait_for(lambda r: sum(1 for e in events(r) if isinstance(e.data, AppealAssigned)) == len(raws))
         evs = events(recs)
@@ -70,9 +57,9 @@ async def test_redelivered_and_republished_submission_registers_once(infra, pref
     async with system(infra, prefix):
         raw = samples.raw_submission(channel=Channel.HOTLINE, source_id="call-42")
         event_id = uuid.uuid4()
-        await publish(infra, prefix, raw, event_id=event_id)
-        await publish(infra, prefix, raw, event_id=event_id)  # broker-level redelivery / producer retry
-        await publish(infra, prefix, raw)  # the call centre sends the same call again with a new event id
+        await publish_raw(infra, prefix, raw, event_id=event_id)
+        await publish_raw(infra, prefix, raw, event_id=event_id)  # broker-level redelivery / producer retry
+        await publish_raw(infra, prefix, raw)  # the call centre sends the same call again with a new event id
         async with TopicReader(infra.bootstrap, f"{prefix}.appeals.lifecycle") as lc:
             await lc.wait_for(lambda r: len(r) >= 1)
             recs = await lc.settle(4.0)

@@ -86,8 +86,8 @@ async def test_transient_then_permanent():
     await c.handle_record(record())
     assert len(calls) == 2
     (topic, _, _, headers) = pub.sent[0]
-    h = dict(headers)
-    assert topic == "zhkh.svc.dlq" and h["x-dlq-reason"] == b"rule" and h["x-dlq-attempts"] == b"2"
+    sent = dict(headers)
+    assert topic == "zhkh.svc.dlq" and sent["x-dlq-reason"] == b"rule" and sent["x-dlq-attempts"] == b"2"
 
 
 async def test_unexpected_exception_is_not_retried_and_is_dead_lettered():
