@@ -45,6 +45,7 @@ class Config:
     http_base_port: int = 8000
     group_prefix: str = "zhkh"
     topic_prefix: str = "zhkh"
+    directory: Path | None = ROOT / "devtools" / "sample_directory"
 
     @property
     def topics(self) -> Topics:
@@ -94,9 +95,21 @@ class System:
                 embedded.wait_mongo(self.cfg.mongo_uri, server=self.mongo),
             )
         await ensure_topics(self.cfg.bootstrap, self.cfg.topics.catalog())
+        if self.cfg.directory is not None:
+            await self.import_directory(self.cfg.directory)
         for name in SERVICES:
             self.start_service(name)
         await asyncio.gather(*(self.wait_ready(n) for n in SERVICES))
+
+    async def import_directory(self, folder: Path) -> None:
+        """The router's directory of responsible parties (python -m router.cli import-directory)."""
+        from router.cli import import_directory
+        from router.settings import RouterSettings
+
+        files = sorted(folder.glob("*.csv")) + sorted(folder.glob("*.json"))
+        settings = RouterSettings(mongo_uri=self.cfg.mongo_uri)
+        if await import_directory(files, settings) != 0:
+            raise RuntimeError(f"directory import from {folder} failed")
 
     def start_service(self, name: str) -> embedded.ServerProcess:
         srv = embedded.ServerProcess(
@@ -191,6 +204,7 @@ async def main_async(args: argparse.Namespace) -> int:
         http_base_port=args.http_base_port,
         topic_prefix=args.topic_prefix,
         group_prefix=args.topic_prefix,
+        directory=None if args.no_directory else Path(args.directory),
     )
     if args.reset and cfg.data_dir.exists():
         shutil.rmtree(cfg.data_dir)
@@ -236,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mongo-port", type=int, default=27117)
     ap.add_argument("--http-base-port", type=int, default=8000, help="services listen on base+1 .. base+4")
     ap.add_argument("--topic-prefix", default="zhkh", help="topic and consumer-group prefix")
+    ap.add_argument("--directory", default=str(ROOT / "devtools" / "sample_directory"),
+                    help="folder of parties.csv/districts.csv/houses.csv imported into the router at start")
+    ap.add_argument("--no-directory", action="store_true", help="keep the directory already in the database")
     return asyncio.run(main_async(ap.parse_args(argv)))
 
 

@@ -26,6 +26,7 @@ from zhkh_contracts import (
     Envelope,
     MassIncidentDetected,
     RawAppealSubmitted,
+    house_key_of,
 )
 from zhkh_runtime.errors import PermanentError, TransientError
 from zhkh_runtime.mongo import IdempotencyGuard
@@ -75,21 +76,12 @@ def normalise_email(email: str | None) -> str | None:
     return email
 
 
-_SPACES = re.compile(r"\s+")
-_PUNCT = re.compile(r"[^\w\s/-]")
-
-
 def house_key(address: Address) -> str:
-    """``fias:<guid>`` when the house GUID is known, else ``addr:<normalised text>``."""
-    if address.fias_house_guid is not None:
-        return f"fias:{address.fias_house_guid}"
-    text = clean_text(address.text)
-    if text:
-        text = _PUNCT.sub(" ", text.lower().replace("ё", "е"))
-        key = _SPACES.sub(" ", text).strip()
-        if key:
-            return "addr:" + key
-    raise PermanentError("missing_address", "address needs fias_house_guid or text")
+    """The contract's house key (zhkh_contracts.house_key_of) of a cleaned address."""
+    key = house_key_of(address.fias_house_guid, clean_text(address.text))
+    if key is None:
+        raise PermanentError("missing_address", "address needs fias_house_guid or text")
+    return key
 
 
 def registration_number(year: int, seq: int) -> str:

@@ -1,8 +1,8 @@
-"""Thin subscribers: lifecycle topic -> RouterService."""
+"""Thin subscribers: the lifecycle and actions topics -> RouterService."""
 
 from __future__ import annotations
 
-from zhkh_contracts import AppealRegistered
+from zhkh_contracts import ACTION_CLASSES, AppealJoinedIncident, AppealRegistered
 from zhkh_runtime.kafka import EventConsumer
 
 from .service import RouterService
@@ -10,3 +10,6 @@ from .service import RouterService
 
 def register_handlers(consumer: EventConsumer, service: RouterService) -> None:
     consumer.on(AppealRegistered)(service.on_registered)
+    consumer.on(AppealJoinedIncident)(service.on_joined)
+    for cls in ACTION_CLASSES:
+        consumer.on(cls)(service.on_action)

@@ -1,37 +1,163 @@
-"""Router storage: one lifecycle document per appeal, with a version for optimistic concurrency."""
+"""Router storage: one lifecycle document per appeal (with a version for optimistic concurrency) and
+the directory (parties, districts, houses)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from zhkh_contracts import Appeal, AppealAssigned
+from zhkh_contracts import AppealStatus, Category, PartyKind
+from zhkh_runtime.errors import TransientError
+
+from .directory import Directory, District, House, Party
+from .lifecycle import AppealState
+from .rules import Context
+
+SINGLETON_KINDS = [PartyKind.CITY_DEPARTMENT.value, PartyKind.HOUSING_INSPECTION.value]
+CLOSED = [AppealStatus.CLOSED.value, AppealStatus.WITHDRAWN.value]
+
+
+def _state_doc(s: AppealState) -> dict[str, Any]:
+    return {
+        "_id": str(s.appeal_id),
+        "registration_number": s.number,
+        "house_key": s.house_key,
+        "category": s.category.value,
+        "status": s.status.value,
+        "version": s.version,
+        "party_id": s.party_id,
+        "party_kind": s.party_kind.value if s.party_kind else None,
+        "level": s.level,
+        "bounces": list(s.bounces),
+        "extension_used": s.extension_used,
+        "incident_id": str(s.incident_id) if s.incident_id else None,
+        "emergency": s.emergency,
+        "open": s.status.value not in CLOSED,
+    }
+
+
+def _state(d: dict[str, Any]) -> AppealState:
+    return AppealState(
+        appeal_id=uuid.UUID(d["_id"]),
+        number=d["registration_number"],
+        house_key=d["house_key"],
+        category=Category(d["category"]),
+        status=AppealStatus(d["status"]),
+        version=d["version"],
+        party_id=d.get("party_id"),
+        party_kind=PartyKind(d["party_kind"]) if d.get("party_kind") else None,
+        level=d.get("level", 0),
+        bounces=tuple(d.get("bounces", ())),
+        extension_used=d.get("extension_used", False),
+        incident_id=uuid.UUID(d["incident_id"]) if d.get("incident_id") else None,
+        emergency=d.get("emergency", False),
+    )
 
 
 class RouterRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, client: AsyncMongoClient | None = None) -> None:
+        self.client = client
         self.appeals = db["router_appeals"]
+        self.parties = db["router_parties"]
+        self.districts = db["router_districts"]
+        self.houses = db["router_houses"]
 
     async def ensure_indexes(self) -> None:
-        await self.appeals.create_index("house_key")
-        await self.appeals.create_index([("party_id", 1), ("status", 1)])
+        await self.appeals.create_index("registration_number", unique=True)
+        await self.appeals.create_index([("house_key", ASCENDING), ("open", ASCENDING)])
+        await self.appeals.create_index([("party_id", ASCENDING), ("status", ASCENDING)])
+        await self.appeals.create_index("incident_id")
+        await self.parties.create_index("kind")
 
-    async def create(self, appeal: Appeal, assigned: AppealAssigned, session: Any) -> None:
-        await self.appeals.insert_one(
-            {
-                "_id": str(appeal.appeal_id),
-                "registration_number": appeal.registration_number,
-                "house_key": appeal.house_key,
-                "category": appeal.category.value,
-                "status": "assigned",
-                "party_id": assigned.party_id,
-                "party_kind": assigned.party_kind.value,
-                "assigned_at": assigned.assigned_at,
-                "version": 1,
-            },
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def load(self, appeal_id: uuid.UUID | str, session: Any) -> AppealState | None:
+        doc = await self.appeals.find_one({"_id": str(appeal_id)}, session=session)
+        return _state(doc) if doc else None
+
+    async def members(self, incident_id: uuid.UUID, session: Any) -> list[AppealState]:
+        cursor = self.appeals.find({"incident_id": str(incident_id)}, session=session).sort("registration_number", 1)
+        return [_state(d) async for d in cursor]
+
+    async def create(self, state: AppealState, session: Any) -> bool:
+        """Insert the first state; False if the appeal is already known (a replayed registration)."""
+        now = datetime.now(UTC)
+        res = await self.appeals.update_one(
+            {"_id": str(state.appeal_id)},
+            {"$setOnInsert": {**_state_doc(state), "created_at": now, "updated_at": now}},
+            upsert=True,
             session=session,
         )
+        return res.upserted_id is not None
 
-    async def get(self, appeal_id: str) -> dict[str, Any] | None:
-        return await self.appeals.find_one({"_id": appeal_id})
+    async def save(self, state: AppealState, expected_version: int, session: Any) -> None:
+        """Compare-and-set on the version: a concurrent change makes this fail and the caller retry
+        on the fresh state, so two transitions are never both applied to the same version."""
+        doc = _state_doc(state)
+        doc.pop("_id")
+        res = await self.appeals.update_one(
+            {"_id": str(state.appeal_id), "version": expected_version},
+            {"$set": {**doc, "updated_at": datetime.now(UTC)}},
+            session=session,
+        )
+        if res.matched_count != 1:
+            raise TransientError(f"version conflict on appeal {state.appeal_id} at version {expected_version}")
+
+    # ---- directory ---------------------------------------------------------------------------
+
+    async def context(self, house_key: str, session: Any) -> Context:
+        hdoc = await self.houses.find_one({"_id": house_key}, session=session)
+        house = House.model_validate({k: v for k, v in hdoc.items() if k != "_id"}) if hdoc else None
+        district = None
+        if house and house.district_id:
+            ddoc = await self.districts.find_one({"_id": house.district_id}, session=session)
+            district = District.model_validate({k: v for k, v in ddoc.items() if k != "_id"}) if ddoc else None
+        ids = set()
+        if house:
+            ids |= {house.managing_org_id, *house.suppliers.values()}
+        if district:
+            ids |= {district.administration_id, *district.suppliers.values()}
+        ids.discard(None)
+        cursor = self.parties.find(
+            {"$or": [{"_id": {"$in": sorted(ids)}}, {"kind": {"$in": SINGLETON_KINDS}}]}, session=session
+        )
+        parties = {d["_id"]: Party.model_validate({k: v for k, v in d.items() if k != "_id"}) async for d in cursor}
+        return Context(house, district, parties)
+
+    async def party(self, party_id: str, session: Any = None) -> Party | None:
+        d = await self.parties.find_one({"_id": party_id}, session=session)
+        return Party.model_validate({k: v for k, v in d.items() if k != "_id"}) if d else None
+
+    async def replace_directory(self, d: Directory) -> None:
+        """All or nothing: the whole directory is replaced in one transaction."""
+        assert self.client is not None
+        async with self.client.start_session() as session, await session.start_transaction():
+            for col in (self.parties, self.districts, self.houses):
+                await col.delete_many({}, session=session)
+            for col, items, key in (
+                (self.parties, d.parties.values(), "party_id"),
+                (self.districts, d.districts.values(), "district_id"),
+                (self.houses, d.houses.values(), "house_key"),
+            ):
+                docs = [{"_id": getattr(i, key), **i.model_dump(mode="json")} for i in items]
+                if docs:
+                    await col.insert_many(docs, session=session)
+
+    async def directory_counts(self) -> dict[str, int]:
+        return {
+            "parties": await self.parties.count_documents({}),
+            "districts": await self.districts.count_documents({}),
+            "houses": await self.houses.count_documents({}),
+        }
+
+    # ---- read side ---------------------------------------------------------------------------
+
+    async def by_number(self, number: str) -> dict[str, Any] | None:
+        return await self.appeals.find_one({"registration_number": number})
+
+    async def find(self, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        return await self.appeals.find(query).sort("registration_number", 1).limit(limit).to_list()

@@ -44,7 +44,7 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
     for _ in range(2):
         out = subprocess.run([*argv, "--once"], cwd=ROOT, capture_output=True, text=True, timeout=240)
         assert out.returncode == 0, out.stdout + out.stderr
-        assert "assigned to fallback:operators" in out.stdout
+        assert "assigned to uk-zarechye (managing_organisation, reason: house_services_to_managing_org)" in out.stdout
         numbers += re.findall(r"registered as (ZH-\d{4}-\d{7})", out.stdout)
         assert out.stdout.rstrip().endswith("stopped")
     assert len(numbers) == 2

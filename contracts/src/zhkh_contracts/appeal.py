@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from enum import StrEnum
 
@@ -95,6 +96,22 @@ class Clarification(BaseModel):
 
     question: str = Field(max_length=500)
     answer: str = Field(max_length=2000)
+
+
+_SPACES = re.compile(r"\s+")
+_PUNCT = re.compile(r"[^\w\s/-]")
+
+
+def house_key_of(fias_house_guid: uuid.UUID | str | None, address_text: str | None) -> str | None:
+    """The house key rule: ``fias:<guid>`` when the FIAS/GAR house GUID is known, else
+    ``addr:<address>`` lowercased, ё→е, punctuation removed, spaces collapsed; None if neither."""
+    if fias_house_guid:
+        return f"fias:{uuid.UUID(str(fias_house_guid))}"
+    if address_text:
+        key = _SPACES.sub(" ", _PUNCT.sub(" ", address_text.lower().replace("ё", "е"))).strip()
+        if key:
+            return "addr:" + key
+    return None
 
 
 class Appeal(BaseModel):

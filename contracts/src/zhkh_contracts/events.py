@@ -6,7 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from .appeal import (
     MAX_TEXT_CHARS,
@@ -75,6 +75,15 @@ class PartyKind(StrEnum):
     FALLBACK_QUEUE = "fallback_queue"  # operators route by hand
 
 
+class AssignmentCause(StrEnum):
+    RULE = "rule"  # first routing by the rules
+    FALLBACK = "fallback"  # unknown house, no rule, or party missing from the directory
+    REROUTE = "reroute"  # the previous party said "not ours"
+    ESCALATION = "escalation"  # deadline expired, second bounce, or the citizen's complaint
+    OPERATOR = "operator"  # routed by hand from the fallback queue
+    INCIDENT = "incident"  # follows its mass incident's assignment
+
+
 class AppealAssigned(EventData):
     """The router assigned the appeal to a responsible party."""
 
@@ -87,6 +96,169 @@ class AppealAssigned(EventData):
     party_kind: PartyKind
     reason: str = Field(description="Which rule (or fallback) decided, machine-readable")
     assigned_at: AwareDatetime
+    cause: AssignmentCause = AssignmentCause.RULE
+    level: int = Field(default=0, ge=0, description="Escalation level (0: first assignment)")
+    previous_party_id: str | None = None
+    party_timezone: str | None = Field(default=None, description="IANA zone of the party, for deadlines")
+
+
+class AppealStatus(StrEnum):
+    REGISTERED = "registered"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"  # accepted by the party
+    ANSWERED = "answered"
+    REOPENED = "reopened"  # the citizen rated the answer unsatisfactory
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+class AppealStatusChanged(EventData):
+    """Every lifecycle transition the router applied (version = the appeal's new version)."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.status_changed.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    from_status: AppealStatus
+    to_status: AppealStatus
+    action: str = Field(description="What caused it: accept, answer, reject, rate, complain, withdraw, ...")
+    party_id: str | None
+    version: int
+    changed_at: AwareDatetime
+    cause_event_id: uuid.UUID | None = None
+
+
+class AppealAnswered(EventData):
+    """The responsible party's answer (mirrored to ГИС ЖКХ and sent to the citizen)."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.answered.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    party_id: str
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    attachments: tuple[AttachmentRef, ...] = ()
+    answered_at: AwareDatetime
+
+
+class AppealExtended(EventData):
+    """The deadline was extended once (59-ФЗ allows one extension of up to 30 days)."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.extended.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    party_id: str
+    days: int = Field(ge=1, le=30)
+    reason: str = Field(max_length=2000)
+    extended_at: AwareDatetime
+
+
+class AppealTransitionRejected(EventData):
+    """An action the lifecycle does not allow now. Nothing changed; the sender should know why."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.transition_rejected.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: str
+    action: str
+    status: AppealStatus | None = Field(description="Current status (None: no such appeal)")
+    code: str = Field(description="illegal_transition | not_current_party | unknown_appeal | extension_used | ...")
+    detail: str = ""
+    cause_event_id: uuid.UUID
+
+
+# ---- actions: what responsible parties, citizens, operators and the notifier ask of the router ----
+
+
+class ActionBase(EventData):
+    """An action on one appeal (``appeal_id``) or on every member of a mass incident (``incident_id``).
+    Published on the actions topic keyed by the appeal id or ``incident:<id>``."""
+
+    appeal_id: uuid.UUID | None = None
+    incident_id: uuid.UUID | None = None
+    actor: str = Field(max_length=200, description="Party id, 'citizen', 'operator:<id>', 'notifier'")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ActionBase:
+        if (self.appeal_id is None) == (self.incident_id is None):
+            raise ValueError("exactly one of appeal_id and incident_id")
+        return self
+
+    @property
+    def key(self) -> str:
+        return str(self.appeal_id) if self.appeal_id else f"incident:{self.incident_id}"
+
+
+class PartyAccepted(ActionBase):
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.accept.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+
+class PartyAnswered(ActionBase):
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.answer.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    attachments: tuple[AttachmentRef, ...] = ()
+
+
+class PartyRejectedNotResponsible(ActionBase):
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.reject_not_responsible.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    reason: str = Field(default="", max_length=2000)
+    suggested_party_id: str | None = None
+
+
+class PartyRequestedExtension(ActionBase):
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.request_extension.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    days: int = Field(ge=1, le=30)
+    reason: str = Field(max_length=2000)
+
+
+class CitizenRatedAnswer(ActionBase):
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.rate.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    satisfied: bool
+
+
+class CitizenComplained(ActionBase):
+    """A complaint after an unsatisfactory answer: escalates to the next level."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.complain.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    text: str = Field(default="", max_length=MAX_TEXT_CHARS)
+
+
+class CitizenWithdrew(ActionBase):
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.withdraw.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+
+class OperatorAssigned(ActionBase):
+    """An operator routes an appeal by hand (from the fallback queue, or overriding)."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.operator_assign.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    party_id: str
+
+
+class DeadlineExpired(ActionBase):
+    """Published by the notifier when an appeal's deadline passed unanswered: the router escalates."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.deadline_expired.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    deadline: AwareDatetime
 
 
 class AppealDuplicateLinked(EventData):
@@ -141,5 +313,19 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     AppealDuplicateLinked,
     MassIncidentDetected,
     AppealJoinedIncident,
+    AppealStatusChanged,
+    AppealAnswered,
+    AppealExtended,
+    AppealTransitionRejected,
+    PartyAccepted,
+    PartyAnswered,
+    PartyRejectedNotResponsible,
+    PartyRequestedExtension,
+    CitizenRatedAnswer,
+    CitizenComplained,
+    CitizenWithdrew,
+    OperatorAssigned,
+    DeadlineExpired,
 )
+ACTION_CLASSES: tuple[type[EventData], ...] = EVENT_CLASSES[-9:]
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from .appeal import Channel
 from .envelope import EventData
 from .events import (
+    ACTION_CLASSES,
+    AppealAnswered,
     AppealAssigned,
+    AppealExtended,
+    AppealStatusChanged,
+    AppealTransitionRejected,
     AppealDuplicateLinked,
     AppealJoinedIncident,
     AppealRegistered,
@@ -59,6 +64,12 @@ class Topics:
         """Submissions intake refused (bad input): original bytes plus x-dlq-* reason headers."""
         return f"{self.prefix}.intake.rejected"
 
+    @property
+    def actions(self) -> str:
+        """Actions on appeals from parties, citizens, operators and the notifier, keyed by appeal id
+        (or incident:<id>); the router applies them to the lifecycle."""
+        return f"{self.prefix}.appeals.actions"
+
     def dlq(self, service: str) -> str:
         """Dead letters of one service: original key/value/headers plus x-dlq-* error headers."""
         return f"{self.prefix}.{service}.dlq"
@@ -78,11 +89,30 @@ class Topics:
             ),
             TopicSpec(
                 name=self.lifecycle,
-                events=(AppealRegistered, AppealDuplicateLinked, MassIncidentDetected, AppealJoinedIncident, AppealAssigned),
+                events=(
+                    AppealRegistered,
+                    AppealDuplicateLinked,
+                    MassIncidentDetected,
+                    AppealJoinedIncident,
+                    AppealAssigned,
+                    AppealStatusChanged,
+                    AppealAnswered,
+                    AppealExtended,
+                    AppealTransitionRejected,
+                ),
                 description="Lifecycle events of every appeal (keyed by appeal id) and incident (incident:<id>).",
                 retention_ms=THIRTY_DAYS_MS,
                 producers=("intake", "router"),
                 consumers=("router", "notifier", "gis_sync"),
+            ),
+            TopicSpec(
+                name=self.actions,
+                events=ACTION_CLASSES,
+                description="Actions on appeals (accept, answer, not ours, extension, rating, complaint, "
+                "withdrawal, operator routing, deadline expiry), keyed by appeal id or incident:<id>.",
+                retention_ms=THIRTY_DAYS_MS,
+                producers=("responsible parties' systems", "citizen portal", "operators", "notifier"),
+                consumers=("router",),
             ),
             TopicSpec(
                 name=self.rejected,
