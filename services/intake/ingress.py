@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from zhkh_contracts import Channel, Envelope, RawAppealSubmitted, Topics, to_kafka
 from zhkh_contracts.envelope import validation_reason
-from zhkh_runtime.app import json_response
+from zhkh_runtime.app import json_response, query_params
 from zhkh_runtime.errors import PermanentError
 from zhkh_runtime.kafka import RecordPublisher, failure_headers
 
@@ -65,8 +65,8 @@ class Ingress:
             return await self.submit(request)
 
         @get(description="Registration status of a submission by channel and source id")
-        async def status(scope: Any, request: Request) -> AsgiResponse:  # noqa: ARG001
-            return await self.status(request)
+        async def status(scope: Any) -> AsgiResponse:
+            return await self.status(scope)
 
         return [(SUBMIT_PATH, submit), (STATUS_PATH, status)]
 
@@ -130,8 +130,8 @@ class Ingress:
                 return json_response({"status": "accepted", "status_url": status_url}, 202)
             await asyncio.sleep(0.05)
 
-    async def status(self, request: Request) -> AsgiResponse:
-        q = request.query_params
+    async def status(self, scope: Any) -> AsgiResponse:
+        q = query_params(scope)
         try:
             channel = Channel((q.get("channel") or [""])[0])
         except ValueError:

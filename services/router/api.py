@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from faststream.asgi import AsgiResponse, Request, get
+from faststream.asgi import AsgiResponse, get
 
-from zhkh_runtime.app import json_response
+from zhkh_runtime.app import json_response, query_params
 
 from .repository import RouterRepository
 
@@ -43,8 +43,8 @@ def _view(d: dict[str, Any], party: dict[str, Any] | None = None) -> dict[str, A
 
 def routes(repo: RouterRepository) -> list[tuple[str, Any]]:
     @get(description="Status of one appeal by its registration number")
-    async def by_number(scope: Any, request: Request) -> AsgiResponse:  # noqa: ARG001
-        number = (request.query_params.get("number") or [""])[0]
+    async def by_number(scope: Any) -> AsgiResponse:
+        number = (query_params(scope).get("number") or [""])[0]
         doc = await repo.by_number(number) if number else None
         if doc is None:
             return json_response({"status": "not_found", "message": "Обращение с таким номером не найдено."}, 404)
@@ -52,8 +52,8 @@ def routes(repo: RouterRepository) -> list[tuple[str, Any]]:
         return json_response(_view(doc, party or {}))
 
     @get(description="Appeals by party, house and status")
-    async def listing(scope: Any, request: Request) -> AsgiResponse:  # noqa: ARG001
-        q = {k: v[0] for k, v in request.query_params.items() if v}
+    async def listing(scope: Any) -> AsgiResponse:
+        q = {k: v[0] for k, v in query_params(scope).items() if v}
         query: dict[str, Any] = {k: q[k] for k in ("party_id", "house_key", "status") if k in q}
         if q.get("open", "").lower() in ("1", "true", "yes"):
             query["open"] = True

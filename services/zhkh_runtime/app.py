@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 import structlog
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
@@ -112,6 +113,13 @@ class ServiceRuntime:
             after_shutdown=[self._stop],
             logger=logging.getLogger(f"zhkh.{self.settings.service_name}.faststream"),
         )
+
+
+def query_params(scope: Scope) -> dict[str, list[str]]:
+    """Query parameters decoded as UTF-8. (FastStream 0.7.8's AsgiRequest.query_params hands bytes
+    to parse_qs and fails on percent-encoded non-ASCII such as a Cyrillic address.)"""
+    raw = scope.get("query_string", b"").decode("ascii", "replace")
+    return parse_qs(raw, encoding="utf-8", errors="replace")
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> AsgiResponse:
