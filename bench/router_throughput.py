@@ -1,0 +1,118 @@
+"""Router throughput and routing latency on the embedded broker and database.
+
+    .venv/bin/python bench/router_throughput.py [--count 2000] [--rate 0] [--houses 300]
+
+Imports a directory of --houses houses (the sample parties and districts), runs the router as its
+own process (`python -m router`), publishes AppealRegistered events straight onto the lifecycle
+topic (as intake would) for random houses and categories, and follows the lifecycle topic.
+Latency of one appeal = its AppealAssigned seen by the benchmark - its AppealRegistered
+acknowledged by the broker. Prints routed appeals/s, p50/p90/p99/max and the router's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import random
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from common import ROOT, infra, peak_rss_mib, report, service
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from devtools import samples
+from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, Category, Envelope, from_kafka, to_kafka
+
+SAMPLE = ROOT / "devtools" / "sample_directory"
+
+
+def write_directory(folder: Path, houses: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("parties.csv", "districts.csv"):
+        (folder / name).write_text((SAMPLE / name).read_text(encoding="utf-8"), encoding="utf-8")
+    rnd = random.Random(7)
+    guids = []
+    with (folder / "houses.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["fias_guid", "address", "district_id", "managing_org_id", "direct_contracts"])
+        for i in range(houses):
+            g = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-house-{i}"))
+            guids.append(g)
+            w.writerow([g, f"ул. Тестовая, д. {i}", rnd.choice(["d-leninsky", "d-dzerzhinsky"]),
+                        rnd.choice(["uk-zarechye", "tsj-mira-7", "zhsk-uralets", ""]),
+                        rnd.choice(["", "", "electricity;gas", "heating;hot_water"])])
+    return guids
+
+
+async def run(count: int, rate: float, houses: int, base: Path) -> None:
+    from router.cli import import_directory
+    from router.settings import RouterSettings
+    from intake.classifier import Classifier
+    from intake.service import build_appeal, prepare
+
+    async with infra(base) as inf:
+        guids = write_directory(base / "directory", houses)
+        await import_directory(sorted((base / "directory").glob("*.csv")), RouterSettings(mongo_uri=inf.mongo_uri, mongo_db="zhkh"))
+        clf, rnd = Classifier(), random.Random(42)
+        records = []
+        for i in range(count):
+            raw = samples.raw_submission(source_id=f"r{i}", category=rnd.choice(list(Category)))
+            raw = raw.model_copy(update={"address": raw.address.model_copy(update={"fias_house_guid": uuid.UUID(rnd.choice(guids))})})
+            appeal = build_appeal(prepare(raw), uuid.uuid4(), f"ZH-2026-{i:07d}", datetime.now(UTC), clf)
+            key, value, headers = to_kafka(Envelope.new(AppealRegistered(appeal=appeal), source="/bench", appeal_id=str(appeal.appeal_id)))
+            records.append((str(appeal.appeal_id), key, value, [(k, v.encode()) for k, v in headers.items()]))
+        async with service("router", inf, ZHKH_MONGO_DB="zhkh") as proc:
+            consumer = AIOKafkaConsumer(inf.topics.lifecycle, bootstrap_servers=inf.bootstrap, group_id=None, auto_offset_reset="latest")
+            producer = AIOKafkaProducer(bootstrap_servers=inf.bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+            await consumer.start()
+            await producer.start()
+            await asyncio.sleep(0.5)
+            sent: dict[str, float] = {}
+            seen: dict[str, float] = {}
+
+            async def follow() -> None:
+                while len(seen) < count:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    now = time.perf_counter()
+                    for recs in batch.values():
+                        for r in recs:
+                            e = from_kafka(r.value, r.headers, REGISTRY)
+                            if isinstance(e.data, AppealAssigned):
+                                seen.setdefault(e.appeal_id, now)
+
+            follower = asyncio.create_task(follow())
+            t0 = time.perf_counter()
+            pending = []
+            for i, (aid, key, value, headers) in enumerate(records):
+                async def send(aid=aid, key=key, value=value, headers=headers) -> None:  # noqa: ANN001
+                    await (await producer.send(inf.topics.lifecycle, value=value, key=key, headers=headers))
+                    sent[aid] = time.perf_counter()
+
+                pending.append(asyncio.create_task(send()))
+                if rate > 0:
+                    await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+            await asyncio.gather(*pending)
+            await asyncio.wait_for(follower, timeout=max(120, count / 5))
+            report(f"router over {houses} houses", count, rate, t0, max(seen.values()),
+                   [(seen[a] - sent[a]) * 1000 for a in sent], peak_rss_mib(proc.pid))
+            await producer.stop()
+            await consumer.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--rate", type=float, default=0.0, help="appeals per second; 0 = as fast as possible")
+    ap.add_argument("--houses", type=int, default=300)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="zhkh-bench-") as tmp:
+        asyncio.run(run(args.count, args.rate, args.houses, Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
