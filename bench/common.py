@@ -8,16 +8,20 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+
 from devtools import embedded  # noqa: E402
-from zhkh_contracts import Topics  # noqa: E402
+from zhkh_contracts import REGISTRY, Envelope, Topics, from_kafka  # noqa: E402
 from zhkh_runtime.kafka import ensure_topics  # noqa: E402
 
 PREFIX = "bench"
@@ -73,6 +77,52 @@ async def service(name: str, inf: Infra, **env: str) -> AsyncIterator[subprocess
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+Record = tuple[str, str, bytes, bytes, list[tuple[str, bytes]]]  # (id, topic, key, value, headers)
+
+
+async def measure(inf: Infra, records: list[Record], done_id: Callable[[Envelope[Any]], str | None], rate: float,
+                  from_start: bool = False) -> tuple[float, float, list[float]]:
+    """Publish ``records`` (paced at ``rate``/s, or all at once with 0) and follow the lifecycle topic
+    until ``done_id`` has named every record id. Returns (start, end, latencies in ms)."""
+    consumer = AIOKafkaConsumer(inf.topics.lifecycle, bootstrap_servers=inf.bootstrap, group_id=None,
+                                auto_offset_reset="earliest" if from_start else "latest")
+    producer = AIOKafkaProducer(bootstrap_servers=inf.bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    try:
+        await asyncio.sleep(0.5)  # the follower takes its positions before anything is published
+        sent: dict[str, float] = {}
+        seen: dict[str, float] = {}
+
+        async def follow() -> None:
+            while len(seen) < len(records):
+                batch = await consumer.getmany(timeout_ms=200)
+                now = time.perf_counter()
+                for recs in batch.values():
+                    for r in recs:
+                        rid = done_id(from_kafka(r.value, r.headers, REGISTRY))
+                        if rid is not None:
+                            seen.setdefault(rid, now)
+
+        async def send(rid: str, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+            await (await producer.send(topic, value=value, key=key, headers=headers))
+            sent[rid] = time.perf_counter()
+
+        follower = asyncio.create_task(follow())
+        t0 = time.perf_counter()
+        pending = []
+        for i, rec in enumerate(records):
+            pending.append(asyncio.create_task(send(*rec)))
+            if rate > 0:
+                await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+        await asyncio.gather(*pending)
+        await asyncio.wait_for(follower, timeout=max(120, len(records) / 5))
+        return t0, max(seen.values()), [(seen[r] - sent[r]) * 1000 for r in sent]
+    finally:
+        await producer.stop()
+        await consumer.stop()
 
 
 def peak_rss_mib(pid: int) -> float:

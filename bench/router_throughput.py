@@ -16,16 +16,14 @@ import asyncio
 import csv
 import random
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ROOT, infra, peak_rss_mib, report, service
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from common import ROOT, infra, measure, peak_rss_mib, report, service
 
 from devtools import samples
-from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, Category, Envelope, from_kafka, to_kafka
+from zhkh_contracts import AppealAssigned, AppealRegistered, Category, Envelope, to_kafka
 
 SAMPLE = ROOT / "devtools" / "sample_directory"
 
@@ -64,43 +62,14 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
             raw = raw.model_copy(update={"address": raw.address.model_copy(update={"fias_house_guid": uuid.UUID(rnd.choice(guids))})})
             appeal = build_appeal(prepare(raw), uuid.uuid4(), f"ZH-2026-{i:07d}", datetime.now(UTC), clf)
             key, value, headers = to_kafka(Envelope.new(AppealRegistered(appeal=appeal), source="/bench", appeal_id=str(appeal.appeal_id)))
-            records.append((str(appeal.appeal_id), key, value, [(k, v.encode()) for k, v in headers.items()]))
+            records.append((str(appeal.appeal_id), inf.topics.lifecycle, key, value, [(k, v.encode()) for k, v in headers.items()]))
         async with service("router", inf, ZHKH_MONGO_DB="zhkh") as proc:
-            consumer = AIOKafkaConsumer(inf.topics.lifecycle, bootstrap_servers=inf.bootstrap, group_id=None, auto_offset_reset="latest")
-            producer = AIOKafkaProducer(bootstrap_servers=inf.bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
-            await consumer.start()
-            await producer.start()
-            await asyncio.sleep(0.5)
-            sent: dict[str, float] = {}
-            seen: dict[str, float] = {}
 
-            async def follow() -> None:
-                while len(seen) < count:
-                    batch = await consumer.getmany(timeout_ms=200)
-                    now = time.perf_counter()
-                    for recs in batch.values():
-                        for r in recs:
-                            e = from_kafka(r.value, r.headers, REGISTRY)
-                            if isinstance(e.data, AppealAssigned):
-                                seen.setdefault(e.appeal_id, now)
+            def assigned(e: Envelope) -> str | None:
+                return e.appeal_id if isinstance(e.data, AppealAssigned) else None
 
-            follower = asyncio.create_task(follow())
-            t0 = time.perf_counter()
-            pending = []
-            for i, (aid, key, value, headers) in enumerate(records):
-                async def send(aid=aid, key=key, value=value, headers=headers) -> None:  # noqa: ANN001
-                    await (await producer.send(inf.topics.lifecycle, value=value, key=key, headers=headers))
-                    sent[aid] = time.perf_counter()
-
-                pending.append(asyncio.create_task(send()))
-                if rate > 0:
-                    await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
-            await asyncio.gather(*pending)
-            await asyncio.wait_for(follower, timeout=max(120, count / 5))
-            report(f"router over {houses} houses", count, rate, t0, max(seen.values()),
-                   [(seen[a] - sent[a]) * 1000 for a in sent], peak_rss_mib(proc.pid))
-            await producer.stop()
-            await consumer.stop()
+            t0, t_end, lat = await measure(inf, records, assigned, rate)
+            report(f"router over {houses} houses", count, rate, t0, t_end, lat, peak_rss_mib(proc.pid))
 
 
 def main() -> int:
