@@ -27,7 +27,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, Topics, from_kafka
+from zoneinfo import ZoneInfo
+
+from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, DeadlinePlanned, Topics, from_kafka
 from zhkh_runtime.kafka import ensure_topics
 
 from . import embedded, samples
@@ -172,7 +174,7 @@ async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
         print(f"-> published a sample appeal on {topic} (source id {raw.source_id})")
         seen: dict[str, str] = {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and "assigned" not in seen:
+        while time.monotonic() < deadline and "deadline" not in seen:
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for rec in records:
@@ -187,8 +189,13 @@ async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
                         d = env.data
                         seen.update(assigned=d.party_id, party_kind=d.party_kind.value, reason=d.reason)
                         print(f"<- assigned to {d.party_id} ({d.party_kind.value}, reason: {d.reason})")
-        if "assigned" not in seen:
-            raise TimeoutError(f"the sample appeal did not reach 'assigned' in {timeout}s; got {seen}")
+                    elif isinstance(env.data, DeadlinePlanned):
+                        p = env.data
+                        local = p.due_at.astimezone(ZoneInfo(p.party_timezone))
+                        seen.update(deadline=p.due_at.isoformat(), regime=p.regime)
+                        print(f"<- deadline {local:%Y-%m-%d %H:%M} {p.party_timezone} ({p.regime})")
+        if "deadline" not in seen:
+            raise TimeoutError(f"the sample appeal did not get a deadline in {timeout}s; got {seen}")
         return seen
     finally:
         await producer.stop()

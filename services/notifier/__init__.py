@@ -1,1 +1,1 @@
-"""notifier: skeleton only. Its work (issue #5) is not implemented yet; see README."""
+"""notifier: legal deadlines and alerts (issue #5: delivery to people not implemented yet; see main.py)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -101,5 +101,6 @@ class ProductionCalendar:
 
 
 def end_of_day(d: date, tz: object) -> datetime:
-    """23:59:59.999999 of ``d`` in the zone ``tz`` (a tzinfo)."""
-    return datetime.combine(d, datetime.max.time(), tzinfo=tz)  # type: ignore[arg-type]
+    """23:59:59 of ``d`` in the zone ``tz`` (a tzinfo). Whole seconds: MongoDB keeps milliseconds
+    only, and the stored deadline must equal the published one."""
+    return datetime.combine(d, time(23, 59, 59), tzinfo=tz)  # type: ignore[arg-type]

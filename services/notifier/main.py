@@ -1,17 +1,26 @@
-"""Wiring of notifier: process, settings, health and metrics only.
+"""Wiring of the notifier. ``faststream run notifier.main:app`` or ``python -m notifier``.
 
-NOT IMPLEMENTED YET (issue #5). It deliberately subscribes to nothing: a consumer group that
-acknowledged lifecycle events without acting on them would move its committed offsets past
-appeals that the real handlers must later see.
+Implemented (issue #5, first part): deadline planning on the Russian calendar and the alert
+scanner (DeadlineAlert events, DeadlineExpired actions for the router). NOT YET: delivery of alerts
+and citizen notifications over e-mail / SMS / webhooks, quiet hours, the scaling benchmark.
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 import structlog
 from faststream.asgi import AsgiFastStream
 
 from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.mongo import IdempotencyGuard
 
+from .calendar import ProductionCalendar
+from .deadlines import DeadlineTable
+from .handlers import register_handlers
+from .repository import NotifierRepository
+from .service import NotifierService
 from .settings import NotifierSettings
 
 log = structlog.get_logger(__name__)
@@ -20,11 +29,39 @@ log = structlog.get_logger(__name__)
 def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
     settings = settings or NotifierSettings()
     rt = ServiceRuntime(settings)
+    repo = NotifierRepository(rt.db)
+    table = DeadlineTable.load(settings.deadline_table, ProductionCalendar.load(settings.calendar_overrides))
+    service = NotifierService(
+        repo, IdempotencyGuard(rt.mongo, rt.db, "notifier"), rt.topics.lifecycle, rt.topics.actions, table, settings.thresholds
+    )
+    consumer = rt.consumer(rt.topics.lifecycle)
+    register_handlers(consumer, service)
+    consumer.subscribe()
+    rt.on_startup(repo.ensure_indexes)
+    scanner: dict[str, asyncio.Task[None]] = {}
 
-    async def announce() -> None:
-        log.warning("not_implemented", detail="notifier has no handlers yet (issue #5)")
+    async def scan_forever() -> None:
+        while True:
+            try:
+                sent = await service.scan(rt.publisher.publish, settings.scan_batch)
+            except Exception:  # noqa: BLE001 - the schedule is in MongoDB; the next round picks it up
+                log.exception("scan_failed")
+                sent = 0
+            if sent < settings.scan_batch:
+                await asyncio.sleep(settings.scan_interval_s)
 
-    rt.on_startup(announce)
+    async def start_scanner() -> None:
+        scanner["task"] = asyncio.create_task(scan_forever())
+
+    async def stop_scanner() -> None:
+        task = scanner.pop("task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    rt.after_startup(start_scanner)
+    rt.on_shutdown(stop_scanner)
     return rt.asgi_app()
 
 

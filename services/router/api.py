@@ -5,7 +5,7 @@
     GET /api/v1/appeals?party_id=…&house_key=…&status=…&open=true&limit=100
         lists for operators: by party, by house (open=true: every unresolved appeal of a house), by status
 
-Deadlines are the notifier's (issue #5) and are not in these answers yet.
+The deadline is the notifier's latest DeadlinePlanned (null until the notifier has planned one).
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ def _view(d: dict[str, Any], party: dict[str, Any] | None = None) -> dict[str, A
         "incident_id": d.get("incident_id"),
         "emergency": d.get("emergency", False),
         "version": d["version"],
+        "deadline": (
+            {"due_at": d["deadline"]["due_at"].isoformat(), "regime": d["deadline"]["regime"],
+             "timezone": d["deadline"]["timezone"]}
+            if d.get("deadline") else None
+        ),
         "updated_at": d["updated_at"].isoformat() if d.get("updated_at") else None,
     }
     if party is not None:

@@ -107,6 +107,16 @@ class RouterRepository:
         if res.matched_count != 1:
             raise TransientError(f"version conflict on appeal {state.appeal_id} at version {expected_version}")
 
+    async def set_deadline(self, appeal_id: uuid.UUID, generation: int, due_at: datetime, regime: str, tz: str,
+                           session: Any) -> None:
+        """Only a newer plan replaces the stored one (plans of one appeal arrive in order, but a
+        replay must not move the deadline back)."""
+        await self.appeals.update_one(
+            {"_id": str(appeal_id), "$or": [{"deadline.generation": {"$lt": generation}}, {"deadline": None}]},
+            {"$set": {"deadline": {"generation": generation, "due_at": due_at, "regime": regime, "timezone": tz}}},
+            session=session,
+        )
+
     # ---- directory ---------------------------------------------------------------------------
 
     async def context(self, house_key: str, session: Any) -> Context:

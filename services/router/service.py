@@ -27,6 +27,7 @@ from zhkh_contracts import (
     PartyRejectedNotResponsible,
     CitizenComplained,
     DeadlineExpired,
+    DeadlinePlanned,
 )
 from zhkh_runtime.mongo import IdempotencyGuard
 from zhkh_runtime.records import OutboundRecord
@@ -93,6 +94,16 @@ class RouterService:
                 return self._refused(env, str(j.appeal_id), "join_incident", None, Refusal("unknown_appeal"))
             if state.incident_id != j.incident_id:
                 await self.repo.save(replace(state, incident_id=j.incident_id, version=state.version + 1), state.version, session)
+            return []
+
+        return await self.guard.run(str(env.id), work)
+
+    async def on_deadline(self, env: Envelope[DeadlinePlanned]) -> list[OutboundRecord]:
+        """Keep the notifier's latest deadline for the read API (not a lifecycle transition)."""
+        p = env.data
+
+        async def work(session: Any) -> list[OutboundRecord]:
+            await self.repo.set_deadline(p.appeal_id, p.generation, p.due_at, p.regime, p.party_timezone, session)
             return []
 
         return await self.guard.run(str(env.id), work)

@@ -43,6 +43,7 @@ class ServiceRuntime:
         self.topics = Topics(settings.topic_prefix)
         self.started = False  # set once the subscribers run; /ready reports it
         self._startup: list[Hook] = []
+        self._after_startup: list[Hook] = []
         self._shutdown: list[Hook] = []
 
     def consumer(self, *topics: str) -> EventConsumer:
@@ -50,6 +51,11 @@ class ServiceRuntime:
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
+        return hook
+
+    def after_startup(self, hook: Hook) -> Hook:
+        """Runs once the publisher and the subscribers are running (e.g. a background scanner)."""
+        self._after_startup.append(hook)
         return hook
 
     def on_shutdown(self, hook: Hook) -> Hook:
@@ -69,6 +75,8 @@ class ServiceRuntime:
         log.info("starting", kafka=self.settings.kafka_bootstrap, group_id=self.settings.group_id)
 
     async def _started(self) -> None:
+        for hook in self._after_startup:
+            await hook()
         self.started = True
         log.info("started")
 

@@ -46,6 +46,7 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
         assert out.returncode == 0, out.stdout + out.stderr
         assert "assigned to uk-zarechye (managing_organisation, reason: house_services_to_managing_org)" in out.stdout
         numbers += re.findall(r"registered as (ZH-\d{4}-\d{7})", out.stdout)
+        assert re.search(r"<- deadline \d{4}-\d{2}-\d{2} 23:59 Asia/Yekaterinburg \(pp416_written\)", out.stdout), out.stdout
         assert out.stdout.rstrip().endswith("stopped")
     assert len(numbers) == 2
     assert int(numbers[1][-7:]) == int(numbers[0][-7:]) + 1  # the counter survived the restart
@@ -85,7 +86,18 @@ async def test_running_system_serves_health_metrics_and_carries_every_channel(tm
                 evs = [from_kafka(r.value, r.headers, REGISTRY) for r in records]
                 return {str(e.correlation_id) for e in evs if isinstance(e.data, AppealAssigned)}
 
-            await lc.wait_for(lambda r: set(sent) <= assigned(r), timeout=60)
+            records = await lc.wait_for(lambda r: set(sent) <= assigned(r), timeout=60)
+            number = next(e.data.registration_number for e in (from_kafka(r.value, r.headers, REGISTRY) for r in records)
+                          if isinstance(e.data, AppealAssigned))
+
+        # the router answers "where is my appeal, who handles it, what is the deadline"
+        for _ in range(100):
+            status, body = get(f"http://127.0.0.1:{ports['http'] + 2}/api/v1/appeals/by-number?number={number}")
+            view = json.loads(body)
+            if status == 200 and view.get("deadline"):
+                break
+            time.sleep(0.2)
+        assert view["status"] == "assigned" and view["party_name"] and view["deadline"]["regime"]
 
         # the HTTP ingress of intake answers with the registration number
         form = samples.raw_submission(channel=Channel.SITE_FORM, source_id="e2e-http").model_dump_json().encode()

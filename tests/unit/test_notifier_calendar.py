@@ -82,7 +82,7 @@ def due(table, regime, local_registration, tz):  # noqa: ANN001, ANN201
 def test_ten_working_days_skip_the_new_year_holidays(table):
     d = due(table, "pp416_written", datetime(2025, 12, 30, 15, 0), YEKAT)
     assert d.local_due.date() == date(2026, 1, 23)
-    assert d.due_at == datetime(2026, 1, 23, 18, 59, 59, 999999, tzinfo=UTC)  # 23:59:59 at UTC+5
+    assert d.due_at == datetime(2026, 1, 23, 18, 59, 59, tzinfo=UTC)  # 23:59:59 at UTC+5
 
 
 def test_thirty_days_ending_on_a_holiday_move_to_the_next_working_day(table):
@@ -118,3 +118,29 @@ def test_table_naming_an_unknown_regime_is_refused(tmp_path: Path, cal):
     f.write_text('[regimes.a]\nkind = "minutes"\namount = 1\n[[apply]]\nregime = "b"\n')
     with pytest.raises(ValueError, match="unknown regimes"):
         DeadlineTable.load(f, cal)
+
+
+def test_alert_points_for_a_day_term(cal):
+    from notifier.planning import alert_points
+    from notifier.deadlines import RegimeKind
+
+    start = datetime(2026, 1, 12, 9, 0, tzinfo=ZoneInfo(MSK))
+    due = datetime(2026, 1, 26, 23, 59, 59, tzinfo=ZoneInfo(MSK))
+    pts = dict(alert_points(start, due, RegimeKind.WORKING_DAYS, MSK, ["50%", "80%", "1wd", "overdue"], cal))
+    assert list(pts) == ["50%", "80%", "1wd", "overdue"]
+    assert pts["50%"] == start + (due - start) / 2
+    assert pts["1wd"] == datetime(2026, 1, 26, 0, 0, tzinfo=ZoneInfo(MSK))  # Mon 26 Jan, a working day
+    assert pts["overdue"] == due
+
+
+def test_minute_terms_have_no_working_day_point_and_late_plans_keep_overdue(cal):
+    from notifier.planning import alert_points
+    from notifier.deadlines import RegimeKind
+
+    start = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    pts = alert_points(start, start + timedelta(minutes=30), RegimeKind.MINUTES, MSK, ["50%", "1wd", "overdue"], cal)
+    assert [p for p, _ in pts] == ["50%", "overdue"]
+    late = alert_points(start, start, RegimeKind.MINUTES, MSK, ["50%", "overdue"], cal)
+    assert late == [("overdue", start)]
+    with pytest.raises(ValueError):
+        alert_points(start, start, RegimeKind.MINUTES, MSK, ["soon"], cal)

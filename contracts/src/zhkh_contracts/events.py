@@ -171,6 +171,39 @@ class AppealTransitionRejected(EventData):
     cause_event_id: uuid.UUID
 
 
+class DeadlinePlanned(EventData):
+    """The notifier (re)planned an appeal's legal deadline. ``generation`` grows with every re-plan
+    (re-routing, escalation, extension, reopening); alerts of older generations are cancelled."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "deadline.planned.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    party_id: str
+    regime: str = Field(description="fz59, pp416_written, pp416_emergency_localise, gis_execution_end_date, ...")
+    due_at: AwareDatetime
+    party_timezone: str
+    generation: int = Field(ge=1)
+    reason: str = Field(description="assigned | extended | reopened")
+
+
+class DeadlineAlert(EventData):
+    """A deadline alert for the responsible party: a share of the term passed, one working day
+    left, or overdue. The event id is derived from (appeal, generation, threshold): one per point."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "deadline.alert.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    party_id: str
+    threshold: str = Field(description="e.g. 50%, 80%, 1wd, overdue")
+    due_at: AwareDatetime
+    alert_at: AwareDatetime
+    generation: int
+
+
 # ---- actions: what responsible parties, citizens, operators and the notifier ask of the router ----
 
 
@@ -307,6 +340,8 @@ class AppealJoinedIncident(EventData):
 
 
 EVENT_CLASSES: tuple[type[EventData], ...] = (
+    DeadlinePlanned,
+    DeadlineAlert,
     RawAppealSubmitted,
     AppealRegistered,
     AppealAssigned,
@@ -327,5 +362,5 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     OperatorAssigned,
     DeadlineExpired,
 )
-ACTION_CLASSES: tuple[type[EventData], ...] = EVENT_CLASSES[-9:]
+ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}
