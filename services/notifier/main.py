@@ -18,9 +18,10 @@ from zhkh_runtime.mongo import IdempotencyGuard
 
 from .calendar import ProductionCalendar
 from .deadlines import DeadlineTable
+from .delivery import Senders, parse_quiet_hours
 from .handlers import register_handlers
 from .repository import NotifierRepository
-from .service import NotifierService
+from .service import DeliveryConfig, NotifierService
 from .settings import NotifierSettings
 
 log = structlog.get_logger(__name__)
@@ -31,9 +32,20 @@ def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
     rt = ServiceRuntime(settings)
     repo = NotifierRepository(rt.db)
     table = DeadlineTable.load(settings.deadline_table, ProductionCalendar.load(settings.calendar_overrides))
-    service = NotifierService(
-        repo, IdempotencyGuard(rt.mongo, rt.db, "notifier"), rt.topics.lifecycle, rt.topics.actions, table, settings.thresholds
+    delivery = DeliveryConfig(
+        citizen_webhooks=settings.citizen_webhooks,
+        party_alerts_webhook=settings.party_alerts_webhook,
+        quiet_hours=parse_quiet_hours(settings.quiet_hours),
+        default_timezone=settings.default_timezone,
+        attempts=settings.delivery_attempts,
+        backoff_s=settings.delivery_backoff_s,
+        dlq_topic=rt.topics.dlq("notifier"),
     )
+    service = NotifierService(
+        repo, IdempotencyGuard(rt.mongo, rt.db, "notifier"), rt.topics.lifecycle, rt.topics.actions, table,
+        settings.thresholds, delivery=delivery,
+    )
+    senders = Senders(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.sms_gateway_url)
     consumer = rt.consumer(rt.topics.lifecycle)
     register_handlers(consumer, service)
     consumer.subscribe()
@@ -44,6 +56,7 @@ def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
         while True:
             try:
                 sent = await service.scan(rt.publisher.publish, settings.scan_batch)
+                sent += await service.deliver(senders.send, rt.publisher.publish)
             except Exception:  # noqa: BLE001 - the schedule is in MongoDB; the next round picks it up
                 log.exception("scan_failed")
                 sent = 0

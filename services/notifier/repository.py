@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 from pymongo.asynchronous.database import AsyncDatabase
 
 
@@ -15,10 +16,12 @@ class NotifierRepository:
         self.facts_col = db["notifier_appeals"]
         self.deadlines = db["notifier_deadlines"]
         self.alerts = db["notifier_alerts"]
+        self.deliveries = db["notifier_deliveries"]
 
     async def ensure_indexes(self) -> None:
         await self.alerts.create_index([("state", ASCENDING), ("alert_at", ASCENDING)])
         await self.alerts.create_index([("appeal_id", ASCENDING), ("state", ASCENDING)])
+        await self.deliveries.create_index([("state", ASCENDING), ("not_before", ASCENDING)])
 
     async def save_facts(self, doc: dict[str, Any], session: Any) -> None:
         await self.facts_col.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
@@ -55,6 +58,24 @@ class NotifierRepository:
         await self.alerts.find_one_and_update(
             {"_id": alert_id, "state": "pending"}, {"$set": {"state": "sent", "sent_at": now}},
             return_document=ReturnDocument.AFTER,
+        )
+
+    async def add_delivery(self, doc: dict[str, Any], session: Any) -> None:
+        try:
+            await self.deliveries.insert_one(doc, session=session)
+        except DuplicateKeyError:
+            pass  # queued already (a resent alert): one delivery per id
+
+    async def due_deliveries(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        cursor = self.deliveries.find({"state": "pending", "not_before": {"$lte": now}}).sort("not_before", 1).limit(limit)
+        return await cursor.to_list()
+
+    async def retry_delivery(self, delivery_id: str, attempts: int, at: datetime) -> None:
+        await self.deliveries.update_one({"_id": delivery_id}, {"$set": {"attempts": attempts, "not_before": at}})
+
+    async def finish_delivery(self, delivery_id: str, state: str, attempts: int, at: datetime, reason: str | None = None) -> None:
+        await self.deliveries.update_one(
+            {"_id": delivery_id}, {"$set": {"state": state, "attempts": attempts, "finished_at": at, "reason": reason}}
         )
 
     async def pending_count(self) -> int:

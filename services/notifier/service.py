@@ -8,14 +8,17 @@ crash between publishing and marking republishes the *same* events: consumers de
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import structlog
 
 from zhkh_contracts import (
+    AppealAnswered,
     AppealAssigned,
     AppealExtended,
     AppealRegistered,
@@ -29,12 +32,14 @@ from zhkh_contracts import (
     Envelope,
     PartyKind,
 )
-from zhkh_runtime.errors import PermanentError
+from zhkh_runtime.errors import PermanentError, is_transient, reason_of, safe_detail
 from zhkh_runtime.mongo import IdempotencyGuard
-from zhkh_runtime.records import OutboundRecord
+from zhkh_runtime.records import OutboundRecord, failure_headers
 
 from .deadlines import DEFAULT_TZ, Deadline, DeadlineTable, Regime, RegimeKind
+from .delivery import citizen_target, not_before
 from .planning import alert_points
+from .templates import citizen_message, party_alert
 
 log = structlog.get_logger(__name__)
 SOURCE = "/zhkh-appeals/notifier"
@@ -42,6 +47,17 @@ ALERT_NS = uuid.UUID("8d1f4a8e-0c7b-4d0c-9a55-3c7f2b1e6a10")
 STOPPING = {AppealStatus.ANSWERED, AppealStatus.CLOSED, AppealStatus.WITHDRAWN}
 GIS_REGIME = Regime("gis_execution_end_date", RegimeKind.CALENDAR_DAYS, 0)
 Publish = Callable[[list[OutboundRecord]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    citizen_webhooks: dict[str, str] = field(default_factory=dict)
+    party_alerts_webhook: str | None = None
+    quiet_hours: tuple[time, time] | None = None
+    default_timezone: str = DEFAULT_TZ
+    attempts: int = 5
+    backoff_s: float = 30.0
+    dlq_topic: str = "zhkh.notifier.dlq"
 
 
 class NotifierService:
@@ -54,9 +70,11 @@ class NotifierService:
         table: DeadlineTable,
         thresholds: list[str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        delivery: DeliveryConfig | None = None,
     ) -> None:
         self.repo, self.guard, self.table, self.thresholds, self.clock = repo, guard, table, thresholds, clock
         self.lifecycle_topic, self.actions_topic = lifecycle_topic, actions_topic
+        self.delivery = delivery or DeliveryConfig()
 
     # ---- planning -------------------------------------------------------------------------------
 
@@ -68,9 +86,12 @@ class NotifierService:
             await self.repo.save_facts(
                 {"_id": str(a.appeal_id), "number": a.registration_number, "registered_at": a.registered_at,
                  "category": a.category.value, "emergency": a.emergency, "emergency_rule": a.emergency_rule,
-                 "execution_end_date": end},
+                 "execution_end_date": end, "channel": a.channel.value, "email": a.applicant.email,
+                 "phone": a.applicant.phone, "notify": a.consent.notifications, "correlation_id": str(env.correlation_id)},
                 session,
             )
+            if a.consent.notifications:
+                await self._citizen(env, "registered", str(a.appeal_id), session, number=a.registration_number)
             return []
 
         return await self.guard.run(str(env.id), work)
@@ -108,10 +129,42 @@ class NotifierService:
             regime = self.table.regimes.get(cur["regime"], GIS_REGIME)
             old = Deadline(cur["regime"], cur["due_at"], cur["due_at"])
             new = self.table.extended(old, x.days, cur["tz"]) if regime is not GIS_REGIME else old
+            # 59-ФЗ: the citizen is told about an extension
+            await self._citizen(env, "extended", str(x.appeal_id), session, number=cur["number"], days=x.days, reason=x.reason)
             return await self._plan(x.appeal_id, cur["number"], cur["party_id"], regime, new.due_at, cur["start_at"],
                                     cur["tz"], "extended", env, session)
 
         return await self.guard.run(str(env.id), work)
+
+    async def on_answered(self, env: Envelope[AppealAnswered]) -> list[OutboundRecord]:
+        """The answer goes to the citizen (whatever their notification consent: it is the answer)."""
+        a = env.data
+
+        async def work(session: Any) -> list[OutboundRecord]:
+            await self._citizen(env, "answered", str(a.appeal_id), session, number=a.registration_number, text=a.text)
+            return []
+
+        return await self.guard.run(str(env.id), work)
+
+    async def _citizen(self, env: Envelope[Any], kind: str, appeal_id: str, session: Any, **fields: Any) -> None:
+        facts = await self.repo.facts(uuid.UUID(appeal_id), session)
+        if facts is None:
+            return
+        target = citizen_target(facts["channel"], facts.get("email"), facts.get("phone"), self.delivery.citizen_webhooks)
+        if target is None:
+            log.info("citizen_unreachable", kind=kind)
+            return
+        subject, body = citizen_message(kind, **fields)
+        cur = await self.repo.deadline(uuid.UUID(appeal_id), session)
+        tz = cur["tz"] if cur else self.delivery.default_timezone
+        now = self.clock()
+        await self.repo.add_delivery(
+            {"_id": f"{env.id}:{kind}", "kind": kind, "appeal_id": appeal_id, "number": fields.get("number", ""),
+             "target_kind": target.kind, "target": target.address, "subject": subject, "body": body,
+             "state": "pending", "attempts": 0, "created_at": now,
+             "not_before": not_before(now, tz, self.delivery.quiet_hours, bool(facts.get("emergency")))},
+            session,
+        )
 
     async def on_status(self, env: Envelope[AppealStatusChanged]) -> list[OutboundRecord]:
         s = env.data
@@ -174,5 +227,44 @@ class NotifierService:
         due = await self.repo.due_alerts(self.clock(), limit)
         for a in due:
             await publish(self.alert_records(a))
+            if self.delivery.party_alerts_webhook:
+                subject, body = party_alert(a["number"], a["threshold"], a["due_at"].isoformat())
+                await self.repo.add_delivery(
+                    {"_id": f"{a['_id']}:party", "kind": "deadline_alert", "appeal_id": a["appeal_id"],
+                     "number": a["number"], "party_id": a["party_id"], "target_kind": "webhook",
+                     "target": self.delivery.party_alerts_webhook, "subject": subject, "body": body, "state": "pending",
+                     "attempts": 0, "created_at": self.clock(), "not_before": self.clock()},
+                    None,
+                )
             await self.repo.mark_sent(a["_id"], self.clock())
         return len(due)
+
+    async def deliver(self, send: Callable[[dict[str, Any]], Awaitable[None]], publish: Publish, limit: int = 100) -> int:
+        """One attempt for each delivery that is due. A transient failure is retried later with a
+        doubling delay (the attempt count is stored, so retries survive restarts); a permanent one,
+        or the last attempt, sends the delivery to the DLQ and marks it failed."""
+        due = await self.repo.due_deliveries(self.clock(), limit)
+        for d in due:
+            attempts = d["attempts"] + 1
+            try:
+                await send(d)
+            except Exception as exc:  # noqa: BLE001 - every failure is either retried or dead-lettered
+                permanent = not is_transient(exc)
+                if permanent or attempts >= self.delivery.attempts:
+                    reason = reason_of(exc) if permanent else "retries_exhausted"
+                    await publish([self._dead_delivery(d, reason, safe_detail(exc), attempts)])
+                    await self.repo.finish_delivery(d["_id"], "failed", attempts, self.clock(), reason)
+                    log.warning("delivery_failed", delivery_id=d["_id"], reason=reason, attempts=attempts)
+                else:
+                    delay = timedelta(seconds=self.delivery.backoff_s * 2 ** (attempts - 1))
+                    await self.repo.retry_delivery(d["_id"], attempts, self.clock() + delay)
+                continue
+            await self.repo.finish_delivery(d["_id"], "sent", attempts, self.clock())
+        return len(due)
+
+    def _dead_delivery(self, d: dict[str, Any], reason: str, detail: str, attempts: int) -> OutboundRecord:
+        value = json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()},
+                           ensure_ascii=False).encode()
+        headers = dict((k, v.decode()) for k, v in failure_headers(reason, detail, "notifier", None, attempts=attempts))
+        headers["content-type"] = "application/json"
+        return OutboundRecord(topic=self.delivery.dlq_topic, key=d["appeal_id"].encode(), value=value, headers=headers)

@@ -17,7 +17,6 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -32,7 +31,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from zhkh_contracts import CATALOG, REGISTRY, Envelope, EnvelopeError, EventData, Topics, TopicSpec, from_kafka
 
 from . import metrics
-from .records import OutboundRecord
+from .records import OutboundRecord, failure_headers
 from .errors import is_bad_input, is_transient, reason_of, safe_detail
 from .settings import RuntimeSettings
 
@@ -140,20 +139,6 @@ async def _raw_body(msg: Any) -> bytes:
     """Keep FastStream from parsing the body (it would json-decode it by content-type before our
     handler runs, and a broken record would fail outside our DLQ policy). Decoding is ours."""
     return msg.body
-
-
-def failure_headers(reason: str, detail: str, service: str, message_ru: str | None = None, **extra: object) -> list[tuple[str, bytes]]:
-    """The x-dlq-* headers of a dead letter or a rejection (see docs/contracts.md)."""
-    headers = {
-        "x-dlq-reason": reason,
-        "x-dlq-error": detail,
-        "x-dlq-service": service,
-        **{f"x-dlq-{k}": str(v) for k, v in extra.items()},
-        "x-dlq-failed-at": datetime.now(UTC).isoformat(),
-    }
-    if message_ru:
-        headers["x-dlq-message-ru"] = message_ru
-    return [(k, v.encode("utf-8", "replace")) for k, v in headers.items()]
 
 
 EventHandler = Callable[[Envelope[Any]], Awaitable[Iterable[OutboundRecord]]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from zhkh_contracts import Envelope, to_kafka
@@ -29,3 +30,17 @@ class OutboundRecord:
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> OutboundRecord:
         return cls(topic=doc["topic"], key=bytes(doc["key"]), value=bytes(doc["value"]), headers=dict(doc["headers"]))
+
+
+def failure_headers(reason: str, detail: str, service: str, message_ru: str | None = None, **extra: object) -> list[tuple[str, bytes]]:
+    """The x-dlq-* headers of a dead letter or a rejection (see docs/contracts.md)."""
+    headers = {
+        "x-dlq-reason": reason,
+        "x-dlq-error": detail,
+        "x-dlq-service": service,
+        **{f"x-dlq-{k}": str(v) for k, v in extra.items()},
+        "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+    }
+    if message_ru:
+        headers["x-dlq-message-ru"] = message_ru
+    return [(k, v.encode("utf-8", "replace")) for k, v in headers.items()]

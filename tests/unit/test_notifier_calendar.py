@@ -144,3 +144,29 @@ def test_minute_terms_have_no_working_day_point_and_late_plans_keep_overdue(cal)
     assert late == [("overdue", start)]
     with pytest.raises(ValueError):
         alert_points(start, start, RegimeKind.MINUTES, MSK, ["soon"], cal)
+
+
+def test_citizen_is_answered_the_way_they_came():
+    from notifier.delivery import citizen_target
+
+    hooks = {"chatbot": "http://bot/notify"}
+    assert citizen_target("chatbot", "a@b.ru", "+79120000000", hooks).kind == "webhook"
+    assert citizen_target("site_form", "a@b.ru", "+79120000000", hooks).address == "a@b.ru"
+    assert citizen_target("hotline", None, "+79120000000", hooks).kind == "sms"
+    assert citizen_target("paper", None, None, hooks) is None
+
+
+@pytest.mark.parametrize(
+    ("utc", "urgent", "expected_utc"),
+    [
+        (datetime(2026, 1, 15, 20, 30, tzinfo=UTC), False, datetime(2026, 1, 16, 5, 0, tzinfo=UTC)),  # 23:30 MSK
+        (datetime(2026, 1, 15, 2, 0, tzinfo=UTC), False, datetime(2026, 1, 15, 5, 0, tzinfo=UTC)),  # 05:00 MSK
+        (datetime(2026, 1, 15, 12, 0, tzinfo=UTC), False, datetime(2026, 1, 15, 12, 0, tzinfo=UTC)),  # 15:00 MSK
+        (datetime(2026, 1, 15, 20, 30, tzinfo=UTC), True, datetime(2026, 1, 15, 20, 30, tzinfo=UTC)),  # emergency
+    ],
+)
+def test_quiet_hours_hold_citizen_messages_until_morning(utc, urgent, expected_utc):
+    from notifier.delivery import not_before, parse_quiet_hours
+
+    assert not_before(utc, MSK, parse_quiet_hours("22:00-08:00"), urgent) == expected_utc
+    assert not_before(utc, MSK, parse_quiet_hours(""), urgent) == utc
