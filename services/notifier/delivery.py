@@ -87,7 +87,8 @@ class Senders:
     @staticmethod
     def _payload(d: dict[str, Any]) -> dict[str, Any]:
         return {"id": d["_id"], "kind": d["kind"], "appeal_id": d["appeal_id"], "registration_number": d["number"],
-                "subject": d["subject"], "text": d["body"], **({"party_id": d["party_id"]} if d.get("party_id") else {})}
+                "subject": d["subject"], "text": d["body"],
+                **{k: d[k] for k in ("party_id", "supervisor_party_id") if d.get(k)}}
 
     def _smtp(self, d: dict[str, Any]) -> None:
         if not self.smtp_host:

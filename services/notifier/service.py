@@ -115,7 +115,8 @@ class NotifierService:
                 regime = self.table.regime_for(PartyKind(d.party_kind), Category(facts["category"]),
                                                facts["emergency"], facts.get("emergency_rule"))
                 due = self.table.due(regime, start, tz)
-            return await self._plan(d.appeal_id, facts["number"], d.party_id, regime, due.due_at, start, tz, "assigned", env, session)
+            return await self._plan(d.appeal_id, facts["number"], d.party_id, regime, due.due_at, start, tz, "assigned", env,
+                                    session, d.supervisor_party_id)
 
         return await self.guard.run(str(env.id), work)
 
@@ -132,7 +133,7 @@ class NotifierService:
             # 59-ФЗ: the citizen is told about an extension
             await self._citizen(env, "extended", str(x.appeal_id), session, number=cur["number"], days=x.days, reason=x.reason)
             return await self._plan(x.appeal_id, cur["number"], cur["party_id"], regime, new.due_at, cur["start_at"],
-                                    cur["tz"], "extended", env, session)
+                                    cur["tz"], "extended", env, session, cur.get("supervisor_id"))
 
         return await self.guard.run(str(env.id), work)
 
@@ -180,21 +181,23 @@ class NotifierService:
                         now = self.clock()
                         due = self.table.due(regime, now, cur["tz"])
                         return await self._plan(s.appeal_id, cur["number"], cur["party_id"], regime, due.due_at, now,
-                                                cur["tz"], "reopened", env, session)
+                                                cur["tz"], "reopened", env, session, cur.get("supervisor_id"))
             return []
 
         return await self.guard.run(str(env.id), work)
 
     async def _plan(self, appeal_id: uuid.UUID, number: str, party_id: str, regime: Regime, due_at: datetime,
-                    start: datetime, tz: str, reason: str, env: Envelope[Any], session: Any) -> list[OutboundRecord]:
+                    start: datetime, tz: str, reason: str, env: Envelope[Any], session: Any,
+                    supervisor_id: str | None = None) -> list[OutboundRecord]:
         generation = await self.repo.next_generation(appeal_id, session)
         points = alert_points(start, due_at, regime.kind, tz, self.thresholds, self.table.calendar)
         await self.repo.replan(
             {"_id": str(appeal_id), "number": number, "party_id": party_id, "regime": regime.name, "due_at": due_at,
              "start_at": start, "tz": tz, "generation": generation, "status": "active",
-             "correlation_id": str(env.correlation_id)},
+             "correlation_id": str(env.correlation_id), "supervisor_id": supervisor_id},
             [{"_id": f"{appeal_id}:{generation}:{name}", "appeal_id": str(appeal_id), "generation": generation,
               "threshold": name, "alert_at": at, "due_at": due_at, "party_id": party_id, "number": number,
+              "supervisor_id": supervisor_id,
               "correlation_id": str(env.correlation_id), "state": "pending"} for name, at in points],
             session,
         )
@@ -231,7 +234,8 @@ class NotifierService:
                 subject, body = party_alert(a["number"], a["threshold"], a["due_at"].isoformat())
                 await self.repo.add_delivery(
                     {"_id": f"{a['_id']}:party", "kind": "deadline_alert", "appeal_id": a["appeal_id"],
-                     "number": a["number"], "party_id": a["party_id"], "target_kind": "webhook",
+                     "number": a["number"], "party_id": a["party_id"], "supervisor_party_id": a.get("supervisor_id"),
+                     "target_kind": "webhook",
                      "target": self.delivery.party_alerts_webhook, "subject": subject, "body": body, "state": "pending",
                      "attempts": 0, "created_at": self.clock(), "not_before": self.clock()},
                     None,

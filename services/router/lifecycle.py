@@ -95,14 +95,14 @@ def _status(
 
 
 def assign(state: AppealState, d: Decision, fallback_id: str, action: str, now: datetime, cause: uuid.UUID | None,
-           timezone: str | None = None) -> Transition:
+           timezone: str | None = None, supervisor_id: str | None = None) -> Transition:
     """Put the appeal with the decided party (or the fallback queue) in status ``assigned``."""
     party_id = d.party.party_id if d.party else fallback_id
     kind = d.party.kind if d.party else PartyKind.FALLBACK_QUEUE
     assigned = AppealAssigned(
         appeal_id=state.appeal_id, registration_number=state.number, party_id=party_id, party_kind=kind,
         reason=d.reason, assigned_at=now, cause=d.cause, level=d.level, previous_party_id=state.party_id,
-        party_timezone=d.party.timezone if d.party else timezone,
+        party_timezone=d.party.timezone if d.party else timezone, supervisor_party_id=supervisor_id,
     )
     changed = _status(state, S.ASSIGNED, action, now, cause, party_id)
     new = replace(state, status=S.ASSIGNED, party_id=party_id, party_kind=kind, level=d.level, version=state.version + 1)
@@ -119,8 +119,12 @@ def apply(
     escalate: Escalate,
     fallback_id: str,
     operator_decision: Callable[[str], Decision | None] | None = None,
+    supervisor: Callable[[Decision], str | None] | None = None,
 ) -> Transition | Refusal:
     st = state.status
+
+    def supervisor_of(d: Decision) -> str | None:
+        return supervisor(d) if supervisor else None
 
     def is_party() -> bool:
         return actor == state.party_id
@@ -133,7 +137,7 @@ def apply(
         d = escalate(state, reason)
         if d is None:
             return Refusal("escalation_exhausted", f"no level above {state.party_kind}")
-        return assign(state, d, fallback_id, name, now, cause)
+        return assign(state, d, fallback_id, name, now, cause, supervisor_id=supervisor_of(d))
 
     if isinstance(action, CitizenWithdrew):
         if st not in OPEN:
@@ -148,7 +152,7 @@ def apply(
         d = operator_decision(action.party_id) if operator_decision else None
         if d is None:
             return Refusal("unknown_party", action.party_id)
-        return assign(state, d, fallback_id, "operator_assign", now, cause)
+        return assign(state, d, fallback_id, "operator_assign", now, cause, supervisor_id=supervisor_of(d))
 
     if isinstance(action, PartyAccepted | PartyAnswered | PartyRejectedNotResponsible | PartyRequestedExtension):
         if not is_party():
@@ -176,10 +180,10 @@ def apply(
             d = escalate(bounced, "second_bounce")
             if d is None:
                 return Refusal("escalation_exhausted", "second bounce at the top of the chain")
-            return assign(bounced, d, fallback_id, "reject_not_responsible", now, cause)
+            return assign(bounced, d, fallback_id, "reject_not_responsible", now, cause, supervisor_id=supervisor_of(d))
         d = reroute(bounced, frozenset(bounced.bounces))
         d = Decision(d.party, d.reason, AssignmentCause.REROUTE if d.party else AssignmentCause.FALLBACK, d.level)
-        return assign(bounced, d, fallback_id, "reject_not_responsible", now, cause)
+        return assign(bounced, d, fallback_id, "reject_not_responsible", now, cause, supervisor_id=supervisor_of(d))
 
     if isinstance(action, PartyRequestedExtension):
         if st not in WORKING:

@@ -77,12 +77,17 @@ class RouterService:
             )
             d = route(self.rules, ctx, a.category)
             d = Decision(d.party, d.reason, d.cause, level_of(self.rules, d.party.kind if d.party else None))
-            t = assign(state, d, self.fallback_queue_id, "assign", now, env.id)
+            t = assign(state, d, self.fallback_queue_id, "assign", now, env.id, supervisor_id=self._supervisor(ctx, a.category, d))
             if not await self.repo.create(t.state, session):
                 return []  # already routed (the registration was replayed with another event id)
             return self._records(t.events, str(a.appeal_id), env, now)
 
         return await self.guard.run(str(env.id), work)
+
+    def _supervisor(self, ctx: Context, category: Any, d: Decision) -> str | None:
+        """The next level above the decided party for this house (alerts go there too)."""
+        up = escalate(self.rules, ctx, category, d.party.kind if d.party else None, "supervisor")
+        return up.party.party_id if up and up.party else None
 
     async def on_joined(self, env: Envelope[AppealJoinedIncident]) -> list[OutboundRecord]:
         """Mark the appeal as a member: actions on the incident then apply to it as well."""
@@ -143,7 +148,8 @@ class RouterService:
         return await self.guard.run(str(env.id), work)
 
     async def _apply(self, state: AppealState, action: ActionBase, now: datetime, cause: uuid.UUID, session: Any) -> Transition | Refusal:
-        ctx = await self.repo.context(state.house_key, session) if isinstance(action, NEEDS_ROUTING) else Context(None, None)
+        routing = isinstance(action, (*NEEDS_ROUTING, OperatorAssigned))
+        ctx = await self.repo.context(state.house_key, session) if routing else Context(None, None)
 
         def reroute(s: AppealState, exclude: frozenset[str]) -> Decision:
             return route(self.rules, ctx, s.category, exclude)
@@ -160,4 +166,8 @@ class RouterService:
                 return None
             return Decision(operator_party, "operator", AssignmentCause.OPERATOR, level_of(self.rules, operator_party.kind))
 
-        return apply(state, action, action.actor, now, cause, reroute, escalate_, self.fallback_queue_id, operator_decision)
+        def supervisor(d: Decision) -> str | None:
+            return self._supervisor(ctx, state.category, d)
+
+        return apply(state, action, action.actor, now, cause, reroute, escalate_, self.fallback_queue_id,
+                     operator_decision, supervisor)

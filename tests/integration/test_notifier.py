@@ -53,11 +53,11 @@ def make_service(mongo_db, prefix: str, clock: Clock):  # noqa: ANN001, ANN201
     return NotifierService(repo, guard, t.lifecycle, t.actions, DeadlineTable.load(), ["50%", "80%", "1wd", "overdue"], clock), repo
 
 
-def registered_and_assigned(registered_at: datetime, tz: str = "Europe/Moscow"):  # noqa: ANN201
+def registered_and_assigned(registered_at: datetime, tz: str = "Europe/Moscow", meta: dict | None = None):  # noqa: ANN201
     from intake.classifier import Classifier
     from intake.service import build_appeal, prepare
 
-    raw = samples.raw_submission(source_id=f"n-{uuid.uuid4()}")
+    raw = samples.raw_submission(source_id=f"n-{uuid.uuid4()}").model_copy(update={"channel_meta": meta or {}})
     appeal = build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000042", registered_at, Classifier())
     reg = Envelope.new(AppealRegistered(appeal=appeal), source="/t", appeal_id=str(appeal.appeal_id))
     asg = Envelope.new(
@@ -103,6 +103,16 @@ async def test_deadline_planned_then_alerts_sent_on_time_and_only_once(infra, pr
     assert [e.data.threshold for t, e in evs if isinstance(e.data, DeadlineAlert)] == ["50%", "80%", "1wd", "overdue"]
     (expired,) = [(t, e) for t, e in evs if isinstance(e.data, DeadlineExpired)]
     assert expired[0] == Topics(prefix).actions and expired[1].data.deadline == p.due_at
+
+
+async def test_gis_execution_end_date_wins_over_the_table(infra, prefix, mongo_db):
+    reg_at = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
+    svc, _ = make_service(mongo_db, prefix, Clock(reg_at))
+    _, reg, asg = registered_and_assigned(reg_at, meta={"execution_end_date": "2026-02-02T18:00:00+03:00"})
+    await svc.on_registered(reg)
+    (planned,) = decode(await svc.on_assigned(asg))
+    p = planned[1].data
+    assert (p.regime, p.due_at) == ("gis_execution_end_date", datetime(2026, 2, 2, 15, 0, tzinfo=UTC))
 
 
 async def test_a_crash_between_sending_and_marking_resends_the_same_events(infra, prefix, mongo_db):

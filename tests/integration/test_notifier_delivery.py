@@ -164,10 +164,12 @@ async def test_deadline_alerts_reach_the_party_webhook(infra, prefix, mongo_db, 
     await svc.on_registered(env)
     await svc.on_assigned(Envelope.new(
         AppealAssigned(appeal_id=appeal.appeal_id, registration_number="ZH-2026-0000777", party_id="uk-zarechye",
-                       party_kind=PartyKind.MANAGING_ORGANISATION, reason="r", assigned_at=clock.now),
+                       party_kind=PartyKind.MANAGING_ORGANISATION, reason="r", assigned_at=clock.now,
+                       supervisor_party_id="adm-leninsky"),
         source="/t", appeal_id=str(appeal.appeal_id)))
     clock.now += timedelta(days=40)
     assert await svc.scan(lambda r: collect(r, [])) == 1  # overdue
     assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 1
     (path, headers, body), = http.requests
     assert path == "/parties" and body["party_id"] == "uk-zarechye" and "срок ответа истёк" in body["subject"]
+    assert body["supervisor_party_id"] == "adm-leninsky"  # the supervisor is told as well

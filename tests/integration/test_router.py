@@ -114,6 +114,7 @@ async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(inf
         aid = await register(infra, prefix, f)
         a = await f.assigned(aid)
         assert (a.party_id, a.reason, a.party_timezone) == ("uk-zarechye", "house_services_to_managing_org", "Asia/Yekaterinburg")
+        assert a.supervisor_party_id == "adm-leninsky"
         u = uuid.UUID(aid)
         for action, expect in [
             (PartyAccepted(appeal_id=u, actor="uk-zarechye"), S.IN_PROGRESS),

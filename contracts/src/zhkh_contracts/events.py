@@ -100,6 +100,7 @@ class AppealAssigned(EventData):
     level: int = Field(default=0, ge=0, description="Escalation level (0: first assignment)")
     previous_party_id: str | None = None
     party_timezone: str | None = Field(default=None, description="IANA zone of the party, for deadlines")
+    supervisor_party_id: str | None = Field(default=None, description="The next level up (deadline alerts go there too)")
 
 
 class AppealStatus(StrEnum):
