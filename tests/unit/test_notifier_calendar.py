@@ -170,3 +170,28 @@ def test_quiet_hours_hold_citizen_messages_until_morning(utc, urgent, expected_u
 
     assert not_before(utc, MSK, parse_quiet_hours("22:00-08:00"), urgent) == expected_utc
     assert not_before(utc, MSK, parse_quiet_hours(""), urgent) == utc
+
+
+@pytest.mark.parametrize(
+    ("regime", "registered_msk", "due_msk"),
+    [
+        ("fz59", datetime(2026, 4, 10, 10, 0), datetime(2026, 5, 12, 23, 59, 59)),  # 10.05 Sun, 11.05 off
+        ("pp416_written", datetime(2026, 2, 20, 16, 0), datetime(2026, 3, 10, 23, 59, 59)),  # 21–23.02, 7–9.03 off
+        ("pp416_disclosed_info", datetime(2026, 6, 11, 12, 0), datetime(2026, 6, 15, 23, 59, 59)),  # 12.06 Fri off
+        ("pp416_emergency_localise", datetime(2026, 5, 9, 23, 50), datetime(2026, 5, 10, 0, 20)),
+        ("pp416_sewer_blockage", datetime(2026, 12, 31, 23, 0), datetime(2027, 1, 1, 1, 0)),
+        ("pp416_emergency_repair", datetime(2026, 11, 1, 9, 0), datetime(2026, 11, 5, 23, 59, 59)),  # 04.11 off
+        ("pp354_quality_check", datetime(2026, 3, 8, 20, 30), datetime(2026, 3, 8, 22, 30)),
+    ],
+)
+def test_every_regime_on_holiday_edges(table, regime, registered_msk, due_msk):
+    d = due(table, regime, registered_msk, MSK)
+    assert d.local_due.replace(tzinfo=None) == due_msk
+
+
+def test_a_transferred_working_saturday_counts_as_a_working_day(table):
+    # Friday 31 Oct 2025: the next working day is Saturday 1 November 2025 (worked instead of Mon 3 Nov)
+    d = due(table, "pp416_disclosed_info", datetime(2025, 10, 31, 10, 0), MSK)
+    assert d.local_due.date() == date(2025, 11, 1)
+    ten = due(table, "pp416_written", datetime(2025, 10, 31, 10, 0), MSK)
+    assert ten.local_due.date() == date(2025, 11, 17)  # 1, 5, 6, 7, 10–14, 17 Nov: Sat 1 counted, 3 and 4 not
