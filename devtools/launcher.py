@@ -83,6 +83,7 @@ class System:
             ZHKH_HTTP_PORT=str(self.cfg.port(name)),
             ZHKH_GROUP_PREFIX=self.cfg.group_prefix,
             ZHKH_TOPIC_PREFIX=self.cfg.topic_prefix,
+            ZHKH_GROUP_INSTANCE_ID=f"{name}-1",
             PYTHONUNBUFFERED="1",
         )
         return env

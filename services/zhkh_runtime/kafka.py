@@ -26,7 +26,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from zhkh_contracts import CATALOG, REGISTRY, Envelope, EnvelopeError, EventData, Topics, TopicSpec, from_kafka
 
@@ -182,6 +182,7 @@ class EventConsumer:
         self.broker.subscriber(
             *self.topics,
             group_id=s.group_id,
+            group_instance_id=s.group_instance_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
@@ -234,7 +235,7 @@ class EventConsumer:
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.settings.retry_attempts),
+                stop=stop_after_attempt(self.settings.retry_attempts) | stop_after_delay(self.settings.retry_budget_s),
                 wait=wait_exponential_jitter(multiplier=self.settings.retry_initial_s, max=self.settings.retry_max_s),
                 retry=retry_if_exception(is_transient),
                 sleep=self.retry_sleep,

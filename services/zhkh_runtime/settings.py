@@ -22,9 +22,20 @@ class RuntimeSettings(BaseSettings):
     log_json: bool = True
     topic_prefix: str = Field(default="zhkh", description="Prefix of every topic name")
     group_prefix: str = Field(default="zhkh", description="Consumer group = <prefix>.<service>")
+    group_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership: a restarted instance takes its partitions back at once "
+        "instead of waiting for the broker to expire it. Unique per running instance (e.g. the pod name).",
+    )
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
     max_poll_interval_ms: int = Field(default=120_000, ge=10_000)
-    retry_attempts: int = Field(default=5, ge=1, description="Attempts for a transient failure")
+    retry_attempts: int = Field(default=50, ge=1, description="At most this many attempts for a transient failure")
+    retry_budget_s: float = Field(
+        default=90.0,
+        gt=0,
+        description="...and for at most this long. Longer than a killed instance's orphaned transaction "
+        "holds its locks (60 s in MongoDB and SecantusDB), so a redelivery after a crash waits it out.",
+    )
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     create_topics: bool = Field(default=True, description="Create the catalog's topics at start")
