@@ -28,14 +28,15 @@ class Target:
     address: str  # URL, e-mail address or E.164 phone
 
 
-def citizen_target(channel: str, email: str | None, phone: str | None, webhooks: dict[str, str]) -> Target | None:
+def citizen_target(channel: str, email: str | None, phone: str | None, webhooks: dict[str, str],
+                   email_enabled: bool = True, sms_enabled: bool = True) -> Target | None:
     """The same channel when it has a webhook (ПП 416: answer the way the appeal came), else e-mail,
-    else SMS; None when the citizen left no way to reach them."""
+    else SMS, each only if configured; None when there is no configured way to reach the citizen."""
     if channel in webhooks:
         return Target("webhook", webhooks[channel])
-    if email:
+    if email and email_enabled:
         return Target("email", email)
-    if phone:
+    if phone and sms_enabled:
         return Target("sms", phone)
     return None
 

@@ -40,6 +40,8 @@ def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
         attempts=settings.delivery_attempts,
         backoff_s=settings.delivery_backoff_s,
         dlq_topic=rt.topics.dlq("notifier"),
+        email_enabled=bool(settings.smtp_host),
+        sms_enabled=bool(settings.sms_gateway_url),
     )
     service = NotifierService(
         repo, IdempotencyGuard(rt.mongo, rt.db, "notifier"), rt.topics.lifecycle, rt.topics.actions, table,

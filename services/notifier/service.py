@@ -58,6 +58,8 @@ class DeliveryConfig:
     attempts: int = 5
     backoff_s: float = 30.0
     dlq_topic: str = "zhkh.notifier.dlq"
+    email_enabled: bool = True
+    sms_enabled: bool = True
 
 
 class NotifierService:
@@ -151,7 +153,8 @@ class NotifierService:
         facts = await self.repo.facts(uuid.UUID(appeal_id), session)
         if facts is None:
             return
-        target = citizen_target(facts["channel"], facts.get("email"), facts.get("phone"), self.delivery.citizen_webhooks)
+        target = citizen_target(facts["channel"], facts.get("email"), facts.get("phone"), self.delivery.citizen_webhooks,
+                                self.delivery.email_enabled, self.delivery.sms_enabled)
         if target is None:
             log.info("citizen_unreachable", kind=kind)
             return

@@ -154,6 +154,8 @@ def test_citizen_is_answered_the_way_they_came():
     assert citizen_target("site_form", "a@b.ru", "+79120000000", hooks).address == "a@b.ru"
     assert citizen_target("hotline", None, "+79120000000", hooks).kind == "sms"
     assert citizen_target("paper", None, None, hooks) is None
+    assert citizen_target("site_form", "a@b.ru", "+79120000000", hooks, email_enabled=False).kind == "sms"
+    assert citizen_target("site_form", "a@b.ru", None, hooks, email_enabled=False, sms_enabled=False) is None
 
 
 @pytest.mark.parametrize(
