@@ -134,9 +134,25 @@ def peak_rss_mib(pid: int) -> float:
 
 def report(what: str, count: int, rate: float, t0: float, t_end: float, latencies_ms: list[float], rss_mib: float) -> None:
     lat = sorted(latencies_ms)
-    q = statistics.quantiles(lat, n=100)
+    q = statistics.quantiles(lat, n=100, method="inclusive")  # never beyond the data
     mode = "burst" if rate <= 0 else f"paced at {rate:g}/s"
     print(f"{what}: {count} appeals, {mode}; all done after {t_end - t0:.2f}s")
     print(f"  throughput: {count / (t_end - t0):.0f} appeals/s")
     print(f"  latency ms: p50 {q[49]:.1f}  p90 {q[89]:.1f}  p99 {q[98]:.1f}  max {lat[-1]:.1f}")
     print(f"  peak RSS of the service: {rss_mib:.0f} MiB")
+
+
+def cli(doc: str | None, run: Callable[[int, float, int, Path], Any], default_count: int = 2000) -> int:
+    """The throughput benchmarks' command line: --count, --rate, --houses; a temp dir for the servers."""
+    import argparse
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=default_count)
+    ap.add_argument("--rate", type=float, default=0.0, help="appeals per second; 0 = as fast as possible")
+    ap.add_argument("--houses", type=int, default=300, help="distinct houses the appeals are about")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="zhkh-bench-") as tmp:
+        asyncio.run(run(args.count, args.rate, args.houses, Path(tmp)))
+    return 0
+

@@ -12,14 +12,11 @@ broker. Prints registered appeals/s, p50/p90/p99/max latency, and intake's peak 
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import random
-import tempfile
 import uuid
 from pathlib import Path
 
-from common import infra, measure, peak_rss_mib, report, service
+from common import cli, infra, measure, peak_rss_mib, report, service
 
 from devtools import samples
 from zhkh_contracts import Address, AppealRegistered, Category, Channel, Envelope
@@ -52,14 +49,7 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--rate", type=float, default=0.0, help="appeals per second; 0 = as fast as possible")
-    ap.add_argument("--houses", type=int, default=300, help="distinct houses the appeals are about")
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="zhkh-bench-") as tmp:
-        asyncio.run(run(args.count, args.rate, args.houses, Path(tmp)))
-    return 0
+    return cli(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,13 @@ acknowledged by the broker. Prints routed appeals/s, p50/p90/p99/max and the rou
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import csv
 import random
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ROOT, infra, measure, peak_rss_mib, report, service
+from common import cli, ROOT, infra, measure, peak_rss_mib, report, service
 
 from devtools import samples
 from zhkh_contracts import AppealAssigned, AppealRegistered, Category, Envelope, to_kafka
@@ -73,14 +70,7 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--rate", type=float, default=0.0, help="appeals per second; 0 = as fast as possible")
-    ap.add_argument("--houses", type=int, default=300)
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="zhkh-bench-") as tmp:
-        asyncio.run(run(args.count, args.rate, args.houses, Path(tmp)))
-    return 0
+    return cli(__doc__, run)
 
 
 if __name__ == "__main__":
