@@ -110,14 +110,13 @@ class NotifierService:
             start = facts["registered_at"] if first else d.assigned_at
             if facts.get("execution_end_date"):
                 regime = GIS_REGIME
-                due = self.table.due(GIS_REGIME, start, tz)
                 end = datetime.fromisoformat(facts["execution_end_date"])
-                due = Deadline(GIS_REGIME.name, end.astimezone(UTC) if end.tzinfo else end.replace(tzinfo=UTC), due.local_due)
+                due_at = end.astimezone(UTC) if end.tzinfo else end.replace(tzinfo=UTC)
             else:
                 regime = self.table.regime_for(PartyKind(d.party_kind), Category(facts["category"]),
                                                facts["emergency"], facts.get("emergency_rule"))
-                due = self.table.due(regime, start, tz)
-            return await self._plan(d.appeal_id, facts["number"], d.party_id, regime, due.due_at, start, tz, "assigned", env,
+                due_at = self.table.due(regime, start, tz).due_at
+            return await self._plan(d.appeal_id, facts["number"], d.party_id, regime, due_at, start, tz, "assigned", env,
                                     session, d.supervisor_party_id)
 
         return await self.guard.run(str(env.id), work)

@@ -165,13 +165,23 @@ class EventConsumer:
     """reason -> message for the citizen, sent as x-dlq-message-ru."""
     strict_types: bool = False
     """True: a record of a type without a handler is bad input (unknown_type), not 'ignored'."""
+    _decoding: tuple[bool, Mapping[str, type[EventData]]] | None = field(default=None, init=False, repr=False)
 
     def on(self, data_cls: type[EventData]) -> Callable[[EventHandler], EventHandler]:
         def deco(fn: EventHandler) -> EventHandler:
             self.handlers[data_cls.EVENT_TYPE] = fn
+            self._decoding = None  # the set of decodable types changed
             return fn
 
         return deco
+
+    def _decoding_registry(self) -> Mapping[str, type[EventData]]:
+        """Types this consumer decodes: only its handlers' when strict, else the whole registry.
+        Computed once per set of handlers, not per record."""
+        if self._decoding is None or self._decoding[0] != self.strict_types:
+            types = {t: c for t, c in self.registry.items() if t in self.handlers} if self.strict_types else self.registry
+            self._decoding = (self.strict_types, types)
+        return self._decoding[1]
 
     @property
     def service(self) -> str:
@@ -212,9 +222,8 @@ class EventConsumer:
         if size > self.settings.max_record_bytes:
             await self.dead_letter(record, "too_large", f"{size} bytes > {self.settings.max_record_bytes}", 0, bad_input=True)
             return
-        registry = {t: c for t, c in self.registry.items() if t in self.handlers} if self.strict_types else dict(self.registry)
         try:
-            env = from_kafka(record.value, record.headers, registry)
+            env = from_kafka(record.value, record.headers, self._decoding_registry())
         except EnvelopeError as exc:
             if exc.reason == "unknown_type" and not self.strict_types:
                 # A well-formed event of a type this service does not handle.

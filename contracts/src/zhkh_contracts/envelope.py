@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -124,7 +125,7 @@ def read_headers(raw_headers: Any) -> dict[str, str]:
 def from_kafka(
     value: bytes | None,
     headers: Any,
-    registry: dict[str, type[EventData]],
+    registry: Mapping[str, type[EventData]],
 ) -> Envelope[EventData]:
     """Decode a binary-mode CloudEvent. ``registry`` maps ``ce_type`` to the data class.
 
