@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools import embedded, samples
+from tests.support.http import request
 from tests.support.kafka import TopicReader, produce
 from zhkh_contracts import REGISTRY, AppealAssigned, Channel, Topics, from_kafka
 
@@ -31,11 +32,7 @@ def launcher_args(data_dir: Path) -> tuple[list[str], dict[str, int]]:
 
 
 def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - loopback
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return request("GET", url, timeout=5)
 
 
 def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import urllib.request
 
 import pytest
 
 from devtools import samples
+from tests.support.http import json_call
 from tests.support.kafka import TopicReader, headers_of
 from tests.support.services import served, service_settings
 from zhkh_contracts import Topics
@@ -26,17 +26,8 @@ async def ingress(infra, prefix, **overrides):  # noqa: ANN001, ANN201
         yield base
 
 
-def call(method: str, url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method=method, headers={"content-type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
 async def acall(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-    return await asyncio.to_thread(call, *args, **kwargs)
+    return await asyncio.to_thread(json_call, *args, **kwargs)
 
 
 def body(**kw) -> bytes:  # noqa: ANN003

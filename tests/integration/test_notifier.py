@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devtools import samples
+from tests.support.clock import Clock
 from tests.support.kafka import TopicReader, running
 from tests.support.services import publish_raw, service_settings
 from zhkh_contracts import (
@@ -31,14 +32,6 @@ from zhkh_contracts import (
 
 pytestmark = pytest.mark.integration
 SAMPLE = Path(__file__).resolve().parents[2] / "devtools" / "sample_directory"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def make_service(mongo_db, prefix: str, clock: Clock):  # noqa: ANN001, ANN201

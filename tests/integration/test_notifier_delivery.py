@@ -9,18 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devtools import samples
+from tests.support.clock import Clock
 from tests.support.receivers import HttpReceiver, smtp_server
 from zhkh_contracts import AppealAnswered, AppealRegistered, Channel, Envelope, PartyKind, Topics
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import urllib.parse
 import urllib.request
 import uuid
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools import samples
+from tests.support.http import get_json
 from tests.support.kafka import TopicReader, produce, running
 from tests.support.services import publish_raw, served, service_settings
 from zhkh_contracts import (
@@ -99,14 +99,6 @@ async def register(infra, prefix, follower, category=Category.HOT_WATER, address
                                         for a in (e.data.appeal for e in f.events() if hasattr(e.data, "appeal"))))
     appeal = next(e.data.appeal for e in follower.events() if hasattr(e.data, "appeal") and e.data.appeal.source_id == raw.source_id)
     return str(appeal.appeal_id)
-
-
-def get_json(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(infra, prefix):
