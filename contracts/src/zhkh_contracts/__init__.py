@@ -45,6 +45,8 @@ from .events import (
     DeadlineAlert,
     DeadlineExpired,
     DeadlinePlanned,
+    GisActionFailed,
+    GisActionMirrored,
     MassIncidentDetected,
     OperatorAssigned,
     PartyAccepted,
@@ -56,9 +58,11 @@ from .events import (
 )
 from .topics import CATALOG, DEFAULT_TOPICS, LIFECYCLE, PREFIX, SERVICES, Topics, TopicSpec, dlq_topic, raw_topic
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
+    "GisActionFailed",
+    "GisActionMirrored",
     "ACTION_CLASSES",
     "ActionBase",
     "Address",

@@ -340,6 +340,44 @@ class AppealJoinedIncident(EventData):
     incident_id: uuid.UUID
 
 
+class GisActionMirrored(EventData):
+    """gis_sync mirrored one lifecycle step to ГИС ЖКХ (AppealsAsync importAnswer) and ГИС confirmed it.
+
+    The event id is derived from the TransportGUID: one event per mirrored action."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "gis.action_mirrored.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    gis_appeal_guid: uuid.UUID
+    action: str = Field(description="Performer | Answer | RedirectAppeal | RollOverAppeal | Executed | AnswerIsNotRequired")
+    transport_guid: uuid.UUID = Field(description="Makes a resend harmless: ГИС applies one TransportGUID once")
+    message_guid: uuid.UUID | None = Field(default=None, description="ГИС ЖКХ's MessageGUID of the request that carried it")
+    gis_object_guid: uuid.UUID | None = Field(default=None, description="GUID ГИС returned (the appeal's or the answer's)")
+    repair: bool = Field(default=False, description="Sent by reconciliation to repair drift found in ГИС ЖКХ")
+    mirrored_at: AwareDatetime
+
+
+class GisActionFailed(EventData):
+    """gis_sync could not mirror a lifecycle step to ГИС ЖКХ and stopped trying: a business error
+    from ГИС (``code`` as ГИС returned it), a step with no ГИС counterpart for this party, or
+    transient failures beyond the retry budget. Operators act on these; later steps still go."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "gis.action_failed.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    gis_appeal_guid: uuid.UUID
+    action: str
+    transport_guid: uuid.UUID
+    code: str = Field(description="ГИС ErrorCode (e.g. INT002012), or unmapped_party | no_answerer | transient_exhausted | gis_fault:<code>")
+    description: str = Field(default="", max_length=2000)
+    attempts: int = Field(ge=0)
+    failed_at: AwareDatetime
+
+
 EVENT_CLASSES: tuple[type[EventData], ...] = (
     DeadlinePlanned,
     DeadlineAlert,
@@ -362,6 +400,8 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     CitizenWithdrew,
     OperatorAssigned,
     DeadlineExpired,
+    GisActionMirrored,
+    GisActionFailed,
 )
 ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}
