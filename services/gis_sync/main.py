@@ -1,18 +1,30 @@
-"""Wiring of gis_sync: process, settings, health and metrics only.
+"""Wiring of gis_sync. ``faststream run gis_sync.main:app`` or ``python -m gis_sync``.
 
-NOT IMPLEMENTED YET (issue #6). It deliberately subscribes to nothing: a consumer group that
-acknowledged lifecycle events without acting on them would move its committed offsets past
-appeals that the real handlers must later see.
+* Subscriber: the lifecycle topic (group ``<prefix>.gis_sync``) -> queue of ГИС actions.
+* Loops: push (dispatcher, every ``push_interval_s``), pull (exportAppeal by date window, every
+  ``pull_interval_s``), reconcile (exportAppeal by GUID, every ``reconcile_interval_s``).
+* HTTP: /health, /ready, /metrics, and GET /api/v1/gis/queue (counts by state).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import structlog
-from faststream.asgi import AsgiFastStream
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
 
-from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.app import ServiceRuntime, json_response
+from zhkh_runtime.mongo import IdempotencyGuard
 
+from .handlers import register_handlers
+from .mapping import PartyMap
+from .repository import GisRepository
+from .service import GisSyncService, SyncConfig
 from .settings import GisSyncSettings
+from .soap import GisClient, NoopSigner, load_signer
 
 log = structlog.get_logger(__name__)
 
@@ -20,12 +32,71 @@ log = structlog.get_logger(__name__)
 def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
     settings = settings or GisSyncSettings()
     rt = ServiceRuntime(settings)
+    repo = GisRepository(rt.db)
+    signer = load_signer(settings.gis_signer)
+    client = GisClient(settings.gis_endpoint, settings.gis_org_ppa_guid, settings.gis_timeout_s, signer)
+    config = SyncConfig(
+        default_answerer=settings.gis_default_answerer,
+        batch=settings.push_batch,
+        max_attempts=settings.push_max_attempts,
+        backoff_s=settings.push_backoff_s,
+        backoff_max_s=settings.push_backoff_max_s,
+        stuck_after_s=settings.gis_stuck_after_s,
+        poll_interval_s=settings.gis_poll_interval_s,
+        pull_initial_days=settings.pull_initial_days,
+        pull_overlap_days=settings.pull_overlap_days,
+        transient_codes=frozenset(settings.gis_transient_codes),
+    )
+    service = GisSyncService(
+        repo, IdempotencyGuard(rt.mongo, rt.db, "gis_sync"), client, rt.topics, PartyMap.load(settings.gis_party_map), config
+    )
+    consumer = rt.consumer(rt.topics.lifecycle)
+    register_handlers(consumer, service)
+    consumer.subscribe()
+    rt.on_startup(repo.ensure_indexes)
+    tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def announce() -> None:
-        log.warning("not_implemented", detail="gis_sync has no handlers yet (issue #6)")
+    def every(name: str, interval: float, round_: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+        async def loop() -> None:
+            while True:
+                try:
+                    busy = await round_()
+                except Exception as exc:  # noqa: BLE001 - the state is in MongoDB; the next round resumes
+                    log.warning(f"{name}_failed", error=f"{exc.__class__.__name__}: {exc}"[:300])
+                    busy = 0
+                if not busy or name != "push":
+                    await asyncio.sleep(interval)
+        return loop
 
-    rt.on_startup(announce)
-    return rt.asgi_app()
+    loops = {
+        "push": every("push", settings.push_interval_s, lambda: service.push(rt.publisher.publish)),
+        "pull": every("pull", settings.pull_interval_s, lambda: service.pull(rt.publisher.publish)),
+        "reconcile": every("reconcile", settings.reconcile_interval_s, lambda: service.reconcile(rt.publisher.publish)),
+    }
+
+    async def start_loops() -> None:
+        if isinstance(signer, NoopSigner):
+            log.warning("gis_unsigned", detail="requests are not signed: only the local emulator accepts them")
+        for name, loop in loops.items():
+            tasks[name] = asyncio.create_task(loop(), name=f"gis_sync.{name}")
+
+    async def stop_loops() -> None:
+        for task in tasks.values():
+            task.cancel()
+        for task in tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        tasks.clear()
+        await client.close()
+
+    rt.after_startup(start_loops)
+    rt.on_shutdown(stop_loops)
+
+    @get
+    async def queue(scope: Any) -> AsgiResponse:  # noqa: ARG001
+        return json_response({"queue": await repo.count_by_state()})
+
+    return rt.asgi_app([("/api/v1/gis/queue", queue)])
 
 
 def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run gis_sync.main:app``

@@ -1,0 +1,213 @@
+"""Translations between ГИС ЖКХ's AppealsAsync data and ours. Pure functions, no I/O.
+
+* ``raw_from_export``: one exported ГИС appeal -> a RawAppealSubmitted for intake's ГИС channel.
+* ``PartyMap``: which of our parties is an answerer inside our ГИС account (Performer) and which
+  is another ГИС organisation (RedirectAppeal).
+* ``zeep_action``: a queued action -> the AnswerAction / AppealAction structure of importAnswer.
+"""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from zhkh_contracts import MAX_TEXT_CHARS, Address, Applicant, ApplicantKind, Category, Channel, Consent, RawAppealSubmitted
+
+NAMESPACE = uuid.UUID("0d5a8f0e-6c47-4f4e-9a35-7b0a5e1f9c21")
+"""Namespace of every GUID gis_sync derives (TransportGUIDs, event ids): same input, same GUID."""
+
+GIS_TEXT_LIMIT = 10_000  # String10000Type
+GIS_COMMENT_LIMIT = 1_000  # String1000Type
+
+# Topic names (НСИ 220) by keyword -> our category. ГИС sends the topic's code, GUID and name; the
+# codes differ between НСИ versions, so the name decides; anything else goes to the classifier.
+TOPIC_KEYWORDS: tuple[tuple[str, Category], ...] = (
+    ("отоплен", Category.HEATING),
+    ("горяч", Category.HOT_WATER),
+    ("холодн", Category.COLD_WATER),
+    ("водоотвед", Category.SEWERAGE),
+    ("канализац", Category.SEWERAGE),
+    ("электр", Category.ELECTRICITY),
+    ("газ", Category.GAS),
+    ("тко", Category.WASTE),
+    ("мусор", Category.WASTE),
+    ("отход", Category.WASTE),
+    ("лифт", Category.LIFTS),
+    ("кровл", Category.COMMON_PROPERTY),
+    ("крыш", Category.COMMON_PROPERTY),
+    ("общего имущества", Category.COMMON_PROPERTY),
+    ("платеж", Category.BILLING),
+    ("начислен", Category.BILLING),
+    ("перерасч", Category.BILLING),
+    ("придомов", Category.LAND),
+    ("благоустр", Category.LAND),
+    ("управлен", Category.MANAGEMENT),
+)
+
+
+def transport_guid(*parts: object) -> str:
+    return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)))
+
+
+def category_of_topic(name: str | None) -> Category | None:
+    low = (name or "").lower()
+    for keyword, category in TOPIC_KEYWORDS:
+        if keyword in low:
+            return category
+    return None
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def raw_from_export(appeal: Mapping[str, Any], received_at: datetime | None = None) -> RawAppealSubmitted:
+    """An exportAppealResultType (as zeep's serialize_object gives it) -> a raw submission.
+
+    Consent: the citizen gave it on the state portal when submitting. Notifications stay on: the
+    answer itself goes back through ГИС ЖКХ, status notices go to the e-mail / phone ГИС gave us.
+    """
+    info = appeal.get("ApplicantInfo") or {}
+    person = info.get("Person") or {}
+    name = " ".join(str(p) for p in (person.get("Surname"), person.get("FirstName"), person.get("Patronymic")) if p)
+    org = info.get("Org") or {}
+    topic = appeal.get("AppealTopic") or {}
+    topic_name = topic.get("Name") or appeal.get("AnotherTopic")
+    guid = str(appeal["AppealGUID"])
+    meta: dict[str, str] = {
+        "gis_appeal_guid": guid,
+        "gis_appeal_number": str(appeal["AppealNumber"]),
+        "gis_created": _iso(appeal.get("AppealCreateDate")) or "",
+    }
+    optional = {
+        "gis_topic_code": topic.get("Code"),
+        "gis_topic_guid": topic.get("GUID"),
+        "gis_topic_name": topic_name,
+        "execution_end_date": _iso(appeal.get("ExecutionEndDate")),
+        "gis_npa_requirements": appeal.get("NPARequirements"),
+        "gis_oktmo": (appeal.get("OKTMO") or {}).get("code"),
+        "gis_parent_appeal_guid": appeal.get("ParentAppealGUID"),
+        "gis_from_mobile": "true" if appeal.get("FromMobile") else None,
+        "gis_applicant_org_guid": org.get("orgRootEntityGUID"),
+    }
+    meta.update({k: str(v)[:500] for k, v in optional.items() if v})
+    fias = appeal.get("FIASHouseGuid")
+    return RawAppealSubmitted(
+        channel=Channel.GIS,
+        source_id=guid,
+        received_at=received_at or datetime.now(UTC),
+        applicant=Applicant(
+            kind=ApplicantKind.ORGANISATION if org else ApplicantKind.PERSON,
+            name=name or None,
+            phone=(str(info["PhoneNumber"])[:32] if info.get("PhoneNumber") else None),
+            email=info.get("Email") or None,
+            postal_address=info.get("PostAddress") or None,
+        ),
+        consent=Consent(personal_data=True, notifications=True),
+        address=Address(
+            fias_house_guid=uuid.UUID(str(fias)) if fias else None,
+            text=info.get("PostAddress") or None,
+            apartment=(str(info["ApartmentNumber"])[:20] if info.get("ApartmentNumber") else None),
+        ),
+        text=str(appeal["AppealText"])[:MAX_TEXT_CHARS] or "(пустой текст обращения в ГИС ЖКХ)",
+        category=category_of_topic(topic_name),
+        collective=bool(appeal.get("Collective")),
+        channel_meta=meta,
+    )
+
+
+@dataclass(frozen=True)
+class GisParty:
+    answerer_guid: str | None = None
+    org_guid: str | None = None
+
+
+class PartyMap:
+    """party_id -> GisParty, from a CSV with columns party_id, answerer_guid, org_guid (comment optional)."""
+
+    def __init__(self, parties: Mapping[str, GisParty]) -> None:
+        self.parties = dict(parties)
+
+    @classmethod
+    def load(cls, path: Path | None) -> PartyMap:
+        if path is None:
+            return cls({})
+        parties: dict[str, GisParty] = {}
+        with open(path, encoding="utf-8", newline="") as f:
+            for line, row in enumerate(csv.DictReader(f), start=2):
+                pid = (row.get("party_id") or "").strip()
+                answerer = (row.get("answerer_guid") or "").strip() or None
+                org = (row.get("org_guid") or "").strip() or None
+                if not pid or (answerer is None) == (org is None):
+                    raise ValueError(f"{path}:{line}: need party_id and exactly one of answerer_guid, org_guid")
+                for g in (answerer, org):
+                    if g is not None:
+                        uuid.UUID(g)  # raises with the bad value's position in the message
+                parties[pid] = GisParty(answerer, org)
+        return cls(parties)
+
+    def get(self, party_id: str | None) -> GisParty | None:
+        return self.parties.get(party_id or "")
+
+
+# ---- the importAnswer structures ----------------------------------------------------------------
+
+APPEAL_ACTIONS = ("Performer", "Executed", "RedirectAppeal", "RollOverAppeal", "AnswerIsNotRequired")
+ANSWER = "Answer"
+
+
+def action_payload(kind: str, answerer: str, **kw: Any) -> dict[str, Any]:
+    """The stored payload of one action (strings only: it lives in MongoDB until sent)."""
+    if kind == "Performer":
+        body: dict[str, Any] = {"AnswererGUID": answerer}
+        if kw.get("date_of_appointment"):
+            body["DateOfAppointment"] = kw["date_of_appointment"]
+        return {"Performer": body}
+    if kind == "Executed":
+        return {"Executed": {"AnswererGUID": answerer}}
+    if kind == "RedirectAppeal":
+        return {"RedirectAppeal": [{
+            "Receiver": {"orgRootEntityGUID": kw["receiver"]},
+            "Comment": (kw.get("comment") or "Переадресовано по компетенции")[:GIS_COMMENT_LIMIT],
+            "AnswererGUID": answerer,
+        }]}
+    if kind == "RollOverAppeal":
+        return {"RollOverAppeal": {
+            "ExecutionDate": kw["execution_date"],
+            "Comment": (kw.get("comment") or "Продление срока рассмотрения")[:GIS_COMMENT_LIMIT],
+            "AnswererGUID": answerer,
+        }}
+    if kind == "AnswerIsNotRequired":
+        return {"AnswerIsNotRequired": {"Cause": kw["cause"], "AnswererGUID": answerer}}
+    if kind == ANSWER:
+        return {"Answer": [{
+            "TransportGUID": kw["answer_transport_guid"],
+            "AnswererGUID": answerer,
+            "LoadAnswer": {"AnswerText": kw["text"][:GIS_TEXT_LIMIT]},
+            "SendAnswer": True,
+        }]}
+    raise ValueError(f"unknown ГИС action {kind}")
+
+
+def _dates(value: Any) -> Any:
+    """Stored ISO dates back to ``date`` for zeep (xs:date)."""
+    if isinstance(value, dict):
+        return {k: (date.fromisoformat(v) if k in ("ExecutionDate", "DateOfAppointment") and isinstance(v, str) else _dates(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates(v) for v in value]
+    return value
+
+
+def zeep_action(item: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """('answer' | 'appeal', the AnswerAction / AppealAction structure) of a queue item."""
+    head = {"TransportGUID": item["_id"], "AppealGUID": item["appeal_guid"]}
+    section = "answer" if item["kind"] == ANSWER else "appeal"
+    return section, {**head, **_dates(item["payload"])}

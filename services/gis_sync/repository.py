@@ -1,0 +1,113 @@
+"""gis_sync storage.
+
+* ``gis_links``: one document per appeal that came from ГИС ЖКХ (``_id`` = our appeal id): its
+  AppealGUID, the next queue sequence number, what we asked ГИС for, and what ГИС confirmed
+  (``confirmed.*``; reconciliation compares that with exportAppeal).
+* ``gis_queue``: the actions to mirror (``_id`` = TransportGUID), ordered per appeal by ``seq``;
+  ``state`` pending -> submitted (MessageGUID stored) -> done | failed.
+* ``gis_pulled``: every AppealGUID handed to intake (``_id`` = AppealGUID).
+* ``gis_cursor``: the pull high-water mark and an export request in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+ACTIVE = ("pending", "submitted")
+
+
+class GisRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.links = db["gis_links"]
+        self.queue = db["gis_queue"]
+        self.pulled = db["gis_pulled"]
+        self.cursor = db["gis_cursor"]
+
+    async def ensure_indexes(self) -> None:
+        await self.queue.create_index([("state", ASCENDING), ("appeal_id", ASCENDING), ("seq", ASCENDING)])
+        await self.queue.create_index([("appeal_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self.links.create_index([("appeal_guid", ASCENDING)])
+
+    # ---- links ------------------------------------------------------------------------------------
+
+    async def create_link(self, doc: dict[str, Any], session: Any) -> bool:
+        try:
+            await self.links.insert_one(doc, session=session)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def link(self, appeal_id: str, session: Any = None) -> dict[str, Any] | None:
+        return await self.links.find_one({"_id": appeal_id}, session=session)
+
+    async def update_link(self, appeal_id: str, changes: dict[str, Any], session: Any = None) -> None:
+        if changes:
+            await self.links.update_one({"_id": appeal_id}, {"$set": changes}, session=session)
+
+    async def open_links(self, limit: int) -> list[dict[str, Any]]:
+        """Links ГIS has not closed yet (reconciliation candidates)."""
+        cursor = self.links.find({"closed": {"$ne": True}}).limit(limit)
+        return await cursor.to_list()
+
+    # ---- queue ------------------------------------------------------------------------------------
+
+    async def enqueue(self, link: dict[str, Any], items: list[dict[str, Any]], session: Any) -> None:
+        """Append items to the appeal's queue; seq continues from the link's next_seq (same transaction)."""
+        if not items:
+            return
+        seq = int(link.get("next_seq", 0))
+        for item in items:
+            item["seq"] = seq
+            seq += 1
+        await self.queue.insert_many(items, session=session)
+        await self.links.update_one({"_id": link["_id"]}, {"$set": {"next_seq": seq}}, session=session)
+        link["next_seq"] = seq
+
+    async def active_items(self, limit: int) -> list[dict[str, Any]]:
+        cursor = self.queue.find({"state": {"$in": list(ACTIVE)}}).sort([("appeal_id", 1), ("seq", 1)]).limit(limit)
+        return await cursor.to_list()
+
+    async def has_active(self, appeal_ids: Iterable[str]) -> set[str]:
+        cursor = self.queue.find({"state": {"$in": list(ACTIVE)}, "appeal_id": {"$in": list(appeal_ids)}}, {"appeal_id": 1})
+        return {d["appeal_id"] async for d in cursor}
+
+    async def set_items(self, ids: Iterable[str], changes: dict[str, Any], expect_state: str | None = None) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        flt: dict[str, Any] = {"_id": {"$in": ids}}
+        if expect_state:
+            flt["state"] = expect_state
+        await self.queue.update_many(flt, {"$set": changes})
+
+    async def set_item(self, item_id: str, changes: dict[str, Any]) -> None:
+        await self.queue.update_one({"_id": item_id}, {"$set": changes})
+
+    async def items_of(self, appeal_id: str) -> list[dict[str, Any]]:
+        return await self.queue.find({"appeal_id": appeal_id}).sort("seq", 1).to_list()
+
+    async def count_by_state(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for state in ("pending", "submitted", "done", "failed"):
+            out[state] = await self.queue.count_documents({"state": state})
+        return out
+
+    # ---- pull -------------------------------------------------------------------------------------
+
+    async def is_pulled(self, guid: str) -> bool:
+        return await self.pulled.count_documents({"_id": guid}, limit=1) > 0
+
+    async def mark_pulled(self, guid: str, doc: dict[str, Any]) -> None:
+        await self.pulled.replace_one({"_id": guid}, {"_id": guid, **doc}, upsert=True)
+
+    async def cursor_doc(self, name: str) -> dict[str, Any]:
+        return await self.cursor.find_one({"_id": name}) or {"_id": name}
+
+    async def save_cursor(self, name: str, changes: dict[str, Any], now: datetime) -> None:
+        await self.cursor.update_one({"_id": name}, {"$set": {**changes, "updated_at": now}}, upsert=True)

@@ -1,0 +1,199 @@
+"""The ГИС ЖКХ AppealsAsync SOAP client (zeep, async over httpx).
+
+Every call is one SOAP request; the asynchronous protocol (request -> Ack MessageGUID -> getState
+until RequestState 3) is driven by the service, which stores the MessageGUID between polls so a
+restart resumes polling instead of sending again.
+
+Errors: a timeout, a connection failure or an HTTP 5xx without a SOAP fault is ``TransientError``
+(retry); a SOAP fault is ``GisFault`` (the request itself is wrong: not retried); a message-level
+``ErrorMessage`` or a per-object ``Error`` in ``getState`` is returned as data, for the caller
+to turn into failure events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import structlog
+from lxml import etree
+from zeep import AsyncClient, Plugin
+from zeep.exceptions import Fault, TransportError, XMLSyntaxError
+from zeep.helpers import serialize_object
+from zeep.transports import AsyncTransport
+
+from zhkh_runtime.errors import PermanentError, TransientError
+
+log = structlog.get_logger(__name__)
+
+WSDL = Path(__file__).parent / "wsdl" / "hcs-appeals-service-async.wsdl"
+BINDING = "{http://dom.gosuslugi.ru/schema/integration/appeals-service-async/}AppealsAsyncBinding"
+EXPORT_VERSION = "13.1.10.1"
+IMPORT_VERSION = "13.2.1.0"
+
+RECEIVED, IN_PROGRESS, PROCESSED = 1, 2, 3
+
+
+class Signer(Protocol):
+    """Signs an outgoing SOAP envelope in place (XAdES-BES with a GOST key for the real ГИС ЖКХ).
+
+    Configure with ``ZHKH_GIS_SIGNER=module:factory``; the factory returns a Signer. zhkh-appeals
+    ships no real signer: GOST signing needs a certified crypto provider and the organisation's key.
+    """
+
+    def sign(self, envelope: etree._Element) -> etree._Element: ...
+
+
+class NoopSigner:
+    """Sends requests unsigned. Only the local emulator accepts that; it is not a fake signature."""
+
+    def sign(self, envelope: etree._Element) -> etree._Element:
+        return envelope
+
+
+class _SigningPlugin(Plugin):
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
+
+    def egress(self, envelope: Any, http_headers: Any, operation: Any, binding_options: Any) -> tuple[Any, Any]:
+        return self.signer.sign(envelope), http_headers
+
+
+def load_signer(spec: str) -> Signer:
+    if spec in ("", "none"):
+        return NoopSigner()
+    module, _, attr = spec.partition(":")
+    import importlib
+
+    factory = getattr(importlib.import_module(module), attr)
+    return factory()
+
+
+class GisFault(PermanentError):
+    """A SOAP fault: ГИС ЖКХ refused the request as such (schema, authorisation, unknown operation)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"gis_fault:{code}", detail)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class GisError:
+    code: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    transport_guid: str
+    guid: str | None
+    errors: tuple[GisError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class StateResult:
+    state: int
+    message_guid: str
+    error: GisError | None = None
+    import_results: tuple[ImportResult, ...] = ()
+    appeals: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def done(self) -> bool:
+        return self.state == PROCESSED
+
+
+class GisClient:
+    def __init__(
+        self, endpoint: str, org_ppa_guid: str, timeout_s: float = 10.0, signer: Signer | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.org_ppa_guid = org_ppa_guid
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._client = AsyncClient(
+            str(WSDL), transport=AsyncTransport(client=self._http), plugins=[_SigningPlugin(signer or NoopSigner())]
+        )
+        self._service = self._client.create_service(BINDING, endpoint)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _header(self, message_guid: str | None = None) -> dict[str, Any]:
+        return {"Header": {
+            "Date": datetime.now(UTC), "MessageGUID": message_guid or str(uuid.uuid4()), "orgPPAGUID": self.org_ppa_guid,
+        }}
+
+    async def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            response = await getattr(self._service, operation)(**kwargs)
+        except Fault as exc:
+            code = _fault_code(exc)
+            raise GisFault(code, str(exc.message)[:500]) from None
+        except TransportError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 429):
+                raise TransientError(f"ГИС ЖКХ answered HTTP {exc.status_code}") from None
+            raise GisFault(f"http_{exc.status_code}", "unexpected HTTP status") from None
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise TransientError(f"ГИС ЖКХ unreachable: {exc.__class__.__name__}") from None
+        except XMLSyntaxError:
+            raise TransientError("ГИС ЖКХ answered with a body that is not XML") from None
+        body = getattr(response, "body", response)
+        return body
+
+    async def submit_export(
+        self, *, appeal_guids: Sequence[str] = (), start: date | None = None, end: date | None = None,
+        request_guid: str | None = None,
+    ) -> str:
+        """exportAppeal by GUIDs (at most 1000) or by creation date window. Returns the ack MessageGUID."""
+        criteria: dict[str, Any] = {"AppealGUID": list(appeal_guids)} if appeal_guids else {"StartDate": start, "EndDate": end}
+        body = await self._call(
+            "exportAppeal", _soapheaders=self._header(request_guid), version=EXPORT_VERSION, **criteria
+        )
+        return str(body.Ack.MessageGUID)
+
+    async def submit_import(
+        self, *, answer_actions: Sequence[Mapping[str, Any]] = (), appeal_actions: Sequence[Mapping[str, Any]] = (),
+        request_guid: str | None = None,
+    ) -> str:
+        body = await self._call(
+            "importAnswer", _soapheaders=self._header(request_guid), version=IMPORT_VERSION,
+            AnswerAction=list(answer_actions) or None, AppealAction=list(appeal_actions) or None,
+        )
+        return str(body.Ack.MessageGUID)
+
+    async def get_state(self, message_guid: str) -> StateResult:
+        body = await self._call("getState", _soapheaders=self._header(), MessageGUID=message_guid)
+        data = serialize_object(body, dict)
+        error = data.get("ErrorMessage")
+        return StateResult(
+            state=int(data["RequestState"]),
+            message_guid=str(data["MessageGUID"]),
+            error=GisError(str(error["ErrorCode"]), str(error.get("Description") or "")) if error else None,
+            import_results=tuple(
+                ImportResult(
+                    transport_guid=str(r["TransportGUID"]),
+                    guid=str(r["GUID"]) if r.get("GUID") else None,
+                    errors=tuple(GisError(str(e["ErrorCode"]), str(e.get("Description") or "")) for e in r.get("Error") or ()),
+                )
+                for r in data.get("ImportResult") or ()
+            ),
+            appeals=tuple(data.get("ExportAppealResult") or ()),
+        )
+
+
+def _fault_code(exc: Fault) -> str:
+    detail = exc.detail
+    if detail is not None:
+        for el in detail.iter():
+            if isinstance(el.tag, str) and etree.QName(el).localname == "ErrorCode" and el.text:
+                return el.text.strip()
+    return str(exc.code or "fault")

@@ -1,0 +1,116 @@
+"""gis_sync's pure translations: exported ГИС appeal -> raw event, party map, importAnswer items, drift."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gis_sync.mapping import PartyMap, action_payload, category_of_topic, raw_from_export, transport_guid, zeep_action
+from gis_sync.service import GisSyncService
+from gis_sync.soap import WSDL, GisClient
+from zhkh_contracts import ApplicantKind, Category, Channel
+
+ROOT = Path(__file__).resolve().parents[2]
+GUID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+
+EXPORTED = {
+    "AppealGUID": GUID,
+    "ApplicantInfo": {"Person": {"Surname": "Петрова", "FirstName": "Анна", "Patronymic": "Игоревна"},
+                      "PostAddress": "г. Пермь, ул. Ленина, д. 10", "ApartmentNumber": "15",
+                      "Email": "anna@example.ru", "PhoneNumber": "+79123456789"},
+    "AppealNumber": "59-2026-0000007",
+    "AppealCreateDate": date(2026, 11, 20),
+    "AppealTopic": {"Code": "12", "GUID": "6f9d2c1e-0a1b-4c2d-8e3f-405162738495", "Name": "Отопление"},
+    "FIASHouseGuid": "5e2a3b4c-1d2e-4f50-8a9b-0c1d2e3f4a5b",
+    "OKTMO": {"code": "57701000"},
+    "AppealText": "В квартире холодно, батареи еле тёплые.",
+    "AppealStatus": "Send",
+    "ExecutionEndDate": date(2026, 12, 21),
+    "FromMobile": True,
+    "Collective": None,
+}
+
+
+def test_exported_appeal_becomes_a_raw_gis_submission_with_ids_and_deadline():
+    raw = raw_from_export(EXPORTED)
+    assert raw.channel is Channel.GIS
+    assert raw.source_id == GUID
+    assert raw.applicant.name == "Петрова Анна Игоревна"
+    assert raw.applicant.kind is ApplicantKind.PERSON
+    assert raw.address.fias_house_guid == uuid.UUID("5e2a3b4c-1d2e-4f50-8a9b-0c1d2e3f4a5b")
+    assert raw.address.apartment == "15"
+    assert raw.category is Category.HEATING
+    assert raw.channel_meta["gis_appeal_guid"] == GUID
+    assert raw.channel_meta["gis_appeal_number"] == "59-2026-0000007"
+    assert raw.channel_meta["execution_end_date"] == "2026-12-21"  # the notifier's deadline source
+    assert raw.channel_meta["gis_from_mobile"] == "true"
+    assert raw.consent.personal_data is True
+
+
+def test_unknown_topic_is_left_to_the_classifier():
+    assert category_of_topic("Прочие вопросы") is None
+    assert category_of_topic("Вывоз ТКО") is Category.WASTE
+    raw = raw_from_export({**EXPORTED, "AppealTopic": None, "AnotherTopic": "Шум от соседей"})
+    assert raw.category is None and raw.channel_meta["gis_topic_name"] == "Шум от соседей"
+
+
+def test_party_map_reads_the_sample_and_refuses_ambiguous_rows(tmp_path):
+    parties = PartyMap.load(ROOT / "devtools/sample_directory/gis_parties.csv")
+    assert parties.get("uk-zarechye").answerer_guid and parties.get("uk-zarechye").org_guid is None
+    assert parties.get("tgk-teplo").org_guid and parties.get("tgk-teplo").answerer_guid is None
+    assert parties.get("nobody") is None
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"party_id,answerer_guid,org_guid\nx,{GUID},{GUID}\n")
+    with pytest.raises(ValueError, match="bad.csv:2"):
+        PartyMap.load(bad)
+
+
+def test_transport_guids_are_stable_per_input():
+    assert transport_guid("ev", 0) == transport_guid("ev", 0)
+    assert transport_guid("ev", 0) != transport_guid("ev", 1)
+
+
+def _serialised(item: dict) -> etree._Element:
+    """The importAnswer body zeep builds for one queue item, validated against our XSD."""
+    client = GisClient("http://127.0.0.1:9/none", "0f6f1d2a-5c1e-4b8e-9f00-000000000059")
+    section, action = zeep_action(item)
+    kwargs = {"AnswerAction" if section == "answer" else "AppealAction": [action]}
+    msg = client._client.create_message(client._service, "importAnswer", _soapheaders=client._header(), version="13.2.1.0", **kwargs)
+    body = msg.find("{http://schemas.xmlsoap.org/soap/envelope/}Body")[0]
+    schema = etree.XMLSchema(etree.parse(str(WSDL.parent / "hcs-appeals-subset.xsd")))
+    schema.assertValid(body)
+    return body
+
+
+@pytest.mark.parametrize("kind,kw", [
+    ("Performer", {}),
+    ("Executed", {}),
+    ("RedirectAppeal", {"receiver": "e28a2919-a17c-5705-8937-efadbc97b6e1"}),
+    ("RollOverAppeal", {"execution_date": "2027-01-10", "comment": "Нужны запчасти"}),
+    ("AnswerIsNotRequired", {"cause": "Заявитель отозвал обращение"}),
+    ("Answer", {"text": "Батареи промыты, температура в норме.", "answer_transport_guid": transport_guid("a", 1)}),
+])
+def test_every_action_serialises_to_a_schema_valid_import_answer(kind, kw):
+    answerer = "c32e262b-dfb9-5b4c-9d8e-8df0e87b94f2"
+    item = {"_id": transport_guid("e", kind), "appeal_guid": GUID, "kind": kind, "payload": action_payload(kind, answerer, **kw)}
+    body = _serialised(item)
+    ns = "{http://dom.gosuslugi.ru/schema/integration/appeals/}"
+    element = body.find(f"{ns}AnswerAction" if kind == "Answer" else f"{ns}AppealAction")
+    assert element is not None
+    if kind != "Answer":
+        assert element.find(f"{ns}{kind}") is not None
+    else:
+        assert element.find(f"{ns}Answer/{ns}SendAnswer").text == "true"
+
+
+def test_drift_lists_confirmed_steps_that_gis_no_longer_shows():
+    link = {"confirmed": {"performer": "p-1", "answer_sent": True, "executed": True}}
+    intact = {"AnswererGUID": "p-1", "AppealStatus": "Executed",
+              "AppealHistory": [{"ChangeDate": date(2026, 11, 21), "Answer": {"AnswerIsSent": True}}]}
+    assert GisSyncService.drift(link, intact) == []
+    drifted = {"AnswererGUID": None, "AppealStatus": "InWork", "AppealHistory": []}
+    assert GisSyncService.drift(link, drifted) == ["Performer", "Answer", "Executed"]
