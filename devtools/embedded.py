@@ -98,6 +98,17 @@ def mongo_uri(port: int) -> str:
     return f"mongodb://127.0.0.1:{port}/?retryWrites=false"
 
 
+async def wait_port(port: int, timeout: float = 30.0, server: ServerProcess | None = None) -> None:
+    """Until something accepts connections on 127.0.0.1:port (e.g. the ГИС emulator)."""
+    deadline = time.monotonic() + timeout
+    while not _port_open(port):
+        if server is not None and not server.alive():
+            raise RuntimeError(f"{server.name} exited; see {server.log_path}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+        await asyncio.sleep(0.2)
+
+
 async def wait_kafka(bootstrap: str, timeout: float = 60.0, server: ServerProcess | None = None) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 

@@ -4,7 +4,8 @@
     python -m devtools.launcher --once     # ... and stop after the demo
     python -m devtools.launcher --reset    # wipe the data dirs first
 
-Broker, database and the four services run as child processes; logs go to <data-dir>/logs/.
+Broker, database, the ГИС ЖКХ emulator (devtools.gis_emulator, seeded with a few appeals) and
+the four services run as child processes; logs go to <data-dir>/logs/.
 Data dirs persist between runs unless --reset. Set ZHKH_KAFKA_BOOTSTRAP / ZHKH_MONGO_URI and
 pass --external to use servers you already run instead of the embedded ones.
 """
@@ -29,13 +30,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from zoneinfo import ZoneInfo
 
-from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, DeadlinePlanned, Topics, from_kafka
+from zhkh_contracts import (
+    REGISTRY,
+    AppealAssigned,
+    AppealRegistered,
+    Channel,
+    DeadlinePlanned,
+    GisActionMirrored,
+    Topics,
+    from_kafka,
+)
 from zhkh_runtime.kafka import ensure_topics
 
 from . import embedded, samples
 
 SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "gis_sync": 8004}
 ROOT = Path(__file__).resolve().parent.parent
+GIS_PARTIES = ROOT / "devtools" / "sample_gis" / "gis_parties.csv"
+GIS_PATH = "/ext-bus-appeals-service/services/AppealsAsync"
 
 
 @dataclass
@@ -48,6 +60,13 @@ class Config:
     group_prefix: str = "zhkh"
     topic_prefix: str = "zhkh"
     directory: Path | None = ROOT / "devtools" / "sample_directory"
+    gis_port: int = 18080
+    gis_seed: int = 3
+    gis_endpoint: str | None = None  # None: start the emulator on gis_port
+
+    @property
+    def gis_url(self) -> str:
+        return self.gis_endpoint or f"http://127.0.0.1:{self.gis_port}{GIS_PATH}"
 
     @property
     def topics(self) -> Topics:
@@ -74,6 +93,13 @@ class System:
         self.kafka = embedded.kafka_server(cfg.data_dir / "kafka", cfg.kafka_port, self.logs)
         self.mongo = embedded.mongo_server(cfg.data_dir / "mongo", cfg.mongo_port, self.logs)
         self.services: dict[str, embedded.ServerProcess] = {}
+        self.gis: embedded.ServerProcess | None = None
+        if cfg.gis_endpoint is None:
+            self.gis = embedded.ServerProcess(
+                name="gis_emulator", port=cfg.gis_port, log_path=self.logs / "gis_emulator.log",
+                argv=[sys.executable, "-m", "devtools.gis_emulator", "--host", "127.0.0.1", "--port", str(cfg.gis_port),
+                      "--party-map", str(GIS_PARTIES), "--seed", str(cfg.gis_seed)],
+            )
 
     def service_env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -86,6 +112,11 @@ class System:
             ZHKH_GROUP_INSTANCE_ID=f"{name}-1",
             PYTHONUNBUFFERED="1",
         )
+        if name == "gis_sync":
+            env.setdefault("ZHKH_GIS_ENDPOINT", self.cfg.gis_url)
+            env.setdefault("ZHKH_GIS_PARTY_MAP", str(GIS_PARTIES))
+            env.setdefault("ZHKH_PULL_INTERVAL_S", "5")
+            env.setdefault("ZHKH_RECONCILE_INTERVAL_S", "60")
         return env
 
     async def start(self) -> None:
@@ -98,6 +129,9 @@ class System:
                 embedded.wait_mongo(self.cfg.mongo_uri, server=self.mongo),
             )
         await ensure_topics(self.cfg.bootstrap, self.cfg.topics.catalog())
+        if self.gis is not None:
+            self.gis.start()
+            await embedded.wait_port(self.cfg.gis_port, server=self.gis)
         if self.cfg.directory is not None:
             await self.import_directory(self.cfg.directory)
         for name in SERVICES:
@@ -146,6 +180,8 @@ class System:
     def stop(self) -> None:
         for srv in self.services.values():
             srv.stop()
+        if self.gis is not None:
+            self.gis.stop()
         if not self.cfg.external:
             self.mongo.stop()
             self.kafka.stop()
@@ -203,6 +239,36 @@ async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
         await consumer.stop()
 
 
+async def gis_demo(cfg: Config, since: float, timeout: float = 60.0) -> dict[str, str]:
+    """Follow the appeals the emulator was seeded with: pulled by gis_sync, registered by intake,
+    assigned by the router, and the assignment mirrored back to ГИС ЖКХ as a Performer."""
+    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, bootstrap_servers=cfg.bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        numbers: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for rec in records:
+                    if rec.timestamp / 1000 < since:
+                        continue  # an earlier run's events
+                    env = from_kafka(rec.value, rec.headers, REGISTRY)
+                    if isinstance(env.data, AppealRegistered) and env.data.appeal.channel is Channel.GIS:
+                        a = env.data.appeal
+                        numbers[str(a.appeal_id)] = a.registration_number
+                        print(f"<- ГИС ЖКХ appeal {a.source_refs.get('gis_appeal_number')} pulled and registered as "
+                              f"{a.registration_number} (deadline from ГИС: {a.source_refs.get('execution_end_date')})")
+                    elif isinstance(env.data, GisActionMirrored) and str(env.data.appeal_id) in numbers:
+                        d = env.data
+                        print(f"<- {d.action} for {d.registration_number} confirmed by ГИС ЖКХ (TransportGUID {d.transport_guid})")
+                        return {"gis_number": d.registration_number, "gis_action": d.action}
+        raise TimeoutError(f"no ГИС appeal was mirrored back to ГИС in {timeout}s (seen: {numbers})")
+    finally:
+        await consumer.stop()
+
+
 async def main_async(args: argparse.Namespace) -> int:
     cfg = Config(
         data_dir=Path(args.data_dir).resolve(),
@@ -213,6 +279,9 @@ async def main_async(args: argparse.Namespace) -> int:
         topic_prefix=args.topic_prefix,
         group_prefix=args.topic_prefix,
         directory=None if args.no_directory else Path(args.directory),
+        gis_port=args.gis_port,
+        gis_seed=args.gis_seed,
+        gis_endpoint=args.gis_endpoint,
     )
     if args.reset and cfg.data_dir.exists():
         shutil.rmtree(cfg.data_dir)
@@ -223,13 +292,16 @@ async def main_async(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         print(f"starting broker, database and services (data: {cfg.data_dir}, logs: {system.logs}) ...")
-        t0 = time.monotonic()
+        t0, started_at = time.monotonic(), time.time()
         await system.start()
         print(f"all up in {time.monotonic() - t0:.1f}s: kafka {cfg.bootstrap}, mongodb {cfg.mongo_uri}")
         for name in SERVICES:
             print(f"   {name:9s} http://127.0.0.1:{cfg.port(name)}/health  /ready  /metrics")
+        print(f"   ГИС ЖКХ   {cfg.gis_url}" + ("  (emulator; control API under /emulator)" if system.gis else ""))
         if not args.no_demo:
             await demo(cfg)
+            if system.gis is not None and cfg.gis_seed > 0:
+                await gis_demo(cfg, since=started_at - 1)
         if args.once:
             return 0
         print("running; Ctrl-C stops everything")
@@ -261,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--directory", default=str(ROOT / "devtools" / "sample_directory"),
                     help="folder of parties.csv/districts.csv/houses.csv imported into the router at start")
     ap.add_argument("--no-directory", action="store_true", help="keep the directory already in the database")
+    ap.add_argument("--gis-port", type=int, default=18080, help="port of the ГИС ЖКХ emulator")
+    ap.add_argument("--gis-seed", type=int, default=3, help="appeals the emulator starts with (pulled by gis_sync)")
+    ap.add_argument("--gis-endpoint", default=None, help="use this AppealsAsync endpoint instead of starting the emulator")
     return asyncio.run(main_async(ap.parse_args(argv)))
 
 

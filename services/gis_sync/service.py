@@ -89,11 +89,15 @@ class GisSyncService:
         a = env.data.appeal
         if a.channel is not Channel.GIS:
             return []
-        guid = a.source_refs.get("gis_appeal_guid") or a.source_id
+        try:
+            guid = str(uuid.UUID(a.source_refs.get("gis_appeal_guid") or a.source_id))
+        except ValueError:
+            log.warning("gis_appeal_without_guid", appeal_id=str(a.appeal_id))  # not from ГИС's export: nothing to mirror
+            return []
 
         async def work(session: Any) -> list[OutboundRecord]:
             await self.repo.create_link(
-                {"_id": str(a.appeal_id), "appeal_guid": str(uuid.UUID(guid)), "number": a.registration_number,
+                {"_id": str(a.appeal_id), "appeal_guid": guid, "number": a.registration_number,
                  "gis_number": a.source_refs.get("gis_appeal_number"), "next_seq": 0,
                  "execution_end_date": a.source_refs.get("execution_end_date"), "performer": None,
                  "redirected_to": None, "confirmed": {}, "closed": False, "correlation_id": str(env.correlation_id)},
@@ -244,14 +248,24 @@ class GisSyncService:
             if item["state"] == "submitted":
                 by_message.setdefault(item["message_guid"], []).append(item)
         for message_guid, items in by_message.items():
-            progressed += await self._poll(message_guid, items, publish)
+            progressed += await self._guarded(self._poll(message_guid, items, publish), message_guid=message_guid)
         now = self.clock()
         ready = [i for i in heads.values() if i["state"] == "pending" and i["next_at"] <= now]
         solo = [i for i in ready if i.get("solo")]
         for batch in [[i] for i in solo] + _chunks([i for i in ready if not i.get("solo")], self.cfg.batch):
-            progressed += await self._submit(batch, publish)
+            progressed += await self._guarded(self._submit(batch, publish), items=len(batch))
         metrics.QUEUE_DEPTH.set(len(heads))
         return progressed
+
+    @staticmethod
+    async def _guarded(work: Awaitable[int], **ids: Any) -> int:
+        """One message's trouble (MongoDB, Kafka) must not stop the round for the other appeals;
+        its items stay as they are and the next round takes them up again."""
+        try:
+            return await work
+        except Exception as exc:  # noqa: BLE001
+            log.warning("gis_push_step_failed", error=f"{exc.__class__.__name__}: {exc}"[:300], **ids)
+            return 0
 
     async def _submit(self, items: list[dict[str, Any]], publish: Publish) -> int:
         answer, appeal = [], []

@@ -22,9 +22,11 @@ from typing import Any, Protocol
 import httpx
 import structlog
 from lxml import etree
-from zeep import AsyncClient, Plugin
+from zeep import AsyncClient, Plugin, Settings
+from zeep.exceptions import Error as ZeepError
 from zeep.exceptions import Fault, TransportError, XMLSyntaxError
 from zeep.helpers import serialize_object
+from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
 from zhkh_runtime.errors import PermanentError, TransientError
@@ -119,10 +121,15 @@ class GisClient:
         self.endpoint = endpoint
         self.org_ppa_guid = org_ppa_guid
         self._http = httpx.AsyncClient(timeout=timeout_s)
+        # strict=False: zeep 4.3.3 in strict mode cannot parse CommonResultType's
+        # choice(sequence(UniqueNumber?, UpdateDate) | Error+) when the Error branch comes (it insists
+        # on UpdateDate). Lenient parsing reads both branches right (tests/unit/test_gis_mapping.py).
         self._client = AsyncClient(
-            str(WSDL), transport=AsyncTransport(client=self._http), plugins=[_SigningPlugin(signer or NoopSigner())]
+            str(WSDL), transport=AsyncTransport(client=self._http), plugins=[_SigningPlugin(signer or NoopSigner())],
+            settings=Settings(strict=False),
         )
-        self._service = self._client.create_service(BINDING, endpoint)
+        # AsyncClient.create_service returns the synchronous proxy (zeep 4.3.3): build the async one.
+        self._service = AsyncServiceProxy(self._client, self._client.wsdl.bindings[BINDING], address=endpoint)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -146,6 +153,8 @@ class GisClient:
             raise TransientError(f"ГИС ЖКХ unreachable: {exc.__class__.__name__}") from None
         except XMLSyntaxError:
             raise TransientError("ГИС ЖКХ answered with a body that is not XML") from None
+        except ZeepError as exc:  # a reply that does not match the schema: retrying will not help
+            raise GisFault("unparseable_response", f"{exc.__class__.__name__}: {exc}"[:500]) from None
         body = getattr(response, "body", response)
         return body
 

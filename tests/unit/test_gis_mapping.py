@@ -11,7 +11,8 @@ from lxml import etree
 
 from gis_sync.mapping import PartyMap, action_payload, category_of_topic, raw_from_export, transport_guid, zeep_action
 from gis_sync.service import GisSyncService
-from gis_sync.soap import WSDL, GisClient
+from gis_sync.soap import BINDING, WSDL, GisClient
+from zeep.helpers import serialize_object
 from zhkh_contracts import ApplicantKind, Category, Channel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def test_unknown_topic_is_left_to_the_classifier():
 
 
 def test_party_map_reads_the_sample_and_refuses_ambiguous_rows(tmp_path):
-    parties = PartyMap.load(ROOT / "devtools/sample_directory/gis_parties.csv")
+    parties = PartyMap.load(ROOT / "devtools/sample_gis/gis_parties.csv")
     assert parties.get("uk-zarechye").answerer_guid and parties.get("uk-zarechye").org_guid is None
     assert parties.get("tgk-teplo").org_guid and parties.get("tgk-teplo").answerer_guid is None
     assert parties.get("nobody") is None
@@ -114,3 +115,22 @@ def test_drift_lists_confirmed_steps_that_gis_no_longer_shows():
     assert GisSyncService.drift(link, intact) == []
     drifted = {"AnswererGUID": None, "AppealStatus": "InWork", "AppealHistory": []}
     assert GisSyncService.drift(link, drifted) == ["Performer", "Answer", "Executed"]
+
+
+def test_import_results_of_both_kinds_parse():
+    """zeep 4.3.3's strict mode cannot read CommonResultType's Error branch; the client parses leniently."""
+    client = GisClient("http://127.0.0.1:9/none", "0f6f1d2a-5c1e-4b8e-9f00-000000000059")
+    b, a = "http://dom.gosuslugi.ru/schema/integration/base/", "http://dom.gosuslugi.ru/schema/integration/appeals/"
+    xml = f"""<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+      <a:getStateResult xmlns:a="{a}" xmlns:b="{b}" b:version="10.0.1.1">
+        <b:RequestState>3</b:RequestState><b:MessageGUID>{GUID}</b:MessageGUID>
+        <a:ImportResult><b:TransportGUID>{GUID}</b:TransportGUID>
+          <b:Error><b:ErrorCode>EMU-004</b:ErrorCode><b:Description>Срок уже продлевался</b:Description></b:Error></a:ImportResult>
+        <a:ImportResult><b:GUID>{GUID}</b:GUID><b:TransportGUID>{GUID}</b:TransportGUID>
+          <b:UpdateDate>2026-11-23T10:00:00Z</b:UpdateDate></a:ImportResult>
+      </a:getStateResult></s:Body></s:Envelope>"""
+    op = client._client.wsdl.bindings[BINDING].get("getState")
+    reply = op.process_reply(etree.fromstring(xml.encode()))
+    body = serialize_object(reply.body if hasattr(reply, "body") else reply, dict)
+    failed, ok = body["ImportResult"]
+    assert failed["Error"][0]["ErrorCode"] == "EMU-004" and ok["GUID"] == GUID and ok["UpdateDate"] is not None
