@@ -1,1 +1,1 @@
-"""gis_sync: skeleton only. Its work (issue #6) is not implemented yet; see README."""
+"""gis_sync: the two-way mirror with ГИС ЖКХ AppealsAsync (docs/gis_sync.md)."""

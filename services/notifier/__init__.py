@@ -1,1 +1,1 @@
-"""notifier: legal deadlines and alerts (issue #5: delivery to people not implemented yet; see main.py)."""
+"""notifier: legal deadlines, alerts and citizen notifications (docs/notifier.md)."""

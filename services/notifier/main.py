@@ -1,8 +1,8 @@
 """Wiring of the notifier. ``faststream run notifier.main:app`` or ``python -m notifier``.
 
-Implemented (issue #5, first part): deadline planning on the Russian calendar and the alert
-scanner (DeadlineAlert events, DeadlineExpired actions for the router). NOT YET: delivery of alerts
-and citizen notifications over e-mail / SMS / webhooks, quiet hours, the scaling benchmark.
+Deadline planning on the Russian calendar, the alert scanner (DeadlineAlert events, DeadlineExpired
+actions for the router) and delivery of alerts and citizen notifications (webhook, e-mail, SMS) with
+quiet hours and stored retries. See docs/notifier.md.
 """
 
 from __future__ import annotations
