@@ -76,6 +76,21 @@ def load_signer(spec: str) -> Signer:
     return factory()
 
 
+class _StatusCheckingTransport(AsyncTransport):
+    """Decides by HTTP status before zeep parses: with ``strict=False`` zeep turns a plain-text 503
+    into an AttributeError and an HTML 5xx page into a SOAP Fault. A SOAP fault (5xx with a SOAP
+    envelope) still goes to zeep."""
+
+    async def post_xml(self, address: str, envelope: Any, headers: Any) -> Any:
+        response = await super().post_xml(address, envelope, headers)
+        status = response.status_code
+        if status >= 400 and b"Envelope" not in response.content[:2000]:
+            if status >= 500 or status in (408, 429):
+                raise TransientError(f"ГИС ЖКХ answered HTTP {status}")
+            raise GisFault(f"http_{status}", "unexpected HTTP status")
+        return response
+
+
 class GisFault(PermanentError):
     """A SOAP fault: ГИС ЖКХ refused the request as such (schema, authorisation, unknown operation)."""
 
@@ -125,7 +140,7 @@ class GisClient:
         # choice(sequence(UniqueNumber?, UpdateDate) | Error+) when the Error branch comes (it insists
         # on UpdateDate). Lenient parsing reads both branches right (tests/unit/test_gis_mapping.py).
         self._client = AsyncClient(
-            str(WSDL), transport=AsyncTransport(client=self._http), plugins=[_SigningPlugin(signer or NoopSigner())],
+            str(WSDL), transport=_StatusCheckingTransport(client=self._http), plugins=[_SigningPlugin(signer or NoopSigner())],
             settings=Settings(strict=False),
         )
         # AsyncClient.create_service returns the synchronous proxy (zeep 4.3.3): build the async one.

@@ -224,17 +224,19 @@ async def test_resend_of_a_confirmed_step_is_harmless(infra, prefix, mongo_db):
     assert record["duplicates"] == {str(mirrored[0].data.transport_guid): 1}
 
 
-async def test_transient_faults_are_retried_until_gis_confirms(infra, prefix):
+async def test_transient_faults_are_retried_until_gis_confirms(infra, prefix, mongo_db):
     from gis_sync.main import create_app
 
     topics = Topics(prefix)
     async with emulator() as (state, url):
         (g,) = (x["appeal_guid"] for x in await seed(url, 1))
-        await control(url, "POST", "/emulator/faults", {"kind": "http_503", "count": 3, "operation": "importAnswer"})
-        await control(url, "POST", "/emulator/faults", {"kind": "stuck", "count": 1})
-        await control(url, "POST", "/emulator/faults", {"kind": "timeout", "count": 1, "seconds": 3, "operation": "getState"})
         lc = Lifecycle(infra, prefix, g)
         async with TopicReader(infra.bootstrap, topics.lifecycle) as r, running(create_app(gis_settings(infra, prefix, url))):
+            # the first pull round runs at start; let it finish so the faults below hit the push path
+            await eventually(lambda: mongo_db["gis_cursor"].find_one({"_id": "pull", "hwm": {"$exists": True}}))
+            await control(url, "POST", "/emulator/faults", {"kind": "http_503", "count": 3, "operation": "importAnswer"})
+            await control(url, "POST", "/emulator/faults", {"kind": "stuck", "count": 1})
+            await control(url, "POST", "/emulator/faults", {"kind": "timeout", "count": 1, "seconds": 3, "operation": "getState"})
             await lc.publish(lc.registered(), lc.assigned(), lc.answered())
             await r.wait_for(lambda _: len(of_type(r, GisActionMirrored)) >= 2, timeout=60)
             failed = of_type(r, GisActionFailed)
