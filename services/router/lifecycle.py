@@ -64,6 +64,7 @@ class AppealState:
     extension_used: bool = False
     incident_id: uuid.UUID | None = None
     emergency: bool = False
+    district_id: str | None = None  # of the appeal's house, from the directory at registration
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def assign(state: AppealState, d: Decision, fallback_id: str, action: str, now: 
         appeal_id=state.appeal_id, registration_number=state.number, party_id=party_id, party_kind=kind,
         reason=d.reason, assigned_at=now, cause=d.cause, level=d.level, previous_party_id=state.party_id,
         party_timezone=d.party.timezone if d.party else timezone, supervisor_party_id=supervisor_id,
+        district_id=state.district_id,
     )
     changed = _status(state, S.ASSIGNED, action, now, cause, party_id)
     new = replace(state, status=S.ASSIGNED, party_id=party_id, party_kind=kind, level=d.level, version=state.version + 1)

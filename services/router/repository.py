@@ -36,6 +36,7 @@ def _state_doc(s: AppealState) -> dict[str, Any]:
         "extension_used": s.extension_used,
         "incident_id": str(s.incident_id) if s.incident_id else None,
         "emergency": s.emergency,
+        "district_id": s.district_id,
         "open": s.status.value not in CLOSED,
     }
 
@@ -54,6 +55,7 @@ def _state(d: dict[str, Any]) -> AppealState:
         bounces=tuple(d.get("bounces", ())),
         extension_used=d.get("extension_used", False),
         incident_id=uuid.UUID(d["incident_id"]) if d.get("incident_id") else None,
+        district_id=d.get("district_id"),
         emergency=d.get("emergency", False),
     )
 

@@ -74,6 +74,7 @@ class RouterService:
             state = AppealState(
                 appeal_id=a.appeal_id, number=a.registration_number, house_key=a.house_key, category=a.category,
                 status=AppealStatus.REGISTERED, incident_id=a.incident_id, emergency=a.emergency,
+                district_id=ctx.house.district_id if ctx.house else None,
             )
             d = route(self.rules, ctx, a.category)
             d = Decision(d.party, d.reason, d.cause, level_of(self.rules, d.party.kind if d.party else None))

@@ -130,6 +130,7 @@ async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(inf
         esc = f.of(AppealAssigned, aid)[1]
         assert (esc.party_id, esc.cause, esc.reason, esc.level, esc.previous_party_id) == (
             "adm-leninsky", AssignmentCause.ESCALATION, "citizen_complaint", 1, "uk-zarechye")
+        assert {x.district_id for x in f.of(AppealAssigned, aid)} == {"d-leninsky"}  # the house's district, kept
         # a late action on a closed appeal is refused with an error event, and nothing changes
         await act(infra, prefix, PartyAccepted(appeal_id=u, actor="adm-leninsky"))
         await f.until(lambda f: f.of(AppealTransitionRejected, aid))

@@ -58,7 +58,7 @@ from .events import (
 )
 from .topics import CATALOG, DEFAULT_TOPICS, LIFECYCLE, PREFIX, SERVICES, Topics, TopicSpec, dlq_topic, raw_topic
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 __all__ = [
     "GisActionFailed",

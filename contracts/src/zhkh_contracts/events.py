@@ -88,7 +88,7 @@ class AppealAssigned(EventData):
     """The router assigned the appeal to a responsible party."""
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.assigned.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: district_id
 
     appeal_id: uuid.UUID
     registration_number: str
@@ -101,6 +101,7 @@ class AppealAssigned(EventData):
     previous_party_id: str | None = None
     party_timezone: str | None = Field(default=None, description="IANA zone of the party, for deadlines")
     supervisor_party_id: str | None = Field(default=None, description="The next level up (deadline alerts go there too)")
+    district_id: str | None = Field(default=None, description="District of the appeal's house in the directory (1.1)")
 
 
 class AppealStatus(StrEnum):

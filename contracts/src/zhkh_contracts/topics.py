@@ -31,7 +31,7 @@ from .events import (
 PREFIX = "zhkh"
 """Default topic prefix. A deployment may set its own (ZHKH_TOPIC_PREFIX), e.g. one per region."""
 
-SERVICES = ("intake", "router", "notifier", "gis_sync")
+SERVICES = ("intake", "router", "notifier", "gis_sync", "analytics")
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
@@ -111,7 +111,7 @@ class Topics:
                 description="Lifecycle events of every appeal (keyed by appeal id) and incident (incident:<id>).",
                 retention_ms=THIRTY_DAYS_MS,
                 producers=("intake", "router", "notifier", "gis_sync"),
-                consumers=("router", "notifier", "gis_sync"),
+                consumers=("router", "notifier", "gis_sync", "analytics"),
             ),
             TopicSpec(
                 name=self.actions,
