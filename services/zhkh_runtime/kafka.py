@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -144,6 +144,19 @@ async def _raw_body(msg: Any) -> bytes:
 EventHandler = Callable[[Envelope[Any]], Awaitable[Iterable[OutboundRecord]]]
 
 
+def _observe_lag(service: str, msg: Any, record: Any) -> None:
+    """Consumer lag from the consumer's last fetched high-water mark (None until the first fetch)."""
+    highwater = getattr(getattr(msg, "consumer", None), "highwater", None)
+    if highwater is None:
+        return
+    try:
+        hw = highwater(TopicPartition(record.topic, record.partition))
+    except Exception:  # noqa: BLE001 - partition revoked meanwhile: nothing to report
+        return
+    if hw is not None:
+        metrics.CONSUMER_LAG.labels(service, record.topic, str(record.partition)).set(max(0, hw - record.offset - 1))
+
+
 @dataclass
 class EventConsumer:
     """Subscribes one service to one topic and dispatches records to handlers by CloudEvents type.
@@ -215,6 +228,7 @@ class EventConsumer:
                 "topic", "partition", "offset", "event_id", "appeal_id", "event_type", "correlation_id"
             )
             metrics.HANDLER_SECONDS.labels(self.service, "*").observe(time.perf_counter() - started)
+            _observe_lag(self.service, msg, record)
 
     async def handle_record(self, record: Any) -> None:
         """Handle one consumer record. Returns normally when the offset may be committed."""

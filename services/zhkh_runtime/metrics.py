@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 CONSUMED = Counter(
     "zhkh_events_consumed_total", "Records handled by outcome", ["service", "topic", "type", "outcome"]
@@ -15,4 +15,9 @@ HANDLER_SECONDS = Histogram(
     "Time to handle one record, publishing included",
     ["service", "type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONSUMER_LAG = Gauge(
+    "zhkh_consumer_lag",
+    "Records behind the partition's high-water mark after the last handled record (the consumer's own view)",
+    ["service", "topic", "partition"],
 )

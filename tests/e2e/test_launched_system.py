@@ -111,6 +111,7 @@ async def test_running_system_serves_health_metrics_and_carries_every_channel(tm
         consumed = re.findall(rb'zhkh_events_consumed_total\{[^}]*outcome="ok"[^}]*\} (\d+)', metrics)
         assert sum(float(x) for x in consumed) >= len(Channel)
         assert b"zhkh_handler_seconds_bucket" in metrics
+        assert re.search(rb'zhkh_consumer_lag\{partition="\d+",service="intake",topic="zhkh\.intake\.raw\.\w+"\} \d', metrics), metrics
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=90)
