@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -22,7 +23,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, TopicAlreadyExistsError, UnknownProducerId
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -32,10 +33,12 @@ from zhkh_contracts import CATALOG, REGISTRY, Envelope, EnvelopeError, EventData
 
 from . import metrics
 from .records import OutboundRecord, failure_headers
-from .errors import is_bad_input, is_transient, reason_of, safe_detail
+from .errors import TransientError, is_bad_input, is_transient, reason_of, safe_detail
 from .settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
+
+LOST_PRODUCER_STATE = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 
 def make_broker(settings: RuntimeSettings) -> KafkaBroker:
@@ -77,7 +80,23 @@ class RecordPublisher:
     async def send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         if self._producer is None:
             raise RuntimeError("RecordPublisher is not started")
-        await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+        try:
+            await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+        except LOST_PRODUCER_STATE as exc:
+            await self._renew(exc)
+
+    async def _renew(self, exc: BaseException) -> None:
+        """The broker no longer knows this producer's id/sequence (seen after a broker restart that
+        kept the log but not the producer state; real Kafka does it when a producer id expires). The
+        aiokafka producer never recovers from that by itself: start a new one (new producer id) and
+        let the caller retry. A retried record may then be in the log twice; consumers dedupe by id."""
+        log.warning("producer_state_lost", error=exc.__class__.__name__)
+        old, self._producer = self._producer, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()
+        await self.start()
+        raise TransientError(f"producer state lost ({exc.__class__.__name__}); producer renewed") from exc
 
     async def publish(self, records: Iterable[OutboundRecord]) -> None:
         """Send all, then wait for all: records to one partition go out in one request, in order
@@ -85,11 +104,14 @@ class RecordPublisher:
         if self._producer is None:
             raise RuntimeError("RecordPublisher is not started")
         records = list(records)
-        futures = [
-            await self._producer.send(r.topic, value=r.value, key=r.key, headers=[(k, v.encode()) for k, v in r.headers.items()])
-            for r in records
-        ]
-        await asyncio.gather(*futures)
+        try:
+            futures = [
+                await self._producer.send(r.topic, value=r.value, key=r.key, headers=[(k, v.encode()) for k, v in r.headers.items()])
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+        except LOST_PRODUCER_STATE as exc:
+            await self._renew(exc)
         for r in records:
             metrics.PUBLISHED.labels(self.settings.service_name, r.topic, r.headers.get("ce_type", "")).inc()
 
