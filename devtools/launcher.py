@@ -5,7 +5,7 @@
     python -m devtools.launcher --reset    # wipe the data dirs first
 
 Broker, database, the ГИС ЖКХ emulator (devtools.gis_emulator, seeded with a few appeals) and
-the four services run as child processes; logs go to <data-dir>/logs/.
+the five services run as child processes; logs go to <data-dir>/logs/.
 Data dirs persist between runs unless --reset. Set ZHKH_KAFKA_BOOTSTRAP / ZHKH_MONGO_URI and
 pass --external to use servers you already run instead of the embedded ones.
 """
@@ -44,7 +44,7 @@ from zhkh_runtime.kafka import ensure_topics
 
 from . import embedded, samples
 
-SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "gis_sync": 8004}
+SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "gis_sync": 8004, "analytics": 8005}
 ROOT = Path(__file__).resolve().parent.parent
 GIS_PARTIES = ROOT / "devtools" / "sample_gis" / "gis_parties.csv"
 GIS_PATH = "/ext-bus-appeals-service/services/AppealsAsync"
@@ -297,6 +297,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"all up in {time.monotonic() - t0:.1f}s: kafka {cfg.bootstrap}, mongodb {cfg.mongo_uri}")
         for name in SERVICES:
             print(f"   {name:9s} http://127.0.0.1:{cfg.port(name)}/health  /ready  /metrics")
+        print(f"   dashboard http://127.0.0.1:{cfg.port('analytics')}/dashboard  (CSV: /api/v1/analytics/export.csv)")
         print(f"   ГИС ЖКХ   {cfg.gis_url}" + ("  (emulator; control API under /emulator)" if system.gis else ""))
         if not args.no_demo:
             await demo(cfg)
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--external", action="store_true", help="use ZHKH_KAFKA_BOOTSTRAP / ZHKH_MONGO_URI")
     ap.add_argument("--kafka-port", type=int, default=19092)
     ap.add_argument("--mongo-port", type=int, default=27117)
-    ap.add_argument("--http-base-port", type=int, default=8000, help="services listen on base+1 .. base+4")
+    ap.add_argument("--http-base-port", type=int, default=8000, help="services listen on base+1 .. base+5")
     ap.add_argument("--topic-prefix", default="zhkh", help="topic and consumer-group prefix")
     ap.add_argument("--directory", default=str(ROOT / "devtools" / "sample_directory"),
                     help="folder of parties.csv/districts.csv/houses.csv imported into the router at start")

@@ -1,1 +1,4 @@
-"""analytics: read model, API and dashboard for contact centres and the city (issue #7; being built)."""
+"""analytics: the appeals read model, its HTTP API and the dashboard for contact centres and the city.
+
+See docs/analytics.md.
+"""

@@ -21,7 +21,7 @@ from zhkh_contracts import REGISTRY, AppealAssigned, Channel, Topics, from_kafka
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "router", "notifier", "gis_sync")
+SERVICES = ("intake", "router", "notifier", "gis_sync", "analytics")
 
 
 def launcher_args(data_dir: Path) -> tuple[list[str], dict[str, int]]:

@@ -1,0 +1,36 @@
+"""Wiring of the analytics service. ``faststream run analytics.main:app`` or ``python -m analytics``.
+
+Reads the lifecycle topic into a per-appeal read model (``analytics_appeals``) and serves the
+summary API, the CSV export and the dashboard page. Publishes nothing. See docs/analytics.md.
+"""
+
+from __future__ import annotations
+
+from faststream.asgi import AsgiFastStream
+
+from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.mongo import IdempotencyGuard
+
+from . import api
+from .handlers import register_handlers
+from .repository import AnalyticsRepository
+from .service import AnalyticsService
+from .settings import AnalyticsSettings
+
+
+def create_app(settings: AnalyticsSettings | None = None) -> AsgiFastStream:
+    settings = settings or AnalyticsSettings()
+    rt = ServiceRuntime(settings)
+    repo = AnalyticsRepository(rt.db)
+    service = AnalyticsService(repo, IdempotencyGuard(rt.mongo, rt.db, "analytics"))
+    consumer = rt.consumer(rt.topics.lifecycle)
+    register_handlers(consumer, service)
+    consumer.subscribe()
+    rt.on_startup(repo.ensure_indexes)
+    return rt.asgi_app(extra_routes=api.routes(service, settings))
+
+
+def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run analytics.main:app``
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

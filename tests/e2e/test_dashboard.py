@@ -1,0 +1,136 @@
+"""The dashboard page as a browser renders it: headless Chromium loads /dashboard from the served
+analytics service (real broker and database, published lifecycle events) and the rendered DOM must
+carry the published figures; a screenshot is taken too.
+
+Set ZHKH_DASHBOARD_SCREENSHOT=docs/img/dashboard.png to keep the screenshot (how the one in the docs was made).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_analytics import EXPECTED, figures, poll, publish, scenario, settings_for
+from tests.support.http import request
+from tests.support.services import served
+from zhkh_contracts import Topics
+
+pytestmark = pytest.mark.e2e
+BROWSER_TIMEOUT_S = 60
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("Chromium is not installed: neither `chromium` nor `chromium-browser` is on PATH. The dashboard test "
+                "needs a headless browser; scripts/setup installs Debian's `chromium` package under CI "
+                "(locally: apt-get install -y chromium).")
+
+
+async def browse(binary: str, profile: Path, *args: str) -> str:
+    """Run headless Chromium without blocking the event loop (the service answers from the same loop)."""
+    proc = await asyncio.create_subprocess_exec(
+        binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000",
+        "--virtual-time-budget=5000", "--hide-scrollbars", "--no-first-run", "--lang=ru-RU", "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), BROWSER_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    return out.decode("utf-8")
+
+
+class Dom(HTMLParser):
+    """What the test reads from the rendered page: body data, charts and their bars, KPI tiles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body: dict[str, str | None] = {}
+        self.charts: dict[str, dict[str, int]] = {}
+        self.chart_attrs: dict[str, dict[str, str | None]] = {}
+        self.kpis: dict[str, str | None] = {}
+        self._chart: str | None = None
+        self._depth = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "body":
+            self.body = a
+        if "data-kpi" in a:
+            self.kpis[a["data-kpi"] or ""] = a.get("data-value")
+        if tag == "div" and "data-chart" in a:
+            self._chart = a["data-chart"]
+            self.charts[self._chart or ""] = {}
+            self.chart_attrs[self._chart or ""] = a
+        if tag == "rect" and self._chart and "data-value" in a:
+            self.charts[self._chart][a.get("data-key") or ""] = int(a["data-value"] or 0)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self._chart = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path):
+    from analytics.main import create_app
+
+    binary = chromium()
+    s = scenario()
+    await publish(infra.bootstrap, Topics(prefix).lifecycle, s.events)
+    async with served(create_app(settings_for(infra, prefix))) as base:
+        await poll(f"{base}/api/v1/analytics/summary", lambda b: figures(b) == EXPECTED)
+        status, page = await asyncio.to_thread(request, "GET", f"{base}/dashboard")
+        assert status == 200 and "Обращения по каналам".encode() in page
+
+        shot = tmp_path / "dashboard.png"
+        html = await browse(binary, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}", f"{base}/dashboard")
+        filtered = await browse(binary, tmp_path / "profile", "--dump-dom",
+                                f"{base}/dashboard?channel=hotline&from=2026-01-01")
+
+    dom = Dom()
+    dom.feed(html)
+    assert dom.body.get("data-ready") == "1", html[-3000:]
+    assert dom.charts["by_channel"] == EXPECTED["by_channel"]
+    assert dom.charts["by_category"] == EXPECTED["by_category"]
+    assert dom.charts["by_district"] == EXPECTED["by_district"]
+    assert dom.charts["by_status"] == EXPECTED["by_status"]
+    assert dom.charts["by_party"] == EXPECTED["by_party"]
+    assert dom.charts["top_addresses"] == {a["house_key"]: a["count"] for a in EXPECTED["top_addresses"]}
+    assert dom.chart_attrs["by_channel"]["data-total"] == "7"
+    assert dom.kpis == {"total": "7", "overdue": "2", "answered": "4", "median": "17.5"}
+    text = " ".join(" ".join(dom.text).split())
+    for shown in ("Горячая линия", "Отопление", "Лифты", "г. Пермь, ул. Мира, д. 1", "доля просроченных: 28,6 %",
+                  "17,5 ч", "район не указан"):
+        assert shown in text, shown
+    assert 'href="/api/v1/analytics/export.csv"' in html
+
+    # the page's query goes to the API and to the CSV link
+    hot = Dom()
+    hot.feed(filtered)
+    assert hot.body.get("data-ready") == "1"
+    assert hot.charts["by_channel"] == {"hotline": 2} and hot.kpis["total"] == "2"
+    assert hot.charts["by_category"] == {"heating": 1, "lifts": 1}
+    assert 'href="/api/v1/analytics/export.csv?from=2026-01-01&amp;channel=hotline"' in filtered
+
+    png: Any = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a real picture, not a blank page
+    keep = os.environ.get("ZHKH_DASHBOARD_SCREENSHOT")
+    if keep:
+        Path(keep).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, keep)
