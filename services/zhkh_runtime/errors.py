@@ -11,6 +11,16 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from zhkh_contracts import describe_validation_error
 
 WRITE_CONFLICT = 112
+NO_SUCH_TRANSACTION = 251
+# Server errors worth another try: pymongo's retryable-writes codes (not primary, shutting down,
+# network, time limit), write conflicts, and a transaction the server no longer knows: after a
+# database restart SecantusDB answers 251 without the TransientTransactionError label that MongoDB
+# would add (found by tests/e2e/test_faults.py: the record went to the DLQ instead of being retried).
+RETRYABLE_CODES = frozenset({
+    6, 7, 89, 9001, 262, 134,  # HostUnreachable, HostNotFound, NetworkTimeout, SocketException, ExceededTimeLimit, ...
+    91, 11600, 189, 10107, 13435, 13436, 11602, 10058,  # shutting down / not primary (SDAM spec)
+    WRITE_CONFLICT, NO_SUCH_TRANSACTION,
+})
 
 
 class PermanentError(Exception):
@@ -33,7 +43,7 @@ def is_transient(exc: BaseException) -> bool:
         exc.has_error_label("TransientTransactionError") or exc.has_error_label("UnknownTransactionCommitResult")
     ):
         return True
-    if isinstance(exc, OperationFailure) and exc.code == WRITE_CONFLICT:
+    if isinstance(exc, OperationFailure) and exc.code in RETRYABLE_CODES:
         return True
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or exc.__class__.__name__.endswith("TimeoutError")

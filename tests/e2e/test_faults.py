@@ -1,6 +1,7 @@
-"""Fault test: under a steady load of appeals, kill -9 intake, router and notifier, then the broker,
+"""Fault test: under a steady load of appeals, kill -9 intake, router, notifier and analytics, then the broker,
 then the database, and start each again. Every appeal is registered and assigned exactly once, and
-every citizen gets exactly one "registered" notice (counted by notification id). "Every appeal" is
+every citizen gets exactly one "registered" notice (counted by notification id); analytics counts each
+appeal once. "Every appeal" is
 every raw record the broker still has after its own kill -9: the embedded single-node broker can
 lose a few acknowledged records then (counted and bounded here, documented in the README).
 
@@ -14,6 +15,7 @@ import json
 import os
 import signal
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,6 +31,11 @@ pytestmark = pytest.mark.e2e
 N = 240
 RATE = 12.0  # appeals per second: the kills land mid-stream
 CHANNELS = [ch for ch in Channel if ch is not Channel.GIS]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback only
+        return r.read()
 
 
 def kill(srv: embedded.ServerProcess) -> None:
@@ -69,13 +76,14 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
         producer = asyncio.create_task(load(cfg.bootstrap, topics, ids))
 
         await asyncio.sleep(4)
-        for name in ("intake", "router", "notifier"):
+        killed = ("intake", "router", "notifier", "analytics")
+        for name in killed:
             kill(system.services[name])
-        timeline.append(f"{time.monotonic() - started:.0f}s kill -9 intake, router, notifier")
+        timeline.append(f"{time.monotonic() - started:.0f}s kill -9 {', '.join(killed)}")
         await asyncio.sleep(1)
-        for name in ("intake", "router", "notifier"):
+        for name in killed:
             system.start_service(name)
-        await asyncio.gather(*(system.wait_ready(n) for n in ("intake", "router", "notifier")))
+        await asyncio.gather(*(system.wait_ready(n) for n in killed))
 
         await asyncio.sleep(4)
         kill(system.kafka)
@@ -123,7 +131,17 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
             if len(notified) >= len(kept):
                 break
             await asyncio.sleep(0.5)
+        summary_url = f"http://127.0.0.1:{cfg.port('analytics')}/api/v1/analytics/summary"
+        total = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            total = json.loads(await asyncio.to_thread(_get, summary_url))["total"]
+            if total >= len(kept):
+                break
+            await asyncio.sleep(0.5)
         await asyncio.sleep(2)
+        total = json.loads(await asyncio.to_thread(_get, summary_url))["total"]
+        timeline.append(f"{time.monotonic() - started:.0f}s analytics counts {total}")
         for name, srv in system.services.items():
             assert srv.alive(), f"{name} died; see {srv.log_path}"
     finally:
@@ -145,5 +163,6 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
             by_appeal.setdefault(body["appeal_id"], set()).add(headers["idempotency-key"])
             deliveries += 1
     assert len(by_appeal) == len(kept), f"citizens not notified: {len(kept) - len(by_appeal)}"
+    assert total == len(kept), f"analytics counts {total} appeals for {len(kept)}"
     assert all(len(keys) == 1 for keys in by_appeal.values()), "an appeal got two different 'registered' notices"
     print(f"lifecycle records read: {copies}; 'registered' webhook deliveries: {deliveries} for {N} notices")

@@ -19,6 +19,8 @@ from zhkh_runtime.errors import PermanentError, TransientError, is_transient, re
         ConnectionError("reset"),
         OperationFailure("Write conflict", code=112),
         OperationFailure("txn", code=251, details={"errorLabels": ["TransientTransactionError"]}),
+        OperationFailure("txn unknown after a database restart", code=251),  # SecantusDB: no label
+        OperationFailure("interrupted at shutdown", code=11600),
         KafkaConnectionError(),
     ],
 )
