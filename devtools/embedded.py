@@ -27,6 +27,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_block(count: int, low: int = 20000, high: int = 32000) -> int:
+    """A base port such that base+1 .. base+count are free now, below Linux's ephemeral range
+    (32768+), where outgoing connections would otherwise take them between check and bind."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(low, high - count)
+        ok = True
+        for port in range(base + 1, base + count + 1):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError(f"no block of {count} free ports in {low}..{high}")
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)

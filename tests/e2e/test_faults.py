@@ -65,7 +65,7 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
     monkeypatch.setenv("ZHKH_QUIET_HOURS", "")
     monkeypatch.setenv("ZHKH_LOG_LEVEL", "WARNING")
     cfg = Config(data_dir=tmp_path / "data", kafka_port=embedded.free_port(), mongo_port=embedded.free_port(),
-                 http_base_port=20000 + embedded.free_port() % 20000, gis_port=embedded.free_port(), gis_seed=0)
+                 http_base_port=embedded.free_port_block(5), gis_port=embedded.free_port(), gis_seed=0)
     system = System(cfg)
     topics = Topics()
     ids = [f"fault-{i}-{uuid.uuid4()}" for i in range(N)]
