@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 
 from devtools import embedded, samples
 from devtools.launcher import Config, System
+from tests.support.http import request
 from tests.support.kafka import TopicReader, produce
 from tests.support.receivers import HttpReceiver
 from zhkh_contracts import REGISTRY, AppealAssigned, AppealRegistered, Channel, Topics, from_kafka
@@ -31,11 +31,6 @@ pytestmark = pytest.mark.e2e
 N = 240
 RATE = 12.0  # appeals per second: the kills land mid-stream
 CHANNELS = [ch for ch in Channel if ch is not Channel.GIS]
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback only
-        return r.read()
 
 
 def kill(srv: embedded.ServerProcess) -> None:
@@ -135,12 +130,12 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
         total = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            total = json.loads(await asyncio.to_thread(_get, summary_url))["total"]
+            total = json.loads((await asyncio.to_thread(request, "GET", summary_url, None, "application/json", 10))[1])["total"]
             if total >= len(kept):
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2)
-        total = json.loads(await asyncio.to_thread(_get, summary_url))["total"]
+        total = json.loads((await asyncio.to_thread(request, "GET", summary_url, None, "application/json", 10))[1])["total"]
         timeline.append(f"{time.monotonic() - started:.0f}s analytics counts {total}")
         for name, srv in system.services.items():
             assert srv.alive(), f"{name} died; see {srv.log_path}"
