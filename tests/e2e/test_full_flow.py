@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from devtools import samples
-from tests.e2e.test_launched_system import launcher_args
+from tests.e2e.test_launched_system import launcher_args, start_running
 from tests.support.kafka import TopicReader, produce
 from tests.support.receivers import HttpReceiver
 from zhkh_contracts import (
@@ -35,7 +35,6 @@ from zhkh_contracts import (
 )
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(tmp_path: Path, receiver: HttpReceiver) -> tuple[subprocess.Popen[str], dict[str, int], list[str]]:
@@ -44,16 +43,7 @@ def start(tmp_path: Path, receiver: HttpReceiver) -> tuple[subprocess.Popen[str]
                ZHKH_CITIZEN_WEBHOOKS=json.dumps({ch.value: receiver.url(f"/{ch.value}") for ch in Channel}),
                ZHKH_QUIET_HOURS="",  # the test may run at night
                ZHKH_PULL_INTERVAL_S="1")
-    proc = subprocess.Popen([*argv, "--no-demo", "--gis-seed", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 180
-    while not any(line.startswith("running;") for line in lines):
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        if not line and proc.poll() is not None:
-            pytest.fail("launcher exited:\n" + "".join(lines))
-        lines.append(line)
-        assert time.monotonic() < deadline, "".join(lines)
+    proc, lines = start_running([*argv, "--no-demo", "--gis-seed", "0"], env)
     return proc, ports, lines
 
 

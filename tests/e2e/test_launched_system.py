@@ -53,9 +53,9 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
     assert int(numbers[1][-7:]) > int(numbers[0][-7:])  # the counter survived the restart (ГИС appeals take numbers too)
 
 
-async def test_running_system_serves_health_metrics_and_carries_every_channel(tmp_path):
-    argv, ports = launcher_args(tmp_path / "data")
-    proc = subprocess.Popen([*argv, "--no-demo"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_running(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start the launcher with these arguments and wait for its "running;" line (its output so far)."""
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 180
@@ -65,6 +65,17 @@ async def test_running_system_serves_health_metrics_and_carries_every_channel(tm
                 pytest.fail("launcher exited:\n" + "".join(lines))
             lines.append(line)
             assert time.monotonic() < deadline, "".join(lines)
+    except BaseException:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=90)
+        raise
+    return proc, lines
+
+
+async def test_running_system_serves_health_metrics_and_carries_every_channel(tmp_path):
+    argv, ports = launcher_args(tmp_path / "data")
+    proc, lines = start_running([*argv, "--no-demo"])
+    try:
 
         for i, svc in enumerate(SERVICES, start=1):
             base = f"http://127.0.0.1:{ports['http'] + i}"
