@@ -295,6 +295,8 @@ class EventConsumer:
                     await self.publisher.publish(outbound)
         except Exception as exc:  # noqa: BLE001 - every failure is routed, none is swallowed
             reason = "retries_exhausted" if is_transient(exc) else reason_of(exc)
+            # the type only: an exception's text may quote input (the full text goes to the DLQ headers)
+            log.warning("handler_failed", error_type=type(exc).__name__, reason=reason)
             await self.dead_letter(record, reason, safe_detail(exc), attempts, bad_input=is_bad_input(exc))
             return
         metrics.CONSUMED.labels(self.service, record.topic, env.type, "ok").inc()

@@ -1,9 +1,15 @@
 """Fault test: under a steady load of appeals, kill -9 intake, router, notifier and analytics, then the broker,
 then the database, and start each again. Every appeal is registered and assigned exactly once, and
 every citizen gets exactly one "registered" notice (counted by notification id); analytics counts each
-appeal once. "Every appeal" is
-every raw record the broker still has after its own kill -9: the embedded single-node broker can
-lose a few acknowledged records then (counted and bounded here, documented in the README).
+appeal once.
+
+"Every appeal" is every raw record the broker still has after its own kill -9: the embedded
+single-node broker loses the records it acknowledged in the last ~0.4 s before a kill -9 (measured;
+documented in the README). A lifecycle record the broker lost that way is accepted only when the
+service that published it has it in its durable outbox (committed with its state change, published
+before its input was acknowledged) and produced it within 3 s before the broker's kill. Any other
+gap is a loss by our services and fails the test, with a diagnosis (stuck appeals, dead letters,
+service logs).
 
 Slow by nature (a killed instance's open transaction holds its locks for about 60 s, which the
 redelivered record waits out), so all three services are killed at the same moment."""
@@ -16,9 +22,12 @@ import os
 import signal
 import time
 import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from devtools import embedded, samples
 from devtools.launcher import Config, System
@@ -54,6 +63,99 @@ async def load(bootstrap: str, topics: Topics, ids: list[str]) -> None:
         await asyncio.sleep(1 / RATE)
 
 
+@dataclass
+class View:
+    """The lifecycle topic as the test reads it, checked against the services' own durable ledger."""
+
+    registered: dict[str, set[uuid.UUID]] = field(default_factory=dict)  # source id -> AppealRegistered ids
+    assigned: dict[str, set[uuid.UUID]] = field(default_factory=dict)  # appeal id -> AppealAssigned ids
+    appeal_of: dict[str, str] = field(default_factory=dict)  # source id -> appeal id
+    # records a service committed to its outbox (and so published before acknowledging its input)
+    # that the broker no longer has: event id -> when the service produced it
+    broker_lost: dict[str, datetime] = field(default_factory=dict)
+    not_registered: set[str] = field(default_factory=set)  # kept source ids, unexplained
+    not_assigned: set[str] = field(default_factory=set)  # registered appeal ids, unexplained
+
+    def unexplained(self) -> list[str]:
+        return [f"raw {x} not registered" for x in sorted(self.not_registered)] + \
+               [f"appeal {x} not assigned" for x in sorted(self.not_assigned)]
+
+
+class Ledger:
+    """Reads ``processed_events`` (marker + outbox, committed with each state change) of intake and router."""
+
+    def __init__(self, mongo_uri: str) -> None:
+        self.client: AsyncMongoClient = AsyncMongoClient(mongo_uri, serverSelectionTimeoutMS=10_000)
+        self.col = self.client["zhkh"]["processed_events"]
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _outboxes(self, consumer: str, keys: list[str]) -> dict[str, list[dict]]:
+        if not keys:
+            return {}
+        docs = await self.col.find({"_id": {"$in": [f"{consumer}:{k}" for k in keys]}}).to_list(None)
+        return {d["_id"].split(":", 1)[1]: [r["headers"] for r in d.get("outbox", [])] for d in docs}
+
+    async def view(self, records: list, raw_ids: dict[str, str]) -> View:
+        v = View()
+        in_topic: set[str] = set()
+        registration: dict[str, str] = {}  # appeal id -> AppealRegistered id
+        for r in records:
+            e = from_kafka(r.value, r.headers, REGISTRY)
+            in_topic.add(str(e.id))
+            if isinstance(e.data, AppealRegistered):
+                a = e.data.appeal
+                v.registered.setdefault(a.source_id, set()).add(e.id)
+                v.appeal_of[a.source_id] = str(a.appeal_id)
+                registration[str(a.appeal_id)] = str(e.id)
+            elif isinstance(e.data, AppealAssigned):
+                v.assigned.setdefault(str(e.data.appeal_id), set()).add(e.id)
+
+        def lost(outbox: list[dict], event_type: type) -> bool:
+            gone = [h for h in outbox if h["ce_type"] == event_type.EVENT_TYPE and h["ce_id"] not in in_topic]
+            for h in gone:
+                v.broker_lost[h["ce_id"]] = datetime.fromisoformat(h["ce_time"])
+            return bool(gone)
+
+        unregistered = [sid for sid in raw_ids if sid not in v.registered]
+        intake = await self._outboxes("intake", [raw_ids[sid] for sid in unregistered])
+        v.not_registered = {sid for sid in unregistered if not lost(intake.get(raw_ids[sid], []), AppealRegistered)}
+        unassigned = [a for a in registration if a not in v.assigned]
+        router = await self._outboxes("router", [registration[a] for a in unassigned])
+        v.not_assigned = {a for a in unassigned if not lost(router.get(registration[a], []), AppealAssigned)}
+        return v
+
+
+async def diagnose(cfg: Config, system: System, topics: Topics, lifecycle: list, kept: set[str], timeline: list[str]) -> None:
+    """On a timeout: which appeals are stuck, what the dead-letter topics hold, what the services logged about them."""
+    registered: dict[str, str] = {}  # appeal id -> source id
+    seen: dict[str, list[str]] = {}  # appeal id -> event types in log order
+    for r in lifecycle:
+        e = from_kafka(r.value, r.headers, REGISTRY)
+        if isinstance(e.data, AppealRegistered):
+            registered[str(e.data.appeal.appeal_id)] = e.data.appeal.source_id
+        if e.appeal_id:
+            seen.setdefault(e.appeal_id, []).append(e.type.split(".")[-2])
+    unregistered = kept - set(registered.values())
+    unassigned = [a for a in registered if "assigned" not in seen.get(a, [])]
+    timeline.append(f"DIAG raw records never registered: {sorted(unregistered)[:5]}")
+    timeline.append(f"DIAG registered, never assigned: {[(a, seen.get(a)) for a in unassigned[:5]]}")
+    dlqs = [topics.dlq(s) for s in system.services] + [topics.rejected]
+    async with TopicReader(cfg.bootstrap, *dlqs) as dlq:
+        await dlq.settle(3.0)
+    for r in dlq.records[:10]:
+        h = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+        timeline.append(f"DIAG {r.topic}: reason={h.get('x-dlq-reason')} error={h.get('x-dlq-error', '')[:300]} "
+                        f"event={h.get('ce_id')} appeal={h.get('ce_subject')}")
+    timeline.append(f"DIAG dead-lettered or rejected records: {len(dlq.records)}")
+    marks = tuple(unassigned[:5]) + ("dead_lettered", "retrying", "error", "Traceback")
+    for name, srv in system.services.items():
+        lines = [ln for ln in srv.log_path.read_text(errors="replace").splitlines() if any(m in ln for m in marks)]
+        timeline.append(f"DIAG {name}.log: {len(lines)} matching lines")
+        timeline.extend(f"DIAG   {ln[:400]}" for ln in lines[-8:])
+
+
 async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_nothing(tmp_path, monkeypatch):
     receiver = HttpReceiver()
     monkeypatch.setenv("ZHKH_CITIZEN_WEBHOOKS", json.dumps({ch.value: receiver.url(f"/{ch.value}") for ch in Channel}))
@@ -81,6 +183,7 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
         await asyncio.gather(*(system.wait_ready(n) for n in killed))
 
         await asyncio.sleep(4)
+        broker_killed_at = datetime.now(UTC)
         kill(system.kafka)
         timeline.append(f"{time.monotonic() - started:.0f}s kill -9 broker")
         await asyncio.sleep(2)
@@ -96,34 +199,42 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
 
         await producer
         timeline.append(f"{time.monotonic() - started:.0f}s load done ({N} appeals)")
-        # What the broker kept: noida-db may lose records it had acknowledged when killed -9 (a
-        # single node with no replicas; see README "Known limits"). Our services must lose none of these.
+        # What the broker kept: noida-db loses the records it acknowledged in the last ~0.4 s before a
+        # kill -9 (a single node with no replicas; see README "Known limits"). Our services must lose none of these.
         async with TopicReader(cfg.bootstrap, *(topics.raw(ch) for ch in CHANNELS)) as raw_reader:
             await raw_reader.settle(3.0)
-        kept = {from_kafka(r.value, r.headers, REGISTRY).data.source_id for r in raw_reader.records}
+        raw_ids = {}  # source id -> raw event id
+        for r in raw_reader.records:
+            e = from_kafka(r.value, r.headers, REGISTRY)
+            raw_ids[e.data.source_id] = str(e.id)
+        kept = set(raw_ids)
         timeline.append(f"{time.monotonic() - started:.0f}s the broker kept {len(kept)} of {N} raw records")
         async with TopicReader(cfg.bootstrap, topics.lifecycle) as lc:
-            def count(recs: list) -> tuple[dict[str, set], dict[str, set]]:  # noqa: ANN001
-                reg: dict[str, set] = {}  # source id -> distinct AppealRegistered event ids
-                asg: dict[str, set] = {}  # appeal id -> distinct AppealAssigned event ids
-                for r in recs:
-                    e = from_kafka(r.value, r.headers, REGISTRY)
-                    if isinstance(e.data, AppealRegistered):
-                        reg.setdefault(e.data.appeal.source_id, set()).add(e.id)
-                    elif isinstance(e.data, AppealAssigned):
-                        asg.setdefault(str(e.data.appeal_id), set()).add(e.id)
-                return reg, asg
-
+            ledger = Ledger(cfg.mongo_uri)
             try:
-                await lc.wait_for(lambda r: kept <= set(count(r)[0]) and len(count(r)[1]) >= len(kept), timeout=240)
+                deadline = time.monotonic() + 240
+                prev: View | None = None
+                while True:
+                    await lc.settle(3.0)
+                    view = await ledger.view(lc.records, raw_ids)
+                    # settled: nothing unexplained twice in a row, 3 s apart (a record a service has
+                    # just committed to its outbox may not be published yet: it is not "lost" then)
+                    if not view.unexplained() and prev is not None and prev.broker_lost.keys() == view.broker_lost.keys():
+                        break
+                    prev = None if view.unexplained() else view
+                    if time.monotonic() > deadline:
+                        await diagnose(cfg, system, topics, lc.records, kept, timeline)
+                        raise AssertionError(f"lost by the services: {view.unexplained()}")
             finally:
-                reg, asg = count(lc.records)
+                await ledger.close()
                 copies = len(lc.records)
-                timeline.append(f"{time.monotonic() - started:.0f}s registered {len(reg)}, assigned {len(asg)}")
+        reg, asg = view.registered, view.assigned
+        timeline.append(f"{time.monotonic() - started:.0f}s registered {len(reg)}, assigned {len(asg)}; "
+                        f"lifecycle records the broker lost after acknowledging them: {sorted(view.broker_lost)}")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             notified = {b["appeal_id"] for _, _, b in receiver.requests if b["kind"] == "registered"}
-            if len(notified) >= len(kept):
+            if len(notified) >= len(reg):
                 break
             await asyncio.sleep(0.5)
         summary_url = f"http://127.0.0.1:{cfg.port('analytics')}/api/v1/analytics/summary"
@@ -131,7 +242,7 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             total = json.loads((await asyncio.to_thread(request, "GET", summary_url, None, "application/json", 10))[1])["total"]
-            if total >= len(kept):
+            if total >= len(reg):
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2)
@@ -144,12 +255,17 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
         receiver.close()
         print("\n".join(timeline))
 
-    # every appeal the broker kept was registered, assigned and notified, each exactly once (a
-    # republished record carries the same event id); the broker itself must not lose more than a few
-    assert len(kept) >= N * 0.9, f"the broker lost {N - len(kept)} acknowledged records"
-    assert set(reg) == kept, f"lost by the services: {len(kept - set(reg))}"
+    # every appeal the broker kept was registered and assigned exactly once (a republished record
+    # carries the same event id), except where the broker lost the very record a service had
+    # published, just before the broker's kill -9 (checked against the services' durable outboxes)
+    assert len(kept) >= N * 0.9, f"the broker lost {N - len(kept)} acknowledged raw records"
+    assert len(view.broker_lost) <= N * 0.05, f"the broker lost {len(view.broker_lost)} acknowledged lifecycle records"
+    for event_id, at in view.broker_lost.items():
+        assert broker_killed_at - timedelta(seconds=3) <= at <= broker_killed_at, \
+            f"{event_id} published at {at} is missing, but the broker was killed at {broker_killed_at}"
     assert all(len(x) == 1 for x in reg.values()), "an appeal was registered twice"
-    assert len(asg) == len(kept) and all(len(x) == 1 for x in asg.values()), "an appeal was assigned twice"
+    assert all(len(x) == 1 for x in asg.values()), "an appeal was assigned twice"
+    assert not view.unexplained()
     # re-published records carry the same event id: count distinct notification ids per appeal
     by_appeal: dict[str, set[str]] = {}
     deliveries = 0
@@ -157,7 +273,7 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
         if body["kind"] == "registered":
             by_appeal.setdefault(body["appeal_id"], set()).add(headers["idempotency-key"])
             deliveries += 1
-    assert len(by_appeal) == len(kept), f"citizens not notified: {len(kept) - len(by_appeal)}"
-    assert total == len(kept), f"analytics counts {total} appeals for {len(kept)}"
+    assert set(by_appeal) == {view.appeal_of[x] for x in reg}, f"citizens not notified: {len(reg) - len(by_appeal)}"
+    assert total == len(reg), f"analytics counts {total} appeals for {len(reg)}"
     assert all(len(keys) == 1 for keys in by_appeal.values()), "an appeal got two different 'registered' notices"
     print(f"lifecycle records read: {copies}; 'registered' webhook deliveries: {deliveries} for {N} notices")
