@@ -86,9 +86,20 @@ async def measure(inf: Infra, records: list[Record], done_id: Callable[[Envelope
                   from_start: bool = False) -> tuple[float, float, list[float]]:
     """Publish ``records`` (paced at ``rate``/s, or all at once with 0) and follow the lifecycle topic
     until ``done_id`` has named every record id. Returns (start, end, latencies in ms)."""
-    consumer = AIOKafkaConsumer(inf.topics.lifecycle, bootstrap_servers=inf.bootstrap, group_id=None,
+    return await publish_and_follow(
+        inf.bootstrap, inf.topics.lifecycle, records, lambda r: done_id(from_kafka(r.value, r.headers, REGISTRY)),
+        rate, from_start=from_start,
+    )
+
+
+async def publish_and_follow(bootstrap: str, follow: str, records: list[Record], seen_id: Callable[[Any], str | None],
+                             rate: float, from_start: bool = False, publish_to: str | None = None) -> tuple[float, float, list[float]]:
+    """Publish ``records`` (each to its own topic and key, or all to ``publish_to`` keyed by record id)
+    and read ``follow`` until ``seen_id`` (of a consumer record) has named every record id.
+    Returns (start, end, latencies in ms from each record's acknowledgement to its id being seen)."""
+    consumer = AIOKafkaConsumer(follow, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest" if from_start else "latest")
-    producer = AIOKafkaProducer(bootstrap_servers=inf.bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
     await consumer.start()
     await producer.start()
     try:
@@ -96,21 +107,23 @@ async def measure(inf: Infra, records: list[Record], done_id: Callable[[Envelope
         sent: dict[str, float] = {}
         seen: dict[str, float] = {}
 
-        async def follow() -> None:
+        async def reader() -> None:
             while len(seen) < len(records):
                 batch = await consumer.getmany(timeout_ms=200)
                 now = time.perf_counter()
                 for recs in batch.values():
                     for r in recs:
-                        rid = done_id(from_kafka(r.value, r.headers, REGISTRY))
+                        rid = seen_id(r)
                         if rid is not None:
                             seen.setdefault(rid, now)
 
         async def send(rid: str, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+            if publish_to is not None:
+                topic, key = publish_to, rid.encode()
             await (await producer.send(topic, value=value, key=key, headers=headers))
             sent[rid] = time.perf_counter()
 
-        follower = asyncio.create_task(follow())
+        follower = asyncio.create_task(reader())
         t0 = time.perf_counter()
         pending = []
         for i, rec in enumerate(records):

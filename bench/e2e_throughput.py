@@ -18,13 +18,11 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
-import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from common import Record, cli, infra, measure, peak_rss_mib, service
+from common import Record, cli, infra, measure, peak_rss_mib, publish_and_follow, service
 from router_throughput import write_directory
 
 from devtools import samples
@@ -40,7 +38,7 @@ TEXTS = [
 
 
 async def baseline(bootstrap: str, records: list[Record], rate: float) -> tuple[float, float, list[float]]:
-    """The same records through one topic with a bare producer and consumer."""
+    """The same records through one plain topic with a bare producer and consumer."""
     topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -48,39 +46,7 @@ async def baseline(bootstrap: str, records: list[Record], rate: float) -> tuple[
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
-    await consumer.start()
-    await producer.start()
-    try:
-        sent: dict[str, float] = {}
-        seen: dict[str, float] = {}
-
-        async def follow() -> None:
-            while len(seen) < len(records):
-                batch = await consumer.getmany(timeout_ms=200)
-                now = time.perf_counter()
-                for recs in batch.values():
-                    for r in recs:
-                        seen.setdefault(r.key.decode(), now)
-
-        async def send(rid: str, _topic: str, _key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-            await (await producer.send(topic, value=value, key=rid.encode(), headers=headers))
-            sent[rid] = time.perf_counter()
-
-        follower = asyncio.create_task(follow())
-        t0 = time.perf_counter()
-        pending = []
-        for i, rec in enumerate(records):
-            pending.append(asyncio.create_task(send(*rec)))
-            if rate > 0:
-                await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
-        await asyncio.gather(*pending)
-        await asyncio.wait_for(follower, timeout=120)
-        return t0, max(seen.values()), [(seen[r] - sent[r]) * 1000 for r in sent]
-    finally:
-        await producer.stop()
-        await consumer.stop()
+    return await publish_and_follow(bootstrap, topic, records, lambda r: r.key.decode(), rate, from_start=True, publish_to=topic)
 
 
 def figures(count: int, t0: float, t_end: float, lat: list[float]) -> tuple[float, float, float]:

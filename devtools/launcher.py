@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -47,6 +48,15 @@ from . import embedded, samples
 SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "gis_sync": 8004, "analytics": 8005}
 ROOT = Path(__file__).resolve().parent.parent
 GIS_PARTIES = ROOT / "devtools" / "sample_gis" / "gis_parties.csv"
+DEMO_DISPATCHER = "city-zhkh"
+
+
+def gis_answerer_of(party_map: Path, party_id: str) -> str:
+    with party_map.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["party_id"] == party_id and row["answerer_guid"]:
+                return row["answerer_guid"]
+    raise ValueError(f"{party_map}: no answerer_guid for {party_id}")
 GIS_PATH = "/ext-bus-appeals-service/services/AppealsAsync"
 
 
@@ -115,6 +125,9 @@ class System:
         if name == "gis_sync":
             env.setdefault("ZHKH_GIS_ENDPOINT", self.cfg.gis_url)
             env.setdefault("ZHKH_GIS_PARTY_MAP", str(GIS_PARTIES))
+            # redirects of appeals with no performer yet (routed straight to a resource supplier) are
+            # made by the sample map's city dispatcher; without one they fail with no_answerer
+            env.setdefault("ZHKH_GIS_DEFAULT_ANSWERER", gis_answerer_of(GIS_PARTIES, DEMO_DISPATCHER))
             env.setdefault("ZHKH_PULL_INTERVAL_S", "5")
             env.setdefault("ZHKH_RECONCILE_INTERVAL_S", "60")
         return env

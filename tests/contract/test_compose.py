@@ -149,6 +149,9 @@ def test_gis_emulator_is_dev_only_and_gis_sync_points_at_it():
     # The image keeps the repo layout of the samples under its working directory /app.
     assert env["ZHKH_GIS_PARTY_MAP"] == f"/app/{party_map}"
     assert env["ZHKH_GIS_SIGNER"] == "none"
+    # redirects of appeals with no performer yet need one: a performer of the same party map
+    answerers = {row.split(",")[1] for row in (ROOT / party_map).read_text(encoding="utf-8").splitlines()[1:]}
+    assert env["ZHKH_GIS_DEFAULT_ANSWERER"] in answerers - {""}
     dep = services["gis_sync"]["depends_on"]["gis-emulator"]
     assert dep["required"] is False  # gis_sync also starts without the dev profile
     for name, svc in services.items():

@@ -322,6 +322,8 @@ def test_gis_sync_party_map_is_mounted_and_valid(tmp_path: Path):
     cm = objects("ConfigMap")[volumes[mount["name"]]["configMap"]["name"]]
     csv_text = cm["data"][path.name]
     (tmp_path / path.name).write_text(csv_text, encoding="utf-8")
-    assert PartyMap.load(tmp_path / path.name).parties
+    parties = PartyMap.load(tmp_path / path.name).parties
+    assert parties
+    assert env["ZHKH_GIS_DEFAULT_ANSWERER"] in {p.answerer_guid for p in parties.values() if p.answerer_guid}
     assert env["ZHKH_GIS_ENDPOINT"].endswith("/ext-bus-appeals-service/services/AppealsAsync")
     assert re.fullmatch(r"[0-9a-f-]{36}", env["ZHKH_GIS_ORG_PPA_GUID"])
