@@ -8,9 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -54,43 +51,16 @@ def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
     register_handlers(consumer, service)
     consumer.subscribe()
     rt.on_startup(repo.ensure_indexes)
-    tasks: dict[str, asyncio.Task[None]] = {}
+    rt.every("push", settings.push_interval_s, lambda: service.push(rt.publisher.publish), again=bool)
+    rt.every("pull", settings.pull_interval_s, lambda: service.pull(rt.publisher.publish))
+    rt.every("reconcile", settings.reconcile_interval_s, lambda: service.reconcile(rt.publisher.publish))
 
-    def every(name: str, interval: float, round_: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-        async def loop() -> None:
-            while True:
-                try:
-                    busy = await round_()
-                except Exception as exc:  # noqa: BLE001 - the state is in MongoDB; the next round resumes
-                    log.warning(f"{name}_failed", error=f"{exc.__class__.__name__}: {exc}"[:300])
-                    busy = 0
-                if not busy or name != "push":
-                    await asyncio.sleep(interval)
-        return loop
-
-    loops = {
-        "push": every("push", settings.push_interval_s, lambda: service.push(rt.publisher.publish)),
-        "pull": every("pull", settings.pull_interval_s, lambda: service.pull(rt.publisher.publish)),
-        "reconcile": every("reconcile", settings.reconcile_interval_s, lambda: service.reconcile(rt.publisher.publish)),
-    }
-
-    async def start_loops() -> None:
+    async def warn_unsigned() -> None:
         if isinstance(signer, NoopSigner):
             log.warning("gis_unsigned", detail="requests are not signed: only the local emulator accepts them")
-        for name, loop in loops.items():
-            tasks[name] = asyncio.create_task(loop(), name=f"gis_sync.{name}")
 
-    async def stop_loops() -> None:
-        for task in tasks.values():
-            task.cancel()
-        for task in tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        tasks.clear()
-        await client.close()
-
-    rt.after_startup(start_loops)
-    rt.on_shutdown(stop_loops)
+    rt.after_startup(warn_unsigned)
+    rt.on_shutdown(client.close)  # after the loops, which the runtime cancels first
 
     @get
     async def queue(scope: Any) -> AsgiResponse:  # noqa: ARG001

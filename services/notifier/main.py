@@ -7,10 +7,6 @@ quiet hours and stored retries. See docs/notifier.md.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import structlog
 from faststream.asgi import AsgiFastStream
 
 from zhkh_runtime.app import ServiceRuntime
@@ -23,8 +19,6 @@ from .handlers import register_handlers
 from .repository import NotifierRepository
 from .service import DeliveryConfig, NotifierService
 from .settings import NotifierSettings
-
-log = structlog.get_logger(__name__)
 
 
 def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
@@ -52,31 +46,13 @@ def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
     register_handlers(consumer, service)
     consumer.subscribe()
     rt.on_startup(repo.ensure_indexes)
-    scanner: dict[str, asyncio.Task[None]] = {}
 
-    async def scan_forever() -> None:
-        while True:
-            try:
-                sent = await service.scan(rt.publisher.publish, settings.scan_batch)
-                sent += await service.deliver(senders.send, rt.publisher.publish)
-            except Exception:  # noqa: BLE001 - the schedule is in MongoDB; the next round picks it up
-                log.exception("scan_failed")
-                sent = 0
-            if sent < settings.scan_batch:
-                await asyncio.sleep(settings.scan_interval_s)
+    async def scan_round() -> int:
+        sent = await service.scan(rt.publisher.publish, settings.scan_batch)
+        return sent + await service.deliver(senders.send, rt.publisher.publish)
 
-    async def start_scanner() -> None:
-        scanner["task"] = asyncio.create_task(scan_forever())
-
-    async def stop_scanner() -> None:
-        task = scanner.pop("task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    rt.after_startup(start_scanner)
-    rt.on_shutdown(stop_scanner)
+    # a full round (as many as the batch) means more may be due: go again at once
+    rt.every("scanner", settings.scan_interval_s, scan_round, again=lambda sent: sent >= settings.scan_batch)
     return rt.asgi_app()
 
 

@@ -8,6 +8,7 @@ handlers, whose offsets are then committed), then the publisher and Mongo close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,7 @@ from prometheus_client import make_asgi_app
 
 from zhkh_contracts import Topics
 
+from .errors import safe_detail
 from .kafka import EventConsumer, RecordPublisher, ensure_topics, make_broker
 from .logging import configure_logging
 from .mongo import make_mongo
@@ -45,6 +47,8 @@ class ServiceRuntime:
         self._startup: list[Hook] = []
         self._after_startup: list[Hook] = []
         self._shutdown: list[Hook] = []
+        self._loops: dict[str, Hook] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def consumer(self, *topics: str) -> EventConsumer:
         return EventConsumer(broker=self.broker, publisher=self.publisher, settings=self.settings, topics=topics)
@@ -62,6 +66,25 @@ class ServiceRuntime:
         self._shutdown.append(hook)
         return hook
 
+    def every(self, name: str, interval_s: float, round_: Callable[[], Awaitable[Any]],
+              again: Callable[[Any], bool] | None = None) -> None:
+        """A background loop (a scanner, a dispatcher): ``round_`` runs, then again at once while
+        ``again(its result)`` says there is more to do, else after ``interval_s``. A failed round is
+        logged (the work is kept in MongoDB: the next round resumes it). Loops start after the
+        subscribers and are cancelled first on shutdown, before the shutdown hooks run."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    result = await round_()
+                except Exception as exc:  # noqa: BLE001 - a round never ends the loop
+                    log.warning("loop_failed", loop=name, error_type=type(exc).__name__, error=safe_detail(exc, 300))
+                    result = None
+                if result is None or again is None or not again(result):
+                    await asyncio.sleep(interval_s)
+
+        self._loops[name] = loop
+
     async def _start(self) -> None:
         if self.settings.create_topics:
             created = await ensure_topics(
@@ -77,11 +100,19 @@ class ServiceRuntime:
     async def _started(self) -> None:
         for hook in self._after_startup:
             await hook()
+        for name, loop in self._loops.items():
+            self._tasks[name] = asyncio.create_task(loop(), name=f"{self.settings.service_name}.{name}")
         self.started = True
         log.info("started")
 
     async def _stop(self) -> None:
         self.started = False
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
         for hook in reversed(self._shutdown):
             await hook()
         await self.publisher.stop()

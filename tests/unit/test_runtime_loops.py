@@ -1,0 +1,87 @@
+"""ServiceRuntime.every: the background loops of notifier (scanner) and gis_sync (push, pull, reconcile).
+
+No broker or database is contacted: the loops are driven through the runtime's start and stop steps
+with a round function that records its calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+import structlog.testing
+
+from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.settings import RuntimeSettings
+
+
+def runtime() -> ServiceRuntime:
+    return ServiceRuntime(RuntimeSettings(service_name="looptest", mongo_uri="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100"))
+
+
+async def test_a_full_round_runs_again_at_once_and_a_partial_one_waits_for_the_interval():
+    rt = runtime()
+    results = iter([5, 5, 2, 5])  # full, full, partial (then waits), ...
+    calls: list[float] = []
+
+    async def round_() -> int:
+        calls.append(asyncio.get_running_loop().time())
+        return next(results, 0)
+
+    rt.every("scan", 0.5, round_, again=lambda n: n >= 5)
+    await rt._started()
+    try:
+        await asyncio.sleep(0.25)
+        assert len(calls) == 3  # two full rounds went straight on; the partial third one sleeps
+        await asyncio.sleep(0.5)
+        # after the interval: the fourth round is full again, so the fifth (empty) follows at once
+        assert len(calls) == 5
+        assert calls[3] - calls[2] >= 0.45 and calls[4] - calls[3] < 0.1
+    finally:
+        await rt._stop()
+
+
+async def test_a_failed_round_is_logged_and_the_loop_goes_on():
+    rt = runtime()
+    calls = 0
+
+    async def round_() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return 0
+
+    rt.every("push", 0.05, round_, again=bool)
+    with structlog.testing.capture_logs() as logs:
+        await rt._started()
+        try:
+            await asyncio.sleep(0.3)
+        finally:
+            await rt._stop()
+    assert calls >= 3
+    failed = [e for e in logs if e["event"] == "loop_failed"]
+    assert [(e["loop"], e["error_type"]) for e in failed] == [("push", "RuntimeError")]
+
+
+async def test_stop_cancels_the_loops_before_the_shutdown_hooks_run():
+    rt = runtime()
+    order: list[str] = []
+    running = asyncio.Event()
+
+    async def round_() -> None:
+        running.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            order.append("loop cancelled")
+            raise
+
+    async def hook() -> None:
+        order.append("shutdown hook")
+
+    rt.every("pull", 1.0, round_)
+    rt.on_shutdown(hook)
+    await rt._started()
+    await asyncio.wait_for(running.wait(), 2)
+    await rt._stop()
+    assert order == ["loop cancelled", "shutdown hook"]
