@@ -6,30 +6,24 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from devtools import embedded
 from tests.integration.test_gis_sync import PARTY_MAP, SOAP_PATH, Lifecycle, control, emulator, of_type, seed
 from tests.support.kafka import TopicReader
+from tests.support.services import start_process
 from zhkh_contracts import GisActionMirrored, Topics
 from zhkh_runtime.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 N = 20
 
 
 def start_gis_sync(infra, prefix, url: str, log: Path) -> subprocess.Popen[bytes]:  # noqa: ANN001
-    env = dict(os.environ, ZHKH_KAFKA_BOOTSTRAP=infra.bootstrap, ZHKH_MONGO_URI=infra.mongo_uri, ZHKH_MONGO_DB=prefix,
-               ZHKH_TOPIC_PREFIX=prefix, ZHKH_GROUP_PREFIX=prefix, ZHKH_GROUP_INSTANCE_ID="gis_sync-1",
-               ZHKH_HTTP_PORT=str(embedded.free_port()), ZHKH_GIS_ENDPOINT=url + SOAP_PATH,
-               ZHKH_GIS_PARTY_MAP=str(PARTY_MAP), ZHKH_PUSH_INTERVAL_S="0.05", ZHKH_PUSH_BATCH="3",
-               ZHKH_GIS_STUCK_AFTER_S="3", ZHKH_PULL_INTERVAL_S="3600", ZHKH_LOG_LEVEL="WARNING")
-    return subprocess.Popen([sys.executable, "-m", "gis_sync"], env=env, cwd=ROOT, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return start_process("gis_sync", infra, prefix, log, ZHKH_GIS_ENDPOINT=url + SOAP_PATH, ZHKH_GIS_PARTY_MAP=str(PARTY_MAP),
+                         ZHKH_PUSH_INTERVAL_S="0.05", ZHKH_PUSH_BATCH="3", ZHKH_GIS_STUCK_AFTER_S="3",
+                         ZHKH_PULL_INTERVAL_S="3600")
 
 
 async def test_kill_9_mid_flight_loses_and_duplicates_nothing_in_gis(infra, prefix, tmp_path):

@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from devtools import embedded, samples
+from devtools import samples
 from tests.support.kafka import TopicReader, produce
+from tests.support.services import start_process
 from zhkh_contracts import (
     REGISTRY,
     AppealAssigned,
@@ -33,17 +33,12 @@ from zhkh_contracts import (
 from zhkh_runtime.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 N = 120
 
 
 def start_notifier(infra, prefix, table: Path, log: Path) -> subprocess.Popen[bytes]:  # noqa: ANN001
-    env = dict(os.environ, ZHKH_KAFKA_BOOTSTRAP=infra.bootstrap, ZHKH_MONGO_URI=infra.mongo_uri, ZHKH_MONGO_DB=prefix,
-               ZHKH_TOPIC_PREFIX=prefix, ZHKH_GROUP_PREFIX=prefix, ZHKH_GROUP_INSTANCE_ID="notifier-1",
-               ZHKH_HTTP_PORT=str(embedded.free_port()), ZHKH_DEADLINE_TABLE=str(table), ZHKH_SCAN_BATCH="5",
-               ZHKH_SCAN_INTERVAL_S="0.05", ZHKH_LOG_LEVEL="WARNING")
-    return subprocess.Popen([sys.executable, "-m", "notifier"], env=env, cwd=ROOT, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return start_process("notifier", infra, prefix, log, ZHKH_DEADLINE_TABLE=str(table), ZHKH_SCAN_BATCH="5",
+                         ZHKH_SCAN_INTERVAL_S="0.05")
 
 
 async def test_kill_9_mid_run_loses_and_repeats_nothing(infra, prefix, tmp_path):

@@ -1,10 +1,14 @@
-"""Run the real service apps in-process for integration tests."""
+"""Run the real service apps for integration tests: in-process, or as their own process (to kill -9)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -21,6 +25,16 @@ def service_settings(cls: type, infra: Any, prefix: str, **overrides: Any) -> An
     )
     values.update(overrides)
     return cls(**values)
+
+
+def start_process(service: str, infra: Any, prefix: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """``python -m <service>`` on the test broker and database (its own session, so it can be killed
+    with its group), static membership so a restart takes over at once, output appended to ``log``."""
+    full = dict(os.environ, ZHKH_KAFKA_BOOTSTRAP=infra.bootstrap, ZHKH_MONGO_URI=infra.mongo_uri, ZHKH_MONGO_DB=prefix,
+                ZHKH_TOPIC_PREFIX=prefix, ZHKH_GROUP_PREFIX=prefix, ZHKH_GROUP_INSTANCE_ID=f"{service}-1",
+                ZHKH_HTTP_PORT=str(embedded.free_port()), ZHKH_LOG_LEVEL="WARNING", **env)
+    return subprocess.Popen([sys.executable, "-m", service], env=full, cwd=Path(__file__).resolve().parents[2],
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @contextlib.asynccontextmanager
