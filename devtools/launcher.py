@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -50,13 +49,6 @@ ROOT = Path(__file__).resolve().parent.parent
 GIS_PARTIES = ROOT / "devtools" / "sample_gis" / "gis_parties.csv"
 DEMO_DISPATCHER = "city-zhkh"
 
-
-def gis_answerer_of(party_map: Path, party_id: str) -> str:
-    with party_map.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["party_id"] == party_id and row["answerer_guid"]:
-                return row["answerer_guid"]
-    raise ValueError(f"{party_map}: no answerer_guid for {party_id}")
 GIS_PATH = "/ext-bus-appeals-service/services/AppealsAsync"
 
 
@@ -127,7 +119,10 @@ class System:
             env.setdefault("ZHKH_GIS_PARTY_MAP", str(GIS_PARTIES))
             # redirects of appeals with no performer yet (routed straight to a resource supplier) are
             # made by the sample map's city dispatcher; without one they fail with no_answerer
-            env.setdefault("ZHKH_GIS_DEFAULT_ANSWERER", gis_answerer_of(GIS_PARTIES, DEMO_DISPATCHER))
+            if "ZHKH_GIS_DEFAULT_ANSWERER" not in env:
+                from gis_sync.mapping import PartyMap
+
+                env["ZHKH_GIS_DEFAULT_ANSWERER"] = PartyMap.load(GIS_PARTIES).parties[DEMO_DISPATCHER].answerer_guid or ""
             env.setdefault("ZHKH_PULL_INTERVAL_S", "5")
             env.setdefault("ZHKH_RECONCILE_INTERVAL_S", "60")
         return env
