@@ -295,16 +295,17 @@ class EventConsumer:
                     await self.publisher.publish(outbound)
         except Exception as exc:  # noqa: BLE001 - every failure is routed, none is swallowed
             reason = "retries_exhausted" if is_transient(exc) else reason_of(exc)
-            # the type only: an exception's text may quote input (the full text goes to the DLQ headers)
-            log.warning("handler_failed", error_type=type(exc).__name__, reason=reason)
-            await self.dead_letter(record, reason, safe_detail(exc), attempts, bad_input=is_bad_input(exc))
+            await self.dead_letter(record, reason, safe_detail(exc), attempts, bad_input=is_bad_input(exc),
+                                   error_type=type(exc).__name__)
             return
         metrics.CONSUMED.labels(self.service, record.topic, env.type, "ok").inc()
         log.info("handled", attempts=attempts)
 
-    async def dead_letter(self, record: Any, reason: str, detail: str, attempts: int, bad_input: bool = False) -> None:
+    async def dead_letter(self, record: Any, reason: str, detail: str, attempts: int, bad_input: bool = False,
+                          error_type: str | None = None) -> None:
         """Publish the original record with x-dlq-* headers to the rejected topic (bad input, when
-        the service has one) or to the service's DLQ (everything else)."""
+        the service has one) or to the service's DLQ (everything else). The log line names the
+        exception's type only: its text may quote input (the full text goes to the headers)."""
         headers: list[tuple[str, bytes]] = [(n, v if isinstance(v, bytes) else str(v).encode()) for n, v in record.headers or ()]
         headers += failure_headers(
             reason,
@@ -331,4 +332,4 @@ class EventConsumer:
             raise
         metrics.DEAD_LETTERED.labels(self.service, record.topic, reason).inc()
         metrics.CONSUMED.labels(self.service, record.topic, "", "dead_lettered").inc()
-        log.warning("dead_lettered", reason=reason, dlq_topic=topic, attempts=attempts)
+        log.warning("dead_lettered", reason=reason, error_type=error_type, dlq_topic=topic, attempts=attempts)
