@@ -127,20 +127,16 @@ class Ledger:
         return v
 
 
-async def diagnose(cfg: Config, system: System, topics: Topics, lifecycle: list, kept: set[str], timeline: list[str]) -> None:
+async def diagnose(cfg: Config, system: System, topics: Topics, view: View, lifecycle: list, timeline: list[str]) -> None:
     """On a timeout: which appeals are stuck, what the dead-letter topics hold, what the services logged about them."""
-    registered: dict[str, str] = {}  # appeal id -> source id
-    seen: dict[str, list[str]] = {}  # appeal id -> event types in log order
+    unassigned = sorted(view.not_assigned)[:5]
+    seen: dict[str, list[str]] = {a: [] for a in unassigned}  # appeal id -> its event types in log order
     for r in lifecycle:
         e = from_kafka(r.value, r.headers, REGISTRY)
-        if isinstance(e.data, AppealRegistered):
-            registered[str(e.data.appeal.appeal_id)] = e.data.appeal.source_id
-        if e.appeal_id:
-            seen.setdefault(e.appeal_id, []).append(e.type.split(".")[-2])
-    unregistered = kept - set(registered.values())
-    unassigned = [a for a in registered if "assigned" not in seen.get(a, [])]
-    timeline.append(f"DIAG raw records never registered: {sorted(unregistered)[:5]}")
-    timeline.append(f"DIAG registered, never assigned: {[(a, seen.get(a)) for a in unassigned[:5]]}")
+        if e.appeal_id in seen:
+            seen[e.appeal_id].append(e.type.split(".")[-2])
+    timeline.append(f"DIAG raw records never registered: {sorted(view.not_registered)[:5]}")
+    timeline.append(f"DIAG registered, never assigned: {list(seen.items())}")
     dlqs = [topics.dlq(s) for s in system.services] + [topics.rejected]
     async with TopicReader(cfg.bootstrap, *dlqs) as dlq:
         await dlq.settle(3.0)
@@ -149,7 +145,7 @@ async def diagnose(cfg: Config, system: System, topics: Topics, lifecycle: list,
         timeline.append(f"DIAG {r.topic}: reason={h.get('x-dlq-reason')} error={h.get('x-dlq-error', '')[:300]} "
                         f"event={h.get('ce_id')} appeal={h.get('ce_subject')}")
     timeline.append(f"DIAG dead-lettered or rejected records: {len(dlq.records)}")
-    marks = tuple(unassigned[:5]) + ("dead_lettered", "retrying", "error", "Traceback")
+    marks = tuple(unassigned) + ("dead_lettered", "retrying", "error", "Traceback")
     for name, srv in system.services.items():
         lines = [ln for ln in srv.log_path.read_text(errors="replace").splitlines() if any(m in ln for m in marks)]
         timeline.append(f"DIAG {name}.log: {len(lines)} matching lines")
@@ -223,7 +219,7 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
                         break
                     prev = None if view.unexplained() else view
                     if time.monotonic() > deadline:
-                        await diagnose(cfg, system, topics, lc.records, kept, timeline)
+                        await diagnose(cfg, system, topics, view, lc.records, timeline)
                         raise AssertionError(f"lost by the services: {view.unexplained()}")
             finally:
                 await ledger.close()
