@@ -231,3 +231,24 @@ def check_references(d: Directory, where_of: dict[tuple[str, str], str] | None =
         if n > 1:
             errors.append(RowError("parties", f"more than one {kind.value} ({n}); escalation needs exactly one"))
     return errors
+
+
+SINGLETON_KINDS = (PartyKind.CITY_DEPARTMENT, PartyKind.HOUSING_INSPECTION)
+
+
+def context_of(d: Directory, house_key: str) -> Any:
+    """What routing needs about one house (rules.Context), from the directory held in memory."""
+    from .rules import Context  # rules imports this module
+
+    house = d.houses.get(house_key)
+    district = d.districts.get(house.district_id) if house and house.district_id else None
+    ids: set[str | None] = set()
+    if house:
+        ids |= {house.managing_org_id, *house.suppliers.values()}
+    if district:
+        ids |= {district.administration_id, *district.suppliers.values()}
+    parties = {pid: d.parties[pid] for pid in sorted(i for i in ids if i) if pid in d.parties}
+    for p in d.parties.values():
+        if p.kind in SINGLETON_KINDS:
+            parties.setdefault(p.party_id, p)
+    return Context(house, district, parties)

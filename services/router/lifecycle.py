@@ -111,106 +111,139 @@ def assign(state: AppealState, d: Decision, fallback_id: str, action: str, now: 
     return Transition(new, [assigned, changed])
 
 
-def apply(
-    state: AppealState,
-    action: EventData,
-    actor: str,
-    now: datetime,
-    cause: uuid.UUID,
-    reroute: Reroute,
-    escalate: Escalate,
-    fallback_id: str,
-    operator_decision: Callable[[str], Decision | None] | None = None,
-    supervisor: Callable[[Decision], str | None] | None = None,
-) -> Transition | Refusal:
-    st = state.status
+@dataclass(frozen=True)
+class Step:
+    """Everything one transition may need: the state, who acts, when, why, and how to route."""
 
-    def supervisor_of(d: Decision) -> str | None:
-        return supervisor(d) if supervisor else None
+    state: AppealState
+    actor: str
+    now: datetime
+    cause: uuid.UUID
+    reroute: Reroute
+    escalate: Escalate
+    fallback_id: str
+    operator_decision: Callable[[str], Decision | None] | None = None
+    supervisor: Callable[[Decision], str | None] | None = None
 
-    def is_party() -> bool:
-        return actor == state.party_id
+    def is_party(self) -> bool:
+        return self.actor == self.state.party_id
 
-    def move(to: AppealStatus, name: str, extra: list[EventData] | None = None, **changes: Any) -> Transition:
-        ev = _status(state, to, name, now, cause)
-        return Transition(replace(state, status=to, version=state.version + 1, **changes), [*(extra or []), ev])
+    def move(self, to: AppealStatus, name: str, extra: list[EventData] | None = None, **changes: Any) -> Transition:
+        ev = _status(self.state, to, name, self.now, self.cause)
+        return Transition(replace(self.state, status=to, version=self.state.version + 1, **changes), [*(extra or []), ev])
 
-    def escalated(reason: str, name: str) -> Transition | Refusal:
-        d = escalate(state, reason)
+    def assign(self, state: AppealState, d: Decision, name: str) -> Transition:
+        sup = self.supervisor(d) if self.supervisor else None
+        return assign(state, d, self.fallback_id, name, self.now, self.cause, supervisor_id=sup)
+
+    def escalated(self, reason: str, name: str) -> Transition | Refusal:
+        d = self.escalate(self.state, reason)
         if d is None:
-            return Refusal("escalation_exhausted", f"no level above {state.party_kind}")
-        return assign(state, d, fallback_id, name, now, cause, supervisor_id=supervisor_of(d))
+            return Refusal("escalation_exhausted", f"no level above {self.state.party_kind}")
+        return self.assign(self.state, d, name)
 
-    if isinstance(action, CitizenWithdrew):
-        if st not in OPEN:
-            return Refusal("illegal_transition", f"withdraw from {st.value}")
-        return move(S.WITHDRAWN, "withdraw")
 
-    if isinstance(action, OperatorAssigned):
-        if not actor.startswith("operator:"):
-            return Refusal("not_an_operator", actor)
-        if st not in OPEN:
-            return Refusal("illegal_transition", f"operator_assign from {st.value}")
-        d = operator_decision(action.party_id) if operator_decision else None
+# ---- one function per action ----------------------------------------------------------------------
+
+
+def withdraw(s: Step, action: CitizenWithdrew) -> Transition | Refusal:
+    if s.state.status not in OPEN:
+        return Refusal("illegal_transition", f"withdraw from {s.state.status.value}")
+    return s.move(S.WITHDRAWN, "withdraw")
+
+
+def operator_assign(s: Step, action: OperatorAssigned) -> Transition | Refusal:
+    if not s.actor.startswith("operator:"):
+        return Refusal("not_an_operator", s.actor)
+    if s.state.status not in OPEN:
+        return Refusal("illegal_transition", f"operator_assign from {s.state.status.value}")
+    d = s.operator_decision(action.party_id) if s.operator_decision else None
+    if d is None:
+        return Refusal("unknown_party", action.party_id)
+    return s.assign(s.state, d, "operator_assign")
+
+
+def accept(s: Step, action: PartyAccepted) -> Transition | Refusal:
+    if s.state.status is not S.ASSIGNED:
+        return Refusal("illegal_transition", f"accept from {s.state.status.value}")
+    return s.move(S.IN_PROGRESS, "accept")
+
+
+def answer(s: Step, action: PartyAnswered) -> Transition | Refusal:
+    st = s.state
+    if st.status not in WORKING:
+        return Refusal("illegal_transition", f"answer from {st.status.value}")
+    answered = AppealAnswered(
+        appeal_id=st.appeal_id, registration_number=st.number, party_id=st.party_id or "",
+        text=action.text, attachments=action.attachments, answered_at=s.now,
+    )
+    return s.move(S.ANSWERED, "answer", [answered])
+
+
+def reject_not_responsible(s: Step, action: PartyRejectedNotResponsible) -> Transition | Refusal:
+    if s.state.status not in (S.ASSIGNED, S.IN_PROGRESS):
+        return Refusal("illegal_transition", f"reject from {s.state.status.value}")
+    bounced = replace(s.state, bounces=(*s.state.bounces, s.actor))
+    if len(bounced.bounces) >= 2:
+        d = s.escalate(bounced, "second_bounce")
         if d is None:
-            return Refusal("unknown_party", action.party_id)
-        return assign(state, d, fallback_id, "operator_assign", now, cause, supervisor_id=supervisor_of(d))
+            return Refusal("escalation_exhausted", "second bounce at the top of the chain")
+        return s.assign(bounced, d, "reject_not_responsible")
+    d = s.reroute(bounced, frozenset(bounced.bounces))
+    d = Decision(d.party, d.reason, AssignmentCause.REROUTE if d.party else AssignmentCause.FALLBACK, d.level)
+    return s.assign(bounced, d, "reject_not_responsible")
 
-    if isinstance(action, PartyAccepted | PartyAnswered | PartyRejectedNotResponsible | PartyRequestedExtension):
-        if not is_party():
-            return Refusal("not_current_party", f"{actor} is not the assigned party")
 
-    if isinstance(action, PartyAccepted):
-        if st is not S.ASSIGNED:
-            return Refusal("illegal_transition", f"accept from {st.value}")
-        return move(S.IN_PROGRESS, "accept")
+def request_extension(s: Step, action: PartyRequestedExtension) -> Transition | Refusal:
+    st = s.state
+    if st.status not in WORKING:
+        return Refusal("illegal_transition", f"extension from {st.status.value}")
+    if st.extension_used:
+        return Refusal("extension_used", "the deadline can be extended once")
+    ext = AppealExtended(
+        appeal_id=st.appeal_id, registration_number=st.number, party_id=st.party_id or "",
+        days=action.days, reason=action.reason, extended_at=s.now,
+    )
+    return Transition(replace(st, extension_used=True, version=st.version + 1), [ext])
 
-    if isinstance(action, PartyAnswered):
-        if st not in WORKING:
-            return Refusal("illegal_transition", f"answer from {st.value}")
-        answer = AppealAnswered(
-            appeal_id=state.appeal_id, registration_number=state.number, party_id=state.party_id or "",
-            text=action.text, attachments=action.attachments, answered_at=now,
-        )
-        return move(S.ANSWERED, "answer", [answer])
 
-    if isinstance(action, PartyRejectedNotResponsible):
-        if st not in (S.ASSIGNED, S.IN_PROGRESS):
-            return Refusal("illegal_transition", f"reject from {st.value}")
-        bounced = replace(state, bounces=(*state.bounces, actor))
-        if len(bounced.bounces) >= 2:
-            d = escalate(bounced, "second_bounce")
-            if d is None:
-                return Refusal("escalation_exhausted", "second bounce at the top of the chain")
-            return assign(bounced, d, fallback_id, "reject_not_responsible", now, cause, supervisor_id=supervisor_of(d))
-        d = reroute(bounced, frozenset(bounced.bounces))
-        d = Decision(d.party, d.reason, AssignmentCause.REROUTE if d.party else AssignmentCause.FALLBACK, d.level)
-        return assign(bounced, d, fallback_id, "reject_not_responsible", now, cause, supervisor_id=supervisor_of(d))
+def rate(s: Step, action: CitizenRatedAnswer) -> Transition | Refusal:
+    if s.state.status is not S.ANSWERED:
+        return Refusal("illegal_transition", f"rate from {s.state.status.value}")
+    return s.move(S.CLOSED if action.satisfied else S.REOPENED, "rate")
 
-    if isinstance(action, PartyRequestedExtension):
-        if st not in WORKING:
-            return Refusal("illegal_transition", f"extension from {st.value}")
-        if state.extension_used:
-            return Refusal("extension_used", "the deadline can be extended once")
-        ext = AppealExtended(
-            appeal_id=state.appeal_id, registration_number=state.number, party_id=state.party_id or "",
-            days=action.days, reason=action.reason, extended_at=now,
-        )
-        return Transition(replace(state, extension_used=True, version=state.version + 1), [ext])
 
-    if isinstance(action, CitizenRatedAnswer):
-        if st is not S.ANSWERED:
-            return Refusal("illegal_transition", f"rate from {st.value}")
-        return move(S.CLOSED if action.satisfied else S.REOPENED, "rate")
+def complain(s: Step, action: CitizenComplained) -> Transition | Refusal:
+    if s.state.status not in (S.ANSWERED, S.REOPENED):
+        return Refusal("illegal_transition", f"complain from {s.state.status.value}")
+    return s.escalated("citizen_complaint", "complain")
 
-    if isinstance(action, CitizenComplained):
-        if st not in (S.ANSWERED, S.REOPENED):
-            return Refusal("illegal_transition", f"complain from {st.value}")
-        return escalated("citizen_complaint", "complain")
 
-    if isinstance(action, DeadlineExpired):
-        if st not in WORKING:
-            return Refusal("illegal_transition", f"deadline_expired in {st.value}")
-        return escalated("deadline_expired", "deadline_expired")
+def deadline_expired(s: Step, action: DeadlineExpired) -> Transition | Refusal:
+    if s.state.status not in WORKING:
+        return Refusal("illegal_transition", f"deadline_expired in {s.state.status.value}")
+    return s.escalated("deadline_expired", "deadline_expired")
 
-    return Refusal("unknown_action", action.EVENT_TYPE)
+
+TRANSITIONS: dict[type[EventData], Callable[[Step, Any], Transition | Refusal]] = {
+    CitizenWithdrew: withdraw,
+    OperatorAssigned: operator_assign,
+    PartyAccepted: accept,
+    PartyAnswered: answer,
+    PartyRejectedNotResponsible: reject_not_responsible,
+    PartyRequestedExtension: request_extension,
+    CitizenRatedAnswer: rate,
+    CitizenComplained: complain,
+    DeadlineExpired: deadline_expired,
+}
+PARTY_ACTIONS = (PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension)
+
+
+def apply(step: Step, action: EventData) -> Transition | Refusal:
+    """The transition for ``action`` on ``step.state``, or why it is refused."""
+    fn = TRANSITIONS.get(type(action))
+    if fn is None:
+        return Refusal("unknown_action", action.EVENT_TYPE)
+    if isinstance(action, PARTY_ACTIONS) and not step.is_party():
+        return Refusal("not_current_party", f"{step.actor} is not the assigned party")
+    return fn(step, action)

@@ -5,30 +5,23 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from zhkh_runtime.app import ServiceRuntime
-from zhkh_runtime.mongo import IdempotencyGuard
 
 from . import api
-from .handlers import register_handlers
-from .repository import RouterRepository
+from .repository import DirectoryCache, RouterRepository
 from .rules import RoutingRules
 from .service import RouterService
 from .settings import RouterSettings
+from .uow import MongoRouterUoW
 
 
 def create_app(settings: RouterSettings | None = None) -> AsgiFastStream:
     settings = settings or RouterSettings()
     rt = ServiceRuntime(settings)
     repo = RouterRepository(rt.db, rt.mongo)
-    service = RouterService(
-        repo,
-        IdempotencyGuard(rt.mongo, rt.db, "router"),
-        rt.topics.lifecycle,
-        RoutingRules.load(settings.routing_rules),
-        settings.fallback_queue_id,
-    )
-    consumer = rt.consumer(rt.topics.lifecycle, rt.topics.actions)
-    register_handlers(consumer, service)
-    consumer.subscribe()
+    cache = DirectoryCache(repo, settings.directory_check_s)
+    service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id)
+    rt.process((rt.topics.lifecycle, rt.topics.actions), service.handlers(),
+               lambda session: MongoRouterUoW(repo.appeals_in(session), cache))
     rt.on_startup(repo.ensure_indexes)
     return rt.asgi_app(extra_routes=api.routes(repo))
 

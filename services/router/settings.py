@@ -12,3 +12,5 @@ class RouterSettings(RuntimeSettings):
     http_port: int = 8002
     fallback_queue_id: str = "fallback:operators"
     routing_rules: Path = Field(default=DEFAULT_RULES, description="Routing rules file")
+    directory_check_s: float = Field(
+        default=5.0, gt=0, description="The directory is cached in memory; an import is seen within this many seconds")

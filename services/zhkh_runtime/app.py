@@ -23,9 +23,12 @@ from prometheus_client import make_asgi_app
 from zhkh_contracts import Topics
 
 from .errors import safe_detail
+from .consumer import ConsumerLoop
+from .engine import Emitter, Engine, Handlers
 from .kafka import EventConsumer, RecordPublisher, ensure_topics, make_broker
+from .lease import Lease
 from .logging import configure_logging
-from .mongo import make_mongo
+from .mongo import MongoTracking, make_mongo
 from .settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
@@ -49,9 +52,24 @@ class ServiceRuntime:
         self._shutdown: list[Hook] = []
         self._loops: dict[str, Hook] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.emitter = Emitter(settings.service_name, self.topics)
+        self._consumers: list[ConsumerLoop] = []
 
     def consumer(self, *topics: str) -> EventConsumer:
         return EventConsumer(broker=self.broker, publisher=self.publisher, settings=self.settings, topics=topics)
+
+    def process(self, topics: tuple[str, ...], handlers: Handlers, make_uow: Callable[[Any], Any], *,
+                strict_types: bool = False, reject_topic: str | None = None,
+                messages_ru: dict[str, str] | None = None) -> Engine:
+        """Consume ``topics`` with the engine: ``handlers`` decide, ``make_uow(session)`` gives the
+        service's unit of work on one MongoDB transaction (see zhkh_runtime.engine)."""
+        engine = Engine(
+            settings=self.settings, handlers=handlers, tracking=MongoTracking(self.mongo, self.db, make_uow),
+            publisher=self.publisher, emitter=self.emitter, reject_topic=reject_topic,
+            messages_ru=messages_ru or {}, strict_types=strict_types,
+        )
+        self._consumers.append(ConsumerLoop(self.settings, engine, topics))
+        return engine
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
@@ -67,15 +85,24 @@ class ServiceRuntime:
         return hook
 
     def every(self, name: str, interval_s: float, round_: Callable[[], Awaitable[Any]],
-              again: Callable[[Any], bool] | None = None) -> None:
+              again: Callable[[Any], bool] | None = None, lease: bool = True) -> None:
         """A background loop (a scanner, a dispatcher): ``round_`` runs, then again at once while
         ``again(its result)`` says there is more to do, else after ``interval_s``. A failed round is
         logged (the work is kept in MongoDB: the next round resumes it). Loops start after the
-        subscribers and are cancelled first on shutdown, before the shutdown hooks run."""
+        subscribers and are cancelled first on shutdown, before the shutdown hooks run.
+
+        With ``lease`` (the default) a round runs only while this replica holds the loop's lease
+        (zhkh_runtime.lease), so two replicas of a service never run the same loop at once."""
+        held = Lease(self.db, f"{self.settings.service_name}:{name}", self.settings.lease_ttl_s) if lease else None
+        if held is not None:
+            self.on_shutdown(held.release)
 
         async def loop() -> None:
             while True:
                 try:
+                    if held is not None and not await held.acquire():
+                        await asyncio.sleep(min(interval_s, held.ttl_s / 3))
+                        continue
                     result = await round_()
                 except Exception as exc:  # noqa: BLE001 - a round never ends the loop
                     log.warning("loop_failed", loop=name, error_type=type(exc).__name__, error=safe_detail(exc, 300))
@@ -98,6 +125,8 @@ class ServiceRuntime:
         log.info("starting", kafka=self.settings.kafka_bootstrap, group_id=self.settings.group_id)
 
     async def _started(self) -> None:
+        for consumer in self._consumers:
+            await consumer.start()
         for hook in self._after_startup:
             await hook()
         for name, loop in self._loops.items():
@@ -113,6 +142,8 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for consumer in self._consumers:
+            await consumer.stop()
         for hook in reversed(self._shutdown):
             await hook()
         await self.publisher.stop()

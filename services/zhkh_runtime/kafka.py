@@ -249,7 +249,7 @@ class EventConsumer:
             structlog.contextvars.unbind_contextvars(
                 "topic", "partition", "offset", "event_id", "appeal_id", "event_type", "correlation_id"
             )
-            metrics.HANDLER_SECONDS.labels(self.service, "*").observe(time.perf_counter() - started)
+            metrics.HANDLER_SECONDS.labels(self.service).observe(time.perf_counter() - started)
             _observe_lag(self.service, msg, record)
 
     async def handle_record(self, record: Any) -> None:

@@ -12,8 +12,8 @@ DEAD_LETTERED = Counter("zhkh_dead_letters_total", "Records sent to a DLQ", ["se
 RETRIES = Counter("zhkh_handler_retries_total", "Transient failures retried", ["service", "type"])
 HANDLER_SECONDS = Histogram(
     "zhkh_handler_seconds",
-    "Time to handle one record, publishing included",
-    ["service", "type"],
+    "Time to process one fetched partition batch, publishing included",
+    ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 CONSUMER_LAG = Gauge(

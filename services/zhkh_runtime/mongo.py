@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .engine import AlreadyProcessed, Marker
 from .errors import TransientError
 from .records import OutboundRecord
 from .settings import RuntimeSettings
@@ -73,3 +76,49 @@ class IdempotencyGuard:
 class _AlreadyProcessed(Exception):
     pass
 
+
+
+class MongoTracking:
+    """The engine's Tracking on MongoDB: a transaction around the service's unit of work, and the
+    processed markers (``processed_events``: ``_id`` = ``<consumer>:<event id>``, the body's digest
+    and the outbox) written in one ``insert_many`` at the end of the batch."""
+
+    COLLECTION = "processed_events"
+
+    def __init__(self, client: AsyncMongoClient, db: AsyncDatabase, make_uow: Callable[[AsyncClientSession | None], Any]) -> None:
+        self.client = client
+        self.col = db[self.COLLECTION]
+        self.make_uow = make_uow
+
+    async def find(self, marker_id: str) -> Marker | None:
+        doc = await self.col.find_one({"_id": marker_id})
+        if doc is None:
+            return None
+        return Marker(doc["_id"], doc.get("digest", ""), [OutboundRecord.from_doc(d) for d in doc.get("outbox", [])])
+
+    @contextlib.asynccontextmanager
+    async def unit(self) -> AsyncIterator[_MongoUnit]:
+        async with self.client.start_session() as session, await session.start_transaction():
+            yield _MongoUnit(self.make_uow(session), self.col, session)
+
+
+class _MongoUnit:
+    def __init__(self, uow: Any, col: Any, session: AsyncClientSession) -> None:
+        self.uow, self.col, self.session = uow, col, session
+
+    async def add_markers(self, markers: list[Marker]) -> None:
+        flush = getattr(self.uow, "flush", None)
+        if flush is not None:  # repositories that buffer writes for one bulk write per batch
+            await flush()
+        now = datetime.now(UTC)
+        consumer = markers[0].id.split(":", 1)[0] if markers else ""
+        try:
+            await self.col.insert_many(
+                [{"_id": m.id, "consumer": consumer, "processed_at": now, "digest": m.digest,
+                  "outbox": [r.to_doc() for r in m.outbox]} for m in markers],
+                ordered=True, session=self.session,
+            )
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            if isinstance(exc, BulkWriteError) and not all(e.get("code") == 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+            raise AlreadyProcessed(markers[0].id) from exc

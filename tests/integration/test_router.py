@@ -202,28 +202,21 @@ async def test_action_for_an_unknown_appeal_is_refused_not_dropped(infra, prefix
 async def test_concurrent_conflicting_transitions_apply_one_at_a_time(infra, prefix, mongo_db):
     """Answer and withdraw race on the same version, through two routers at once: the database
     lets one commit; the other retries on the fresh state and is applied after it or refused."""
-    from router.repository import RouterRepository
+    from router.repository import DirectoryCache, RouterRepository
     from router.rules import RoutingRules
     from router.service import RouterService
+    from router.uow import MongoRouterUoW
+    from tests.support.engine import events, make_engine, rec
     from zhkh_contracts import AppealRegistered
-    from zhkh_runtime.errors import is_transient
-    from zhkh_runtime.mongo import IdempotencyGuard
+    from zhkh_runtime.mongo import MongoTracking
 
     client = mongo_db.client
     repo = RouterRepository(mongo_db, client)
+    cache = DirectoryCache(repo)
+    handlers = RouterService(RoutingRules.load(), "fallback:ops").handlers()
 
-    def service() -> RouterService:
-        return RouterService(repo, IdempotencyGuard(client, mongo_db, "router"), "lc", RoutingRules.load(), "fallback:ops")
-
-    async def with_retries(coro_fn):  # noqa: ANN001, ANN202 - what the consumer's retry policy does
-        for _ in range(50):
-            try:
-                return await coro_fn()
-            except Exception as exc:  # noqa: BLE001
-                if not is_transient(exc):
-                    raise
-                await asyncio.sleep(0.01)
-        raise AssertionError("never committed")
+    def engine():  # noqa: ANN202 - a router of its own (its own retries), on the same database
+        return make_engine("router", handlers, MongoTracking(client, mongo_db, lambda s: MongoRouterUoW(repo.appeals_in(s), cache)))
 
     for round_ in range(5):
         raw = samples.raw_submission(source_id=f"race-{round_}")
@@ -231,16 +224,19 @@ async def test_concurrent_conflicting_transitions_apply_one_at_a_time(infra, pre
         from intake.service import build_appeal, prepare
 
         appeal = build_appeal(prepare(raw), uuid.uuid4(), f"ZH-2026-{round_:07d}", samples.raw_envelope(raw).occurred_at, Classifier())
-        await service().on_registered(Envelope.new(AppealRegistered(appeal=appeal), source="/t", appeal_id=str(appeal.appeal_id)))
+        first, _ = engine()
+        await first.process([rec(Envelope.new(AppealRegistered(appeal=appeal), source="/t", appeal_id=str(appeal.appeal_id)))])
         u = appeal.appeal_id
-        await service().on_action(Envelope.new(PartyAccepted(appeal_id=u, actor="fallback:ops"), source="/t", appeal_id=str(u)))
+        await first.process([rec(Envelope.new(PartyAccepted(appeal_id=u, actor="fallback:ops"), source="/t", appeal_id=str(u)))])
         answer = Envelope.new(PartyAnswered(appeal_id=u, actor="fallback:ops", text="ok"), source="/t", appeal_id=str(u))
         withdraw = Envelope.new(CitizenWithdrew(appeal_id=u, actor="citizen"), source="/t", appeal_id=str(u))
-        a, w = await asyncio.gather(with_retries(lambda: service().on_action(answer)), with_retries(lambda: service().on_action(withdraw)))
-        evs = [from_kafka(r.value, [(k, v.encode()) for k, v in r.headers.items()], REGISTRY).data for r in a + w]
+        (ea, pa), (ew, pw) = engine(), engine()
+        await asyncio.gather(ea.process([rec(answer)]), ew.process([rec(withdraw)]))
+        assert not pa.sent and not pw.sent  # nothing dead-lettered: the loser retried
+        evs = events(pa) + events(pw)
         changes = sorted((e.version, e.to_status) for e in evs if isinstance(e, AppealStatusChanged))
         refused = [e.code for e in evs if isinstance(e, AppealTransitionRejected)]
-        final = await repo.load(u, None)
+        final = await repo.appeals_in(None).load(u)
         # one of the two serial orders, never both applied to version 3
         assert changes in ([(3, S.ANSWERED), (4, S.WITHDRAWN)], [(3, S.WITHDRAWN)]), changes
         assert refused == ([] if len(changes) == 2 else ["illegal_transition"])

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from router.directory import Party
-from router.lifecycle import AppealState, Refusal, Transition, apply, assign
+from router.lifecycle import AppealState, Refusal, Step, Transition, apply, assign
 from router.rules import Decision
 from zhkh_contracts import (
     AppealAnswered,
@@ -55,7 +55,7 @@ def run(s, action, actor="uk"):  # noqa: ANN001, ANN201
     def op(pid: str):  # noqa: ANN202
         return Decision(RSO, "operator", AssignmentCause.OPERATOR) if pid == "rso" else None
 
-    return apply(s, action, actor, NOW, uuid.uuid4(), reroute, escalate, "fallback:ops", op)
+    return apply(Step(s, actor, NOW, uuid.uuid4(), reroute, escalate, "fallback:ops", op), action)
 
 
 def status_of(t: Transition) -> AppealStatusChanged:

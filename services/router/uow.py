@@ -1,0 +1,94 @@
+"""The router's ports: what its handlers may touch, and their MongoDB and in-memory adapters."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from zhkh_runtime.engine import Message
+
+from .directory import Directory
+from .lifecycle import AppealState
+from .repository import DirectoryCache, MongoAppeals
+
+
+class Appeals(Protocol):
+    async def load(self, appeal_id: uuid.UUID | str) -> AppealState | None: ...
+
+    async def members(self, incident_id: uuid.UUID) -> list[AppealState]: ...
+
+    async def create(self, state: AppealState) -> bool: ...
+
+    async def save(self, state: AppealState, expected_version: int) -> None: ...
+
+    async def set_deadline(self, appeal_id: uuid.UUID, generation: int, due_at: datetime, regime: str, tz: str) -> None: ...
+
+
+class RouterUoW(Protocol):
+    message: Message
+    appeals: Appeals
+
+    async def directory(self) -> Directory: ...
+
+
+class MongoRouterUoW:
+    def __init__(self, appeals: MongoAppeals, cache: DirectoryCache) -> None:
+        self.appeals = appeals
+        self._cache = cache
+
+    async def directory(self) -> Directory:
+        return await self._cache.current()
+
+
+# ---- in memory, for fast tests of behaviour -------------------------------------------------------
+
+
+@dataclass
+class MemoryAppeals:
+    states: dict[str, AppealState] = field(default_factory=dict)
+    deadlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def load(self, appeal_id: uuid.UUID | str) -> AppealState | None:
+        return self.states.get(str(appeal_id))
+
+    async def members(self, incident_id: uuid.UUID) -> list[AppealState]:
+        return sorted((s for s in self.states.values() if s.incident_id == incident_id), key=lambda s: s.number)
+
+    async def create(self, state: AppealState) -> bool:
+        if str(state.appeal_id) in self.states or any(s.number == state.number for s in self.states.values()):
+            return False
+        self.states[str(state.appeal_id)] = state
+        return True
+
+    async def save(self, state: AppealState, expected_version: int) -> None:
+        from zhkh_runtime.errors import TransientError
+
+        cur = self.states.get(str(state.appeal_id))
+        if cur is None or cur.version != expected_version:
+            raise TransientError("version conflict")
+        self.states[str(state.appeal_id)] = state
+
+    async def set_deadline(self, appeal_id: uuid.UUID, generation: int, due_at: datetime, regime: str, tz: str) -> None:
+        cur = self.deadlines.get(str(appeal_id))
+        if str(appeal_id) in self.states and (cur is None or cur["generation"] < generation):
+            self.deadlines[str(appeal_id)] = {"generation": generation, "due_at": due_at, "regime": regime, "timezone": tz}
+
+
+class MemoryRouterUoW:
+    """The router's unit of work in memory; snapshot/restore give MemoryTracking its rollback."""
+
+    def __init__(self, directory: Directory | None = None) -> None:
+        self.appeals = MemoryAppeals()
+        self._directory = directory or Directory()
+
+    async def directory(self) -> Directory:
+        return self._directory
+
+    def snapshot(self) -> Any:
+        return copy.deepcopy(self.appeals)
+
+    def restore(self, snap: Any) -> None:
+        self.appeals = snap

@@ -1,0 +1,152 @@
+"""The consumer loop: fetched batches per partition into the engine, one offset commit per batch,
+no idle spinning, pending work finished before partitions are revoked or the service stops.
+
+FastStream's subscriber loop hands out single records or one batch merged over partitions, commits
+every position at once and polls as fast as the broker answers; this loop needs per-partition
+batches, a pause while idle and a rebalance hook, so it drives aiokafka's consumer itself.
+
+Idle: real Kafka long-polls (``fetch.max.wait.ms``) but the embedded broker answers at once, and
+aiokafka's fetcher then sends fetch after fetch. After an empty poll the loop pauses every assigned
+partition (the fetcher sends nothing for a paused partition) and sleeps, doubling from
+``idle_min_ms`` up to ``idle_max_ms``; the added latency is bounded by ``idle_max_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, KafkaError
+
+from . import metrics
+from .engine import Engine
+from .settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # The batch in hand finishes and commits before its partitions go to another member.
+        async with self.loop.busy:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        return None
+
+
+class ConsumerLoop:
+    """One consumer group member reading ``topics`` into ``engine``."""
+
+    def __init__(self, settings: RuntimeSettings, engine: Engine, topics: tuple[str, ...]) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.topics = topics
+        self.busy = asyncio.Lock()
+        self.running = False
+        self.consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    def make_consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=s.group_id,
+            group_instance_id=s.group_instance_id,
+            client_id=f"zhkh-{s.service_name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            fetch_max_wait_ms=s.idle_max_ms,
+            max_partition_fetch_bytes=max(1_048_576, s.max_record_bytes * 4),
+        )
+
+    async def start(self) -> None:
+        self.consumer = self.make_consumer()
+        self.consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        await self.consumer.start()
+        self.running = True
+        self._task = asyncio.create_task(self._run(), name=f"{self.settings.service_name}.consumer")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (up to the graceful timeout), commit it, leave the group."""
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.settings.graceful_timeout_s)
+            except TimeoutError:
+                log.warning("consumer_stop_timeout")  # not committed: redelivered after the restart
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        self.running = False
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        c = self.consumer
+        idle = 0
+        while not self._stop.is_set():
+            try:
+                batches = await c.getmany(timeout_ms=self.settings.poll_ms, max_records=self.settings.batch_max_records)
+            except ConsumerStoppedError:
+                return
+            except KafkaError as exc:
+                log.warning("fetch_failed", error_type=type(exc).__name__)
+                await self._sleep(1.0)
+                continue
+            if not batches:
+                idle += 1
+                await self._idle(c, idle)
+                continue
+            idle = 0
+            async with self.busy:
+                for tp, records in batches.items():
+                    if self._stop.is_set() and not records:
+                        break
+                    await self._batch(c, tp, records)
+
+    async def _batch(self, c: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]) -> None:
+        while True:
+            try:
+                await self.engine.process(records)
+                await c.commit({tp: records[-1].offset + 1})
+                break
+            except Exception as exc:  # noqa: BLE001 - the batch is not committed: process it again
+                log.warning("batch_failed", topic=tp.topic, partition=tp.partition, error_type=type(exc).__name__)
+                if self._stop.is_set():
+                    return
+                await self._sleep(1.0)
+        hw = c.highwater(tp)
+        if hw is not None:
+            metrics.CONSUMER_LAG.labels(self.settings.service_name, tp.topic, str(tp.partition)).set(
+                max(0, hw - records[-1].offset - 1))
+
+    async def _idle(self, c: AIOKafkaConsumer, n: int) -> None:
+        s = self.settings
+        delay = min(s.idle_max_ms, s.idle_min_ms * 2 ** min(n - 1, 16)) / 1000
+        parts = c.assignment()
+        if not parts:
+            await self._sleep(delay)
+            return
+        c.pause(*parts)
+        try:
+            await self._sleep(delay)
+        finally:
+            still = c.assignment()
+            c.resume(*(p for p in parts if p in still))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)

@@ -1,0 +1,510 @@
+"""The processing engine: the runtime owns "process an event"; services only decide.
+
+A service registers typed handlers ``async (event, uow) -> [events]`` per event type
+(:class:`Handlers`). The engine, per fetched partition batch:
+
+1. decodes every record (a bad one is refused or dead-lettered with its original bytes; a type
+   nobody here handles is counted as ignored and costs no transaction);
+2. opens one unit of work (one MongoDB transaction), calls the handlers in record order, then
+   writes every processed marker together with its outbox in one ``insert_many``; the state writes,
+   markers and outbox commit together;
+3. wraps the returned events into envelopes (source, correlation id of the cause, ids derived from
+   the cause's id, so a redo yields the same ids), publishes them, then the caller commits the offset.
+
+If anything in the batch fails (a handler refuses a record, a write conflicts, a marker already
+exists because the batch is a redelivery) the batch is redone record by record, each in its own
+transaction with bounded retries, so every bad record gets its own dead letter and the order per
+appeal holds. A redelivered record whose marker exists republishes its stored outbox and changes
+nothing; one whose body differs from what was processed under that id is refused
+(``conflicting_duplicate``).
+
+Service logic never sees a session, an envelope or Kafka bytes: it sees its event, its unit of work
+(repositories behind ports, plus :class:`Message` about the event) and returns events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+
+from zhkh_contracts import (
+    REGISTRY,
+    ActionBase,
+    AppealRegistered,
+    Envelope,
+    EnvelopeError,
+    EventData,
+    MassIncidentDetected,
+    RawAppealSubmitted,
+    Topics,
+    from_kafka,
+)
+
+from . import metrics
+from .errors import PermanentError, TransientError, is_bad_input, is_transient, reason_of, safe_detail
+from .records import OutboundRecord, failure_headers
+from .settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+EVENT_NS = uuid.UUID("5b0f5d0e-7f7e-4c61-9a0e-5a3f0b7c2d11")
+E = TypeVar("E", bound=EventData)
+U = TypeVar("U")
+
+
+# ---- what handlers see and return ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a handler may know about the event it handles, beside its data."""
+
+    id: uuid.UUID
+    key: str
+    source: str
+    occurred_at: datetime
+    correlation_id: uuid.UUID
+
+    @classmethod
+    def of(cls, env: Envelope[Any]) -> Message:
+        return cls(env.id, env.appeal_id, env.source, env.occurred_at, env.correlation_id)
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An event to publish with something other than the defaults: the partition key
+    (:func:`partition_key`), the catalog's topic for its type, an id derived from the cause, the
+    cause's correlation id, and the runtime clock's time."""
+
+    event: EventData
+    key: str | None = None
+    topic: str | None = None
+    event_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID | None = None
+    occurred_at: datetime | None = None
+
+
+Out = EventData | Emit
+Handler = Callable[[Any, Any], Awaitable[Sequence[Out] | None]]
+
+
+class UnitOfWork(Protocol):
+    """A service's repositories on one transaction. ``message`` is set before each handler call."""
+
+    message: Message
+
+
+def partition_key(event: EventData) -> str:
+    """The record key of an event: its appeal (raw submissions: ``<channel>:<source_id>``;
+    incidents: ``incident:<id>``), so every event of one appeal is in one partition, in order."""
+    if isinstance(event, ActionBase):
+        return event.key
+    if isinstance(event, AppealRegistered):
+        return str(event.appeal.appeal_id)
+    if isinstance(event, RawAppealSubmitted):
+        return f"{event.channel.value}:{event.source_id}"
+    if isinstance(event, MassIncidentDetected):
+        return f"incident:{event.incident_id}"
+    appeal_id = getattr(event, "appeal_id", None)
+    if appeal_id is None:
+        raise ValueError(f"no partition key for {type(event).__name__}: pass Emit(key=...)")
+    return str(appeal_id)
+
+
+class Handlers:
+    """Event type -> handler: what a service does, found by the event's name in one step."""
+
+    def __init__(self) -> None:
+        self.by_type: dict[str, Handler] = {}
+        self.classes: dict[str, type[EventData]] = {}
+
+    def on(self, *classes: type[EventData]) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            for cls in classes:
+                self.by_type[cls.EVENT_TYPE] = fn
+                self.classes[cls.EVENT_TYPE] = cls
+            return fn
+
+        return deco
+
+    def __contains__(self, event_type: str) -> bool:
+        return event_type in self.by_type
+
+
+class Emitter:
+    """Wraps events into records: the one place envelopes are made (handlers and loops alike)."""
+
+    def __init__(self, service: str, topics: Topics, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.service = service
+        self.source = f"/zhkh-appeals/{service}"
+        self.topics = topics
+        self.clock = clock
+        self._topic_of: dict[type[EventData], str] = {}
+        for spec in topics.catalog():
+            for cls in spec.events:
+                self._topic_of.setdefault(cls, spec.name)
+
+    def topic_of(self, event: EventData) -> str:
+        if isinstance(event, RawAppealSubmitted):
+            return self.topics.raw(event.channel)
+        return self._topic_of[type(event)]
+
+    def records(self, out: Iterable[Out], cause: Message | None = None) -> list[OutboundRecord]:
+        now = self.clock()
+        records = []
+        for i, item in enumerate(out):
+            e = item if isinstance(item, Emit) else Emit(item)
+            if e.event_id is not None:
+                event_id = e.event_id
+            elif cause is not None:
+                event_id = uuid.uuid5(EVENT_NS, f"{self.service}:{cause.id}:{i}")
+            else:
+                event_id = uuid.uuid4()
+            env = Envelope.new(
+                e.event,
+                source=self.source,
+                appeal_id=e.key or partition_key(e.event),
+                correlation_id=e.correlation_id or (cause.correlation_id if cause else None),
+                occurred_at=e.occurred_at or now,
+                event_id=event_id,
+            )
+            records.append(OutboundRecord.of(e.topic or self.topic_of(e.event), env))
+        return records
+
+
+# ---- ports the engine needs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A processed-event record: the event's body digest and what processing it published."""
+
+    id: str
+    digest: str
+    outbox: list[OutboundRecord]
+
+
+class AlreadyProcessed(Exception):
+    """A marker to be written exists already (a redelivery, or another instance got there first)."""
+
+
+class Unit(Protocol):
+    """One open transaction: the service's unit of work and the marker write."""
+
+    uow: Any
+
+    async def add_markers(self, markers: list[Marker]) -> None: ...
+
+
+class Tracking(Protocol):
+    """Processed markers with their outbox, and transactions around a service's unit of work."""
+
+    async def find(self, marker_id: str) -> Marker | None: ...
+
+    def unit(self) -> contextlib.AbstractAsyncContextManager[Unit]: ...
+
+
+class Publisher(Protocol):
+    async def publish(self, records: Iterable[OutboundRecord]) -> None: ...
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]) -> None: ...
+
+
+class Record(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes | None]]
+
+
+# ---- the engine ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Work:
+    record: Any
+    env: Envelope[Any]
+    handler: Handler
+    digest: str
+
+
+@dataclass
+class _Refuse:
+    record: Any
+    reason: str
+    detail: str
+
+
+@dataclass
+class _Ignore:
+    record: Any
+    type_label: str
+
+
+def digest_of(value: bytes | None) -> str:
+    return hashlib.sha256(value or b"").hexdigest()
+
+
+@dataclass
+class Engine:
+    """Processes batches of records of one partition for one service (see the module docstring)."""
+
+    settings: RuntimeSettings
+    handlers: Handlers
+    tracking: Tracking
+    publisher: Publisher
+    emitter: Emitter
+    reject_topic: str | None = None
+    """Where bad input goes (decode errors, PermanentError, validation); None: the service's DLQ."""
+    messages_ru: Mapping[str, str] = field(default_factory=dict)
+    strict_types: bool = False
+    """True: a record of a type without a handler is bad input (unknown_type), not 'ignored'."""
+    retry_sleep: Callable[[float], Awaitable[None]] | None = None
+
+    @property
+    def service(self) -> str:
+        return self.settings.service_name
+
+    def _marker_id(self, env: Envelope[Any]) -> str:
+        return f"{self.service}:{env.id}"
+
+    # -- decoding --
+
+    def _decode(self, record: Any) -> _Work | _Refuse | _Ignore:
+        size = len(record.value or b"")
+        if size > self.settings.max_record_bytes:
+            return _Refuse(record, "too_large", f"{size} bytes > {self.settings.max_record_bytes}")
+        registry = self.handlers.classes if self.strict_types else REGISTRY
+        try:
+            env = from_kafka(record.value, record.headers, registry)
+        except EnvelopeError as exc:
+            if exc.reason == "unknown_type" and not self.strict_types:
+                return _Ignore(record, "unknown")
+            return _Refuse(record, exc.reason, exc.detail)
+        except Exception as exc:  # noqa: BLE001 - whatever the decoder trips on, the record is routed
+            return _Refuse(record, "undecodable", safe_detail(exc))
+        handler = self.handlers.by_type.get(env.type)
+        if handler is None:
+            return _Ignore(record, env.type)
+        return _Work(record, env, handler, digest_of(record.value))
+
+    # -- processing --
+
+    async def process(self, records: Sequence[Any]) -> None:
+        """Process one partition batch; returns when its offsets may be committed."""
+        started = time.perf_counter()
+        items = [self._decode(r) for r in records]
+        work = [i for i in items if isinstance(i, _Work)]
+        batch_out: list[OutboundRecord] | None = []
+        if len(work) > 1:
+            try:
+                batch_out = await self._run_batch(work)
+            except Exception as exc:  # noqa: BLE001 - the batch is redone record by record
+                log.info("batch_redo", size=len(work), error_type=type(exc).__name__)
+                batch_out = None
+        elif work:
+            batch_out = None  # one record: the per-record path is the batch
+        if batch_out is not None:
+            await self.publisher.publish(batch_out)
+            for item in items:
+                await self._finish_simple(item)
+                if isinstance(item, _Work):
+                    metrics.CONSUMED.labels(self.service, item.record.topic, self._type_label(item.env.type), "ok").inc()
+        else:
+            for item in items:
+                if isinstance(item, _Work):
+                    await self._one(item)
+                else:
+                    await self._finish_simple(item)
+        metrics.HANDLER_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+
+    def _type_label(self, event_type: str) -> str:
+        """Metric label: only types this service knows (a fixed set), never an input value."""
+        return event_type if event_type in REGISTRY else "unknown"
+
+    async def _finish_simple(self, item: _Work | _Refuse | _Ignore) -> None:
+        if isinstance(item, _Ignore):
+            metrics.CONSUMED.labels(self.service, item.record.topic, self._type_label(item.type_label), "ignored").inc()
+        elif isinstance(item, _Refuse):
+            await self.dead_letter(item.record, item.reason, item.detail, 0, bad_input=True)
+
+    async def _call(self, uow: Any, item: _Work) -> list[OutboundRecord]:
+        msg = Message.of(item.env)
+        uow.message = msg
+        out = await item.handler(item.env.data, uow)
+        return self.emitter.records(out or (), msg)
+
+    async def _run_batch(self, work: list[_Work]) -> list[OutboundRecord]:
+        """Every record of the batch in one transaction; markers and outbox in one write."""
+        out: list[OutboundRecord] = []
+        async with self.tracking.unit() as unit:
+            markers = []
+            seen: set[str] = set()
+            for item in work:
+                mid = self._marker_id(item.env)
+                if mid in seen:  # the same event twice in one batch: the per-record path decides
+                    raise AlreadyProcessed(mid)
+                seen.add(mid)
+                records = await self._call(unit.uow, item)
+                markers.append(Marker(mid, item.digest, records))
+                out += records
+            await unit.add_markers(markers)
+        return out
+
+    async def _one(self, item: _Work) -> None:
+        """One record in its own transaction, transient failures retried, then dead-lettered."""
+        env, record = item.env, item.record
+        structlog.contextvars.bind_contextvars(
+            event_id=str(env.id), appeal_id=env.appeal_id, event_type=env.type, correlation_id=str(env.correlation_id),
+            topic=record.topic, partition=record.partition, offset=record.offset,
+        )
+        attempts = 0
+        try:
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(self.settings.retry_attempts) | stop_after_delay(self.settings.retry_budget_s),
+                wait=wait_exponential_jitter(multiplier=self.settings.retry_initial_s, max=self.settings.retry_max_s),
+                retry=retry_if_exception(is_transient),
+                reraise=True,
+                **({"sleep": self.retry_sleep} if self.retry_sleep else {}),
+            )
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    if attempts > 1:
+                        metrics.RETRIES.labels(self.service, self._type_label(env.type)).inc()
+                        log.warning("retrying", attempt=attempts)
+                    records = await self._once(item)
+                    await self.publisher.publish(records)
+        except Exception as exc:  # noqa: BLE001 - every failure is routed, none is swallowed
+            reason = "retries_exhausted" if is_transient(exc) else reason_of(exc)
+            await self.dead_letter(record, reason, safe_detail(exc), attempts, bad_input=is_bad_input(exc),
+                                   error_type=type(exc).__name__)
+            return
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "event_id", "appeal_id", "event_type", "correlation_id", "topic", "partition", "offset"
+            )
+        metrics.CONSUMED.labels(self.service, record.topic, self._type_label(env.type), "ok").inc()
+
+    async def _once(self, item: _Work) -> list[OutboundRecord]:
+        """Run the handler and write its marker; only when that fails, look at the marker: a
+        redelivered record finds it and republishes its outbox (no read on the common path)."""
+        mid = self._marker_id(item.env)
+        try:
+            async with self.tracking.unit() as unit:
+                records = await self._call(unit.uow, item)
+                await unit.add_markers([Marker(mid, item.digest, records)])
+            return records
+        except Exception as exc:
+            marker = await self.tracking.find(mid)
+            if marker is None:
+                if isinstance(exc, AlreadyProcessed):  # the other transaction did not commit after all
+                    raise TransientError(f"processed marker {mid} not visible yet") from None
+                raise
+        if marker.digest and marker.digest != item.digest:
+            raise PermanentError("conflicting_duplicate", "an event with this id and another body was processed")
+        return marker.outbox
+
+    # -- dead letters --
+
+    async def dead_letter(self, record: Any, reason: str, detail: str, attempts: int, bad_input: bool = False,
+                          error_type: str | None = None) -> None:
+        """The original record (key, value, headers byte for byte, nulls kept) with x-dlq-* headers,
+        to the rejected topic (bad input, when the service has one) or to the service's DLQ."""
+        topic = self.reject_topic if bad_input and self.reject_topic else self.emitter.topics.dlq(self.service)
+        extra = failure_headers(
+            reason, detail, self.service, self.messages_ru.get(reason),
+            **{"consumer-group": self.settings.group_id, "original-topic": record.topic,
+               "original-partition": record.partition, "original-offset": record.offset, "attempts": attempts},
+        )
+        headers: list[tuple[str, bytes | None]] = [*list(record.headers or ()), *extra]
+        try:
+            await send_fitting(self.publisher, topic, record.key, record.value, headers, self.settings.max_dead_letter_bytes)
+        except Exception:
+            log.exception("dead_letter_publish_failed", reason=reason)
+            raise
+        metrics.DEAD_LETTERED.labels(self.service, record.topic, reason).inc()
+        metrics.CONSUMED.labels(self.service, record.topic, "unknown", "dead_lettered").inc()
+        log.warning("dead_lettered", reason=reason, error_type=error_type, dlq_topic=topic, attempts=attempts,
+                    topic=record.topic, partition=record.partition, offset=record.offset)
+
+
+async def send_fitting(publisher: Publisher, topic: str, key: bytes | None, value: bytes | None,
+                       headers: list[tuple[str, bytes | None]], limit: int) -> None:
+    """Send a dead letter that always fits: when the original with its x-dlq-* headers would exceed
+    ``limit``, keep its first bytes and say so (x-dlq-truncated, the original size and SHA-256)."""
+    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v or b"") for k, v in headers)
+    if size > limit and value is not None:
+        keep = max(0, limit - (size - len(value)) - 512)
+        headers = [*headers, ("x-dlq-truncated", b"true"), ("x-dlq-original-size", str(len(value)).encode()),
+                   ("x-dlq-original-sha256", hashlib.sha256(value).hexdigest().encode())]
+        value = value[:keep]
+    await publisher.send(topic, key, value, headers)
+
+
+# ---- an in-memory tracking for fast tests of behaviour ------------------------------------------
+
+
+class MemoryTracking:
+    """Markers in a dict; a unit of work whose state is rolled back when the unit fails.
+
+    ``make_uow()`` returns the service's in-memory unit of work; ``snapshot()``/``restore(s)`` on
+    it (when present) give the rollback, so a failed batch leaves no partial writes, as a
+    transaction would.
+    """
+
+    def __init__(self, uow: Any) -> None:
+        self.uow = uow
+        self.markers: dict[str, Marker] = {}
+
+    async def find(self, marker_id: str) -> Marker | None:
+        return self.markers.get(marker_id)
+
+    @contextlib.asynccontextmanager
+    async def unit(self) -> AsyncIterator[Unit]:
+        snap = self.uow.snapshot() if hasattr(self.uow, "snapshot") else None
+        tracking = self
+        pending: list[Marker] = []
+
+        class _U:
+            uow = tracking.uow
+
+            async def add_markers(self, markers: list[Marker]) -> None:
+                for m in markers:
+                    if m.id in tracking.markers:
+                        raise AlreadyProcessed(m.id)
+                pending.extend(markers)
+
+        try:
+            yield _U()
+        except BaseException:
+            if snap is not None:
+                self.uow.restore(snap)
+            raise
+        for m in pending:
+            self.markers[m.id] = m
+
+
+class MemoryPublisher:
+    """Collects what would be published (tests)."""
+
+    def __init__(self) -> None:
+        self.records: list[OutboundRecord] = []
+        self.sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]] = []
+
+    async def publish(self, records: Iterable[OutboundRecord]) -> None:
+        self.records.extend(records)
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]) -> None:
+        self.sent.append((topic, key, value, list(headers)))
