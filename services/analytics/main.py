@@ -9,23 +9,20 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from zhkh_runtime.app import ServiceRuntime
-from zhkh_runtime.mongo import IdempotencyGuard
 
 from . import api
-from .handlers import register_handlers
 from .repository import AnalyticsRepository
 from .service import AnalyticsService
 from .settings import AnalyticsSettings
+from .uow import MongoAnalyticsUoW
 
 
 def create_app(settings: AnalyticsSettings | None = None) -> AsgiFastStream:
     settings = settings or AnalyticsSettings()
     rt = ServiceRuntime(settings)
     repo = AnalyticsRepository(rt.db)
-    service = AnalyticsService(repo, IdempotencyGuard(rt.mongo, rt.db, "analytics"))
-    consumer = rt.consumer(rt.topics.lifecycle)
-    register_handlers(consumer, service)
-    consumer.subscribe()
+    service = AnalyticsService(repo)
+    rt.process((rt.topics.lifecycle,), service.handlers(), lambda session: MongoAnalyticsUoW(repo.appeals, session))
     rt.on_startup(repo.ensure_indexes)
     return rt.asgi_app(extra_routes=api.routes(service, settings))
 

@@ -24,13 +24,6 @@ class AnalyticsRepository:
         await self.appeals.create_index([("channel", ASCENDING), ("registered_at", ASCENDING)])
         await self.appeals.create_index([("house_key", ASCENDING), ("registered_at", DESCENDING)])
 
-    async def get(self, appeal_id: str, session: Any) -> dict[str, Any] | None:
-        return await self.appeals.find_one({"_id": appeal_id}, PROJECTION, session=session)
-
-    async def save(self, doc: dict[str, Any], session: Any) -> None:
-        # replace_one, not find_one_and_update: SecantusDB's findAndModify scans the collection
-        await self.appeals.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
-
     async def aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cursor = await self.appeals.aggregate(pipeline)
         return await cursor.to_list()

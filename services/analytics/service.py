@@ -1,8 +1,8 @@
 """Analytics logic: fold lifecycle events into the read model, answer reports. No broker imports.
 
-Each handler reads the appeal's document, applies the event (``readmodel``) and writes it back
-inside the IdempotencyGuard's transaction, so the processed-event marker and the read-model change
-commit together: a redelivered event changes nothing. The analytics service publishes nothing.
+Each handler folds its event into the appeal's document (``readmodel``) on the unit of work; the
+engine commits the whole batch's documents (one bulk write) with its processed-event markers in one
+transaction, so a redelivered event changes nothing. The analytics service publishes nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from zhkh_contracts import (
     AppealStatusChanged,
     DeadlineAlert,
     DeadlinePlanned,
-    Envelope,
+    EventData,
 )
-from zhkh_runtime.mongo import IdempotencyGuard
-from zhkh_runtime.records import OutboundRecord
+from zhkh_runtime.engine import Handlers
 
 from . import readmodel as rm
+from .uow import AnalyticsUoW
 from .report import BOM, CSV_PROJECTION, Filters, csv_lines, csv_row, shape_summary, summary_pipeline
 
 log = structlog.get_logger(__name__)
@@ -33,40 +33,46 @@ Apply = Callable[[dict[str, Any] | None, Any], dict[str, Any]]
 
 
 class AnalyticsService:
-    def __init__(self, repo: Any, guard: IdempotencyGuard,  # repo: AnalyticsRepository
+    def __init__(self, repo: Any,  # AnalyticsRepository, for the reports
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.repo, self.guard, self.clock = repo, guard, clock
+        self.repo, self.clock = repo, clock
 
-    # ---- events -----------------------------------------------------------------------------
+    # ---- events: each folds into the appeal's read-model document -----------------------------
 
-    async def _fold(self, env: Envelope[Any], appeal_id: str, apply: Apply, fact: Any) -> list[OutboundRecord]:
-        async def work(session: Any) -> list[OutboundRecord]:
-            doc = await self.repo.get(appeal_id, session)
-            await self.repo.save(apply(doc, fact), session)
-            return []
+    def handlers(self) -> Handlers:
+        h = Handlers()
+        h.on(AppealRegistered)(self.on_registered)
+        h.on(AppealAssigned)(self.on_assigned)
+        h.on(DeadlinePlanned)(self.on_planned)
+        h.on(AppealAnswered)(self.on_answered)
+        h.on(AppealStatusChanged)(self.on_status)
+        h.on(DeadlineAlert)(self.on_alert)
+        return h
 
-        return await self.guard.run(str(env.id), work)
+    @staticmethod
+    async def _fold(uow: AnalyticsUoW, appeal_id: str, apply: Apply, fact: Any) -> list[EventData]:
+        uow.appeals.put(apply(await uow.appeals.get(appeal_id), fact))
+        return []
 
-    async def on_registered(self, env: Envelope[AppealRegistered]) -> list[OutboundRecord]:
-        a = env.data.appeal
-        return await self._fold(env, str(a.appeal_id), rm.apply_registered, a)
+    async def on_registered(self, e: AppealRegistered, uow: AnalyticsUoW) -> list[EventData]:
+        return await self._fold(uow, str(e.appeal.appeal_id), rm.apply_registered, e.appeal)
 
-    async def on_assigned(self, env: Envelope[AppealAssigned]) -> list[OutboundRecord]:
-        return await self._fold(env, str(env.data.appeal_id), rm.apply_assigned, env.data)
+    async def on_assigned(self, e: AppealAssigned, uow: AnalyticsUoW) -> list[EventData]:
+        return await self._fold(uow, str(e.appeal_id), rm.apply_assigned, e)
 
-    async def on_planned(self, env: Envelope[DeadlinePlanned]) -> list[OutboundRecord]:
-        return await self._fold(env, str(env.data.appeal_id), rm.apply_planned, env.data)
+    async def on_planned(self, e: DeadlinePlanned, uow: AnalyticsUoW) -> list[EventData]:
+        return await self._fold(uow, str(e.appeal_id), rm.apply_planned, e)
 
-    async def on_answered(self, env: Envelope[AppealAnswered]) -> list[OutboundRecord]:
-        return await self._fold(env, str(env.data.appeal_id), rm.apply_answered, env.data)
+    async def on_answered(self, e: AppealAnswered, uow: AnalyticsUoW) -> list[EventData]:
+        return await self._fold(uow, str(e.appeal_id), rm.apply_answered, e)
 
-    async def on_status(self, env: Envelope[AppealStatusChanged]) -> list[OutboundRecord]:
-        return await self._fold(env, str(env.data.appeal_id), rm.apply_status, env.data)
+    async def on_status(self, e: AppealStatusChanged, uow: AnalyticsUoW) -> list[EventData]:
+        return await self._fold(uow, str(e.appeal_id), rm.apply_status, e)
 
-    async def on_alert(self, env: Envelope[DeadlineAlert]) -> list[OutboundRecord]:
-        if env.data.threshold != rm.OVERDUE_THRESHOLD:
+    async def on_alert(self, e: DeadlineAlert, uow: AnalyticsUoW) -> list[EventData]:
+        if e.threshold != rm.OVERDUE_THRESHOLD:
             return []  # 50%, 80%, 1wd: nothing to count
-        return await self._fold(env, str(env.data.appeal_id), rm.apply_alert, env.data)
+        return await self._fold(uow, str(e.appeal_id), rm.apply_alert, e)
 
     # ---- reports ----------------------------------------------------------------------------
 

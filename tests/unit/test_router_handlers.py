@@ -1,0 +1,167 @@
+"""The router's behaviour through the engine on its in-memory unit of work (no servers)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from devtools import samples
+from intake.classifier import Classifier
+from intake.service import build_appeal, prepare
+from router.directory import parse
+from router.rules import RoutingRules
+from router.service import RouterService
+from router.uow import MemoryRouterUoW
+from tests.support.engine import envelope, events, make_engine, rec
+from zhkh_contracts import (
+    AppealAnswered,
+    AppealAssigned,
+    AppealJoinedIncident,
+    AppealRegistered,
+    AppealStatus,
+    AppealStatusChanged,
+    AppealTransitionRejected,
+    AssignmentCause,
+    CitizenComplained,
+    CitizenRatedAnswer,
+    DeadlineExpired,
+    DeadlinePlanned,
+    OperatorAssigned,
+    PartyAccepted,
+    PartyAnswered,
+    PartyRejectedNotResponsible,
+)
+from zhkh_runtime.engine import MemoryTracking
+
+SAMPLE = Path(__file__).resolve().parents[2] / "devtools" / "sample_directory"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+S = AppealStatus
+CLASSIFIER = Classifier()
+DIRECTORY = parse(sorted(SAMPLE.glob("*.csv")))
+
+
+class Router:
+    def __init__(self) -> None:
+        self.uow = MemoryRouterUoW(DIRECTORY)
+        self.tracking = MemoryTracking(self.uow)
+        service = RouterService(RoutingRules.load(), "fallback:ops", clock=lambda: NOW)
+        self.engine, self.pub = make_engine("router", service.handlers(), self.tracking)
+
+    async def feed(self, *data: Any) -> list[Any]:
+        before = len(self.pub.records)
+        await self.engine.process([rec(envelope(d)) for d in data])
+        return events(self.pub)[before:]
+
+    async def register(self, category: Any = None, number: str = "ZH-2026-0000001", **kw: Any) -> uuid.UUID:
+        raw = samples.raw_submission(**({"category": category} if category else {}))
+        appeal = build_appeal(prepare(raw), uuid.uuid4(), number, NOW, CLASSIFIER, **kw)
+        await self.feed(AppealRegistered(appeal=appeal))
+        return appeal.appeal_id
+
+    def status(self, appeal_id: uuid.UUID) -> AppealStatus:
+        return self.uow.appeals.states[str(appeal_id)].status
+
+
+async def test_registration_routes_by_the_directory_with_supervisor_and_timezone():
+    r = Router()
+    aid = await r.register()
+    assigned, changed = events(r.pub)
+    assert isinstance(assigned, AppealAssigned) and isinstance(changed, AppealStatusChanged)
+    assert (assigned.party_id, assigned.reason, assigned.cause) == ("uk-zarechye", "house_services_to_managing_org", AssignmentCause.RULE)
+    assert (assigned.party_timezone, assigned.supervisor_party_id, assigned.district_id) == ("Asia/Yekaterinburg", "adm-leninsky", "d-leninsky")
+    assert r.status(aid) is S.ASSIGNED
+
+
+async def test_a_replayed_registration_with_another_event_id_routes_nothing():
+    r = Router()
+    raw = samples.raw_submission()
+    appeal = build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000001", NOW, CLASSIFIER)
+    await r.feed(AppealRegistered(appeal=appeal))
+    assert await r.feed(AppealRegistered(appeal=appeal)) == []
+
+
+async def test_full_walk_through_the_state_machine():
+    r = Router()
+    aid = await r.register()
+    for action, status in [
+        (PartyAccepted(appeal_id=aid, actor="uk-zarechye"), S.IN_PROGRESS),
+        (PartyAnswered(appeal_id=aid, actor="uk-zarechye", text="Вода будет завтра"), S.ANSWERED),
+        (CitizenRatedAnswer(appeal_id=aid, actor="citizen", satisfied=False), S.REOPENED),
+        (CitizenComplained(appeal_id=aid, actor="citizen", text="Воды нет"), S.ASSIGNED),
+        (PartyAnswered(appeal_id=aid, actor="adm-leninsky", text="Подача восстановлена"), S.ANSWERED),
+        (CitizenRatedAnswer(appeal_id=aid, actor="citizen", satisfied=True), S.CLOSED),
+    ]:
+        out = await r.feed(action)
+        assert not any(isinstance(e, AppealTransitionRejected) for e in out), out
+        assert r.status(aid) is status
+    assert [e.text for e in events(r.pub) if isinstance(e, AppealAnswered)] == ["Вода будет завтра", "Подача восстановлена"]
+
+
+async def test_refusals_are_events_with_codes_and_change_nothing():
+    r = Router()
+    aid = await r.register()
+    out = await r.feed(PartyAccepted(appeal_id=aid, actor="someone-else"))
+    assert [(e.code, e.action) for e in out] == [("not_current_party", "accept")]
+    out = await r.feed(PartyAccepted(appeal_id=uuid.uuid4(), actor="uk-zarechye"))
+    assert [e.code for e in out] == ["unknown_appeal"]
+    assert r.status(aid) is S.ASSIGNED and r.uow.appeals.states[str(aid)].version == 1
+
+
+async def test_not_ours_reroutes_then_the_second_bounce_escalates():
+    r = Router()
+    aid = await r.register()
+    out = await r.feed(PartyRejectedNotResponsible(appeal_id=aid, actor="uk-zarechye", reason="не наш дом"))
+    first = next(e for e in out if isinstance(e, AppealAssigned))
+    assert first.cause in (AssignmentCause.REROUTE, AssignmentCause.FALLBACK)
+    out = await r.feed(PartyRejectedNotResponsible(appeal_id=aid, actor=first.party_id, reason="и не наш"))
+    second = next(e for e in out if isinstance(e, AppealAssigned))
+    assert second.cause is AssignmentCause.ESCALATION
+
+
+async def test_deadline_expiry_escalates_and_operator_routes_by_hand():
+    r = Router()
+    aid = await r.register()
+    out = await r.feed(DeadlineExpired(appeal_id=aid, actor="notifier", deadline=NOW))
+    assert next(e for e in out if isinstance(e, AppealAssigned)).party_id == "adm-leninsky"
+    out = await r.feed(OperatorAssigned(appeal_id=aid, actor="operator:ivanova", party_id="vodokanal"))
+    a = next(e for e in out if isinstance(e, AppealAssigned))
+    assert (a.party_id, a.cause) == ("vodokanal", AssignmentCause.OPERATOR)
+    out = await r.feed(OperatorAssigned(appeal_id=aid, actor="uk-zarechye", party_id="gzhi"))
+    assert [e.code for e in out] == ["not_an_operator"]
+
+
+async def test_an_action_on_an_incident_moves_every_member():
+    r = Router()
+    incident = uuid.uuid4()
+    a = await r.register(number="ZH-2026-0000001")
+    b = await r.register(number="ZH-2026-0000002")
+    for m, n in ((a, "ZH-2026-0000001"), (b, "ZH-2026-0000002")):
+        await r.feed(AppealJoinedIncident(appeal_id=m, registration_number=n, incident_id=incident))
+    out = await r.feed(PartyAccepted(incident_id=incident, actor="uk-zarechye"))
+    assert sorted(str(e.appeal_id) for e in out if isinstance(e, AppealStatusChanged)) == sorted([str(a), str(b)])
+    assert r.status(a) is r.status(b) is S.IN_PROGRESS
+
+
+async def test_deadline_plans_keep_the_newest_generation():
+    r = Router()
+    aid = await r.register()
+    due = NOW + timedelta(days=10)
+
+    def plan(gen: int, days: int) -> DeadlinePlanned:
+        return DeadlinePlanned(appeal_id=aid, registration_number="ZH-2026-0000001", party_id="uk-zarechye",
+                               regime="pp416_written", due_at=due + timedelta(days=days), party_timezone="Asia/Yekaterinburg",
+                               generation=gen, reason="assigned")
+
+    assert await r.feed(plan(2, 5), plan(1, 0)) == []  # one batch, an older plan after a newer one
+    assert r.uow.appeals.deadlines[str(aid)]["due_at"] == due + timedelta(days=5)
+
+
+async def test_a_batch_with_a_conflict_is_redone_and_each_action_applies_once():
+    r = Router()
+    aid = await r.register()
+    accept = PartyAccepted(appeal_id=aid, actor="uk-zarechye")
+    out = await r.feed(accept, PartyAnswered(appeal_id=aid, actor="uk-zarechye", text="Готово"), accept)
+    rejected = [e.code for e in out if isinstance(e, AppealTransitionRejected)]
+    assert rejected == ["illegal_transition"] and r.status(aid) is S.ANSWERED
