@@ -23,6 +23,50 @@ NAMESPACE = uuid.UUID("0d5a8f0e-6c47-4f4e-9a35-7b0a5e1f9c21")
 
 GIS_TEXT_LIMIT = 10_000  # String10000Type
 GIS_COMMENT_LIMIT = 1_000  # String1000Type
+# 15.11.0.0 (bundle 16.3.0.0): RedirectAppeal/Comment 100..1000 characters; RollOverAppeal/Comment and
+# AnswerIsNotRequired/Cause 20..1000. The texts below are built from the appeal's own data to meet them.
+REDIRECT_COMMENT_MIN = 100
+ROLLOVER_COMMENT_MIN = 20
+CAUSE_MIN = 20
+
+
+def _clip(text: str, limit: int = GIS_COMMENT_LIMIT) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def _ru_date(value: date) -> str:
+    return value.strftime("%d.%m.%Y")
+
+
+def redirect_comment(*, registration_number: str, gis_number: str | None, party_id: str, reason: str,
+                     redirected_on: date) -> str:
+    """RedirectAppeal/Comment: why and where the appeal went, from the assignment itself (100..1000)."""
+    number = f"{registration_number} (в ГИС ЖКХ № {gis_number})" if gis_number else registration_number
+    text = (
+        f"Обращение {number} {_ru_date(redirected_on)} направлено по компетенции (ч. 3 ст. 8 Федерального "
+        f"закона № 59-ФЗ) в организацию «{party_id}», отвечающую за предмет обращения по правилам "
+        f"маршрутизации (правило «{reason}»)."
+    )
+    text = _clip(text)
+    if len(text) < REDIRECT_COMMENT_MIN:  # cannot happen with the fixed parts above (>100 characters)
+        raise ValueError("redirect comment shorter than ГИС ЖКХ allows")
+    return text
+
+
+def rollover_comment(*, days: int, new_date: date, reason: str) -> str:
+    """RollOverAppeal/Comment: the new date, the length and the party's reason (20..1000)."""
+    why = " ".join(reason.split())
+    text = f"Срок рассмотрения продлён на {days} дн., до {_ru_date(new_date)}." + (f" Причина: {why}" if why else "")
+    return _clip(text)
+
+
+def not_required_cause(*, registration_number: str, withdrawn_on: date) -> str:
+    """AnswerIsNotRequired/Cause when the citizen withdrew the appeal with us (20..1000)."""
+    return _clip(f"Заявитель отозвал обращение {registration_number} {_ru_date(withdrawn_on)}; ответ не требуется.")
 
 # Topic names (НСИ 220) by keyword -> our category. ГИС sends the topic's code, GUID and name; the
 # codes differ between НСИ versions, so the name decides; anything else goes to the classifier.
@@ -175,13 +219,13 @@ def action_payload(kind: str, answerer: str, **kw: Any) -> dict[str, Any]:
     if kind == "RedirectAppeal":
         return {"RedirectAppeal": [{
             "Receiver": {"orgRootEntityGUID": kw["receiver"]},
-            "Comment": (kw.get("comment") or "Переадресовано по компетенции")[:GIS_COMMENT_LIMIT],
+            "Comment": kw["comment"],
             "AnswererGUID": answerer,
         }]}
     if kind == "RollOverAppeal":
         return {"RollOverAppeal": {
             "ExecutionDate": kw["execution_date"],
-            "Comment": (kw.get("comment") or "Продление срока рассмотрения")[:GIS_COMMENT_LIMIT],
+            "Comment": kw["comment"],
             "AnswererGUID": answerer,
         }}
     if kind == "AnswerIsNotRequired":

@@ -35,8 +35,12 @@ log = structlog.get_logger(__name__)
 
 WSDL = Path(__file__).parent / "wsdl" / "hcs-appeals-service-async.wsdl"
 BINDING = "{http://dom.gosuslugi.ru/schema/integration/appeals-service-async/}AppealsAsyncBinding"
-EXPORT_VERSION = "13.1.10.1"
-IMPORT_VERSION = "13.2.1.0"
+# The operation versions we speak (the base:version attribute of each request). exportAppeal 14.8.0.1 is
+# the newest the published schemas list (bundle 16.3.0.0): from 14.4.0.1 on ГИС returns Collective and
+# DateOfAppointment, and 14.8.0.1 came with PremiseNumber and AppealEmail, which we map. importAnswer
+# 15.11.0.0 is the version whose Comment/Cause lengths we meet. Both can be set (ZHKH_GIS_*_VERSION).
+EXPORT_VERSION = "14.8.0.1"
+IMPORT_VERSION = "15.11.0.0"
 
 RECEIVED, IN_PROGRESS, PROCESSED = 1, 2, 3
 
