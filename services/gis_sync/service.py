@@ -47,6 +47,7 @@ from .mapping import (
     ANSWER,
     PartyMap,
     action_payload,
+    gis_attachment,
     not_required_cause,
     raw_from_export,
     redirect_comment,
@@ -146,7 +147,15 @@ class GisSyncService:
             party = self.parties.get(ev.party_id)
             answerer = party.answerer_guid if party and party.answerer_guid else None
             link["answer_text"] = ev.text
-            return [(ANSWER, {"answerer": answerer, "text": ev.text})]
+            attachments = [gis_attachment(a) for a in ev.attachments]
+            steps: list[tuple[str, dict[str, Any]] | GisError] = [
+                (ANSWER, {"answerer": answerer, "text": ev.text, "attachments": [a for a in attachments if a]})
+            ]
+            missing = sum(1 for a in attachments if a is None)
+            if missing:  # files not in ГИС's file store: uploading them is not implemented (docs/gis_sync.md)
+                steps.append(GisError("attachment_not_in_gis", f"{missing} attachment(s) are not in ГИС ЖКХ's file store"
+                                      " and were not sent with the answer"))
+            return steps
 
         return await self._plan(env, str(ev.appeal_id), plan, ANSWER)
 
