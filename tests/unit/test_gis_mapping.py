@@ -148,3 +148,28 @@ def test_import_results_of_both_kinds_parse():
     body = serialize_object(reply.body if hasattr(reply, "body") else reply, dict)
     failed, ok = body["ImportResult"]
     assert failed["Error"][0]["ErrorCode"] == "EMU-004" and ok["GUID"] == GUID and ok["UpdateDate"] is not None
+
+
+def test_incoming_attachments_become_references_and_answer_attachments_go_back():
+    from gis_sync.mapping import GIS_FILE_URI, attachment_refs, gis_attachment
+
+    guid = "5eed0000-0000-4000-8000-000000000001"
+    refs = attachment_refs([
+        {"Name": "фото.jpg", "Description": "Фото протечки", "Attachment": {"AttachmentGUID": guid},
+         "AttachmentHASH": "ab12"},
+        {"Name": "скан.pdf", "Description": "Скан", "Attachment": {"AttachmentGUID": guid.replace("1", "2")}},
+    ])
+    assert [(r.uri, r.name, r.size_bytes, r.media_type) for r in refs] == [
+        (GIS_FILE_URI + guid + "#ab12", "фото.jpg", None, None),
+        (GIS_FILE_URI + guid.replace("1", "2"), "скан.pdf", None, None),
+    ]
+    assert gis_attachment(refs[0]) == {"Name": "фото.jpg", "Description": "фото.jpg",
+                                       "Attachment": {"AttachmentGUID": guid}, "AttachmentHASH": "ab12"}
+    from zhkh_contracts import AttachmentRef
+
+    assert gis_attachment(AttachmentRef(uri="s3://bucket/answer.pdf", name="answer.pdf")) is None  # not in ГИС
+    payload = action_payload("Answer", "c32e262b-dfb9-5b4c-9d8e-8df0e87b94f2", text="Ответ", attachments=[
+        gis_attachment(refs[0])], answer_transport_guid=transport_guid("a", 2))
+    body = _serialised({"_id": transport_guid("e", "att"), "appeal_guid": GUID, "kind": "Answer", "payload": payload})
+    assert body.find(".//{http://dom.gosuslugi.ru/schema/integration/appeals/}LoadAnswer/"
+                     "{http://dom.gosuslugi.ru/schema/integration/appeals/}Attachment") is not None
