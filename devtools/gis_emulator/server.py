@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import uvicorn
+import xmlschema
 from lxml import etree
 
 from devtools import embedded
@@ -60,7 +61,7 @@ NSI_NS = "http://dom.gosuslugi.ru/schema/integration/nsi-base/"
 ORG_NS = "http://dom.gosuslugi.ru/schema/integration/organizations-registry-base/"
 NSMAP = {"soap": SOAP_NS, "base": BASE_NS, "appeals": APPEALS_NS, "nsi-base": NSI_NS,
          "organizations-registry-base": ORG_NS}
-RESPONSE_VERSION = "10.0.1.1"
+STATE_RESULT_VERSION = "12.2.0.5"  # getStateResult's base:version is fixed="12.2.0.5" in the published schemas
 
 ACTIONS = {"urn:exportAppeal": "exportAppeal", "urn:importAnswer": "importAnswer", "urn:getState": "getState"}
 BODY_OPERATIONS = {
@@ -76,23 +77,22 @@ def _q(ns: str, name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def schema() -> etree.XMLSchema:
-    """One schema with the base and appeals namespaces (and what they import), from the repo's XSDs."""
-    wrapper = f"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
-        targetNamespace="urn:zhkh-appeals:gis-emulator" elementFormDefault="qualified">
-      <xs:import namespace="{BASE_NS}" schemaLocation="hcs-base-subset.xsd"/>
-      <xs:import namespace="{APPEALS_NS}" schemaLocation="hcs-appeals-subset.xsd"/>
-    </xs:schema>"""
-    doc = etree.fromstring(wrapper.encode(), base_url=(WSDL_DIR / "emulator-wrapper.xsd").as_uri())
-    return etree.XMLSchema(doc)
+def schema() -> xmlschema.XMLSchema:
+    """The base and appeals namespaces (and what they import), from the repo's XSDs, with the
+    ``xmlschema`` validator: unlike libxml2 it enforces ``fixed`` values (IsOperatorSignature, the
+    getStateResult version) as well as patterns, lengths and the ``xs:key``s."""
+    return xmlschema.XMLSchema(str(WSDL_DIR / "hcs-appeals-subset.xsd"))
 
 
 def validation_errors(element: etree._Element) -> list[str]:
     """Schema errors of one element (validated as the root of its own document). Empty: valid."""
     s = schema()
-    if s.validate(copy.deepcopy(element)):
-        return []
-    return [f"{e.message} (строка {e.line})" for e in s.error_log]
+    return [_error_text(e) for e in s.iter_errors(copy.deepcopy(element))]
+
+
+def _error_text(e: xmlschema.XMLSchemaValidationError) -> str:
+    where = e.path or ""
+    return f"{e.reason or e.message} ({where})" if where else str(e.reason or e.message)
 
 
 class SoapFault(Exception):
@@ -230,8 +230,7 @@ def envelope(body_child: etree._Element | None, result_guid: str | None = None) 
 
 
 def ack_element(ack: Ack) -> etree._Element:
-    el = etree.Element(_q(BASE_NS, "AckRequest"), nsmap=NSMAP)
-    el.set(_q(BASE_NS, "version"), RESPONSE_VERSION)
+    el = etree.Element(_q(BASE_NS, "AckRequest"), nsmap=NSMAP)  # no version: AckRequest has none
     a = _sub(el, BASE_NS, "Ack")
     _sub(a, BASE_NS, "MessageGUID", ack.message_guid)
     _sub(a, BASE_NS, "RequesterMessageGUID", ack.requester_message_guid)
@@ -246,7 +245,7 @@ def _error(parent: etree._Element, tag_ns: str, tag: str, code: str, description
 
 def state_element(reply: StateReply) -> etree._Element:
     el = etree.Element(_q(APPEALS_NS, "getStateResult"), nsmap=NSMAP)
-    el.set(_q(BASE_NS, "version"), RESPONSE_VERSION)
+    el.set(_q(BASE_NS, "version"), STATE_RESULT_VERSION)
     _sub(el, BASE_NS, "RequestState", reply.request_state)
     _sub(el, BASE_NS, "MessageGUID", reply.message_guid)
     result = reply.result
@@ -366,7 +365,9 @@ def fault_envelope(fault: SoapFault) -> bytes:
     fs.text = fault.faultstring
     fs.set("{http://www.w3.org/XML/1998/namespace}lang", "ru")
     detail = etree.SubElement(f, "detail")
-    _error(detail, BASE_NS, "Fault", fault.code, fault.description)
+    e = _sub(detail, BASE_NS, "Fault")  # base:Fault is ErrorCode, ErrorMessage, StackTrace (no Description)
+    _sub(e, BASE_NS, "ErrorCode", fault.code)
+    _sub(e, BASE_NS, "ErrorMessage", fault.description)
     return _serialise(envelope(f))
 
 

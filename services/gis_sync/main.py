@@ -30,8 +30,11 @@ def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
     settings = settings or GisSyncSettings()
     rt = ServiceRuntime(settings)
     repo = GisRepository(rt.db)
-    signer = load_signer(settings.gis_signer)
-    client = GisClient(settings.gis_endpoint, settings.gis_org_ppa_guid, settings.gis_timeout_s, signer)
+    signer = load_signer(settings.gis_signer, settings.gis_signing_key, settings.gis_signing_cert)
+    client = GisClient(
+        settings.gis_endpoint, settings.gis_org_ppa_guid, settings.gis_timeout_s, signer,
+        export_version=settings.gis_export_version, import_version=settings.gis_import_version,
+    )
     config = SyncConfig(
         default_answerer=settings.gis_default_answerer,
         batch=settings.push_batch,
@@ -57,7 +60,8 @@ def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
 
     async def warn_unsigned() -> None:
         if isinstance(signer, NoopSigner):
-            log.warning("gis_unsigned", detail="requests are not signed: only the local emulator accepts them")
+            log.warning("gis_unsigned", detail="requests are not signed (ZHKH_GIS_SIGNER=none): for the local emulator "
+                        "only; real ГИС ЖКХ refuses them")
 
     rt.after_startup(warn_unsigned)
     rt.on_shutdown(client.close)  # after the loops, which the runtime cancels first

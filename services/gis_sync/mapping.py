@@ -16,13 +16,57 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from zhkh_contracts import MAX_TEXT_CHARS, Address, Applicant, ApplicantKind, Category, Channel, Consent, RawAppealSubmitted
+from zhkh_contracts import MAX_TEXT_CHARS, Address, Applicant, ApplicantKind, AttachmentRef, Category, Channel, Consent, RawAppealSubmitted
 
 NAMESPACE = uuid.UUID("0d5a8f0e-6c47-4f4e-9a35-7b0a5e1f9c21")
 """Namespace of every GUID gis_sync derives (TransportGUIDs, event ids): same input, same GUID."""
 
 GIS_TEXT_LIMIT = 10_000  # String10000Type
 GIS_COMMENT_LIMIT = 1_000  # String1000Type
+# 15.11.0.0 (bundle 16.3.0.0): RedirectAppeal/Comment 100..1000 characters; RollOverAppeal/Comment and
+# AnswerIsNotRequired/Cause 20..1000. The texts below are built from the appeal's own data to meet them.
+REDIRECT_COMMENT_MIN = 100
+ROLLOVER_COMMENT_MIN = 20
+CAUSE_MIN = 20
+
+
+def _clip(text: str, limit: int = GIS_COMMENT_LIMIT) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def _ru_date(value: date) -> str:
+    return value.strftime("%d.%m.%Y")
+
+
+def redirect_comment(*, registration_number: str, gis_number: str | None, party_id: str, reason: str,
+                     redirected_on: date) -> str:
+    """RedirectAppeal/Comment: why and where the appeal went, from the assignment itself (100..1000)."""
+    number = f"{registration_number} (в ГИС ЖКХ № {gis_number})" if gis_number else registration_number
+    text = (
+        f"Обращение {number} {_ru_date(redirected_on)} направлено по компетенции (ч. 3 ст. 8 Федерального "
+        f"закона № 59-ФЗ) в организацию «{party_id}», отвечающую за предмет обращения по правилам "
+        f"маршрутизации (правило «{reason}»)."
+    )
+    text = _clip(text)
+    if len(text) < REDIRECT_COMMENT_MIN:  # cannot happen with the fixed parts above (>100 characters)
+        raise ValueError("redirect comment shorter than ГИС ЖКХ allows")
+    return text
+
+
+def rollover_comment(*, days: int, new_date: date, reason: str) -> str:
+    """RollOverAppeal/Comment: the new date, the length and the party's reason (20..1000)."""
+    why = " ".join(reason.split())
+    text = f"Срок рассмотрения продлён на {days} дн., до {_ru_date(new_date)}." + (f" Причина: {why}" if why else "")
+    return _clip(text)
+
+
+def not_required_cause(*, registration_number: str, withdrawn_on: date) -> str:
+    """AnswerIsNotRequired/Cause when the citizen withdrew the appeal with us (20..1000)."""
+    return _clip(f"Заявитель отозвал обращение {registration_number} {_ru_date(withdrawn_on)}; ответ не требуется.")
 
 # Topic names (НСИ 220) by keyword -> our category. ГИС sends the topic's code, GUID and name; the
 # codes differ between НСИ versions, so the name decides; anything else goes to the classifier.
@@ -68,6 +112,44 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
+GIS_FILE_URI = "urn:gis-zhkh:file:"
+"""Our URI of a file in ГИС ЖКХ's file store: ``urn:gis-zhkh:file:<AttachmentGUID>[#<AttachmentHASH>]``."""
+MAX_ATTACHMENTS = 50  # RawAppealSubmitted.attachments
+
+
+def attachment_refs(attachments: Any) -> tuple[AttachmentRef, ...]:
+    """ГИС AttachmentType (Name, Description, Attachment/AttachmentGUID, AttachmentHASH?) -> our references.
+
+    ГИС gives no size and no media type (both stay None); its hash (GOST R 34.11-94 / 34.11-2012 of the
+    file, as ГИС computed it) goes into the URI's fragment, our model having no field for it; its
+    Description has no place in AttachmentRef and is dropped; a Name over 300 characters is cut."""
+    out = []
+    for a in attachments or ():
+        guid = str((a.get("Attachment") or {}).get("AttachmentGUID") or "")
+        if not guid:
+            continue
+        digest = a.get("AttachmentHASH")
+        out.append(AttachmentRef(uri=GIS_FILE_URI + guid + (f"#{digest}" if digest else ""),
+                                 name=(str(a.get("Name") or "") or None) and str(a["Name"])[:300]))
+    return tuple(out[:MAX_ATTACHMENTS])
+
+
+def gis_attachment(ref: AttachmentRef) -> dict[str, Any] | None:
+    """One of our references -> ГИС AttachmentType, if the file is already in ГИС's file store (else None)."""
+    if not ref.uri.startswith(GIS_FILE_URI):
+        return None
+    guid, _, digest = ref.uri[len(GIS_FILE_URI):].partition("#")
+    try:
+        guid = str(uuid.UUID(guid))
+    except ValueError:
+        return None
+    name = (ref.name or guid)[:1024]
+    body: dict[str, Any] = {"Name": name, "Description": name[:500], "Attachment": {"AttachmentGUID": guid}}
+    if digest:
+        body["AttachmentHASH"] = digest
+    return body
+
+
 def raw_from_export(appeal: Mapping[str, Any], received_at: datetime | None = None) -> RawAppealSubmitted:
     """An exportAppealResultType (as zeep's serialize_object gives it) -> a raw submission.
 
@@ -107,18 +189,20 @@ def raw_from_export(appeal: Mapping[str, Any], received_at: datetime | None = No
             kind=ApplicantKind.ORGANISATION if org else ApplicantKind.PERSON,
             name=name or None,
             phone=(str(info["PhoneNumber"])[:32] if info.get("PhoneNumber") else None),
-            email=info.get("Email") or None,
+            email=info.get("AppealEmail") or info.get("Email") or None,
             postal_address=info.get("PostAddress") or None,
         ),
         consent=Consent(personal_data=True, notifications=True),
         address=Address(
             fias_house_guid=uuid.UUID(str(fias)) if fias else None,
             text=info.get("PostAddress") or None,
-            apartment=(str(info["ApartmentNumber"])[:20] if info.get("ApartmentNumber") else None),
+            apartment=(str(appeal.get("PremiseNumber") or info.get("ApartmentNumber"))[:20]
+                       if appeal.get("PremiseNumber") or info.get("ApartmentNumber") else None),
         ),
         text=str(appeal["AppealText"])[:MAX_TEXT_CHARS] or "(пустой текст обращения в ГИС ЖКХ)",
         category=category_of_topic(topic_name),
         collective=bool(appeal.get("Collective")),
+        attachments=attachment_refs(appeal.get("Attachment")),
         channel_meta=meta,
     )
 
@@ -175,13 +259,13 @@ def action_payload(kind: str, answerer: str, **kw: Any) -> dict[str, Any]:
     if kind == "RedirectAppeal":
         return {"RedirectAppeal": [{
             "Receiver": {"orgRootEntityGUID": kw["receiver"]},
-            "Comment": (kw.get("comment") or "Переадресовано по компетенции")[:GIS_COMMENT_LIMIT],
+            "Comment": kw["comment"],
             "AnswererGUID": answerer,
         }]}
     if kind == "RollOverAppeal":
         return {"RollOverAppeal": {
             "ExecutionDate": kw["execution_date"],
-            "Comment": (kw.get("comment") or "Продление срока рассмотрения")[:GIS_COMMENT_LIMIT],
+            "Comment": kw["comment"],
             "AnswererGUID": answerer,
         }}
     if kind == "AnswerIsNotRequired":
@@ -190,7 +274,8 @@ def action_payload(kind: str, answerer: str, **kw: Any) -> dict[str, Any]:
         return {"Answer": [{
             "TransportGUID": kw["answer_transport_guid"],
             "AnswererGUID": answerer,
-            "LoadAnswer": {"AnswerText": kw["text"][:GIS_TEXT_LIMIT]},
+            "LoadAnswer": {"AnswerText": kw["text"][:GIS_TEXT_LIMIT],
+                           **({"Attachment": list(kw["attachments"])} if kw.get("attachments") else {})},
             "SendAnswer": True,
         }]}
     raise ValueError(f"unknown ГИС action {kind}")

@@ -43,7 +43,18 @@ from zhkh_runtime.mongo import IdempotencyGuard
 from zhkh_runtime.records import OutboundRecord
 
 from . import metrics
-from .mapping import ANSWER, PartyMap, action_payload, raw_from_export, transport_guid, zeep_action
+from .mapping import (
+    ANSWER,
+    PartyMap,
+    action_payload,
+    gis_attachment,
+    not_required_cause,
+    raw_from_export,
+    redirect_comment,
+    rollover_comment,
+    transport_guid,
+    zeep_action,
+)
 from .repository import GisRepository
 from .soap import GisClient, GisError, GisFault, StateResult
 
@@ -52,7 +63,6 @@ log = structlog.get_logger(__name__)
 SOURCE = "/zhkh-appeals/gis_sync"
 NO_OBJECTS = "INT002012"  # "Нет объектов для экспорта": an empty export, not a failure
 GIS_TZ = ZoneInfo("Europe/Moscow")  # ГИС ЖКХ's dates are Moscow dates
-WITHDRAWN_CAUSE = "Заявитель отозвал обращение"
 
 Publish = Callable[[Iterable[OutboundRecord]], Awaitable[None]]
 
@@ -122,7 +132,11 @@ class GisSyncService:
                 link["performer"] = party.answerer_guid
                 return [("Performer", {"answerer": party.answerer_guid})]
             link["redirected_to"] = party.org_guid
-            return [("RedirectAppeal", {"receiver": party.org_guid})]
+            comment = redirect_comment(
+                registration_number=ev.registration_number, gis_number=link.get("gis_number"), party_id=ev.party_id,
+                reason=ev.reason, redirected_on=ev.assigned_at.astimezone(GIS_TZ).date(),
+            )
+            return [("RedirectAppeal", {"receiver": party.org_guid, "comment": comment})]
 
         return await self._plan(env, str(ev.appeal_id), plan, "Performer")
 
@@ -133,7 +147,15 @@ class GisSyncService:
             party = self.parties.get(ev.party_id)
             answerer = party.answerer_guid if party and party.answerer_guid else None
             link["answer_text"] = ev.text
-            return [(ANSWER, {"answerer": answerer, "text": ev.text})]
+            attachments = [gis_attachment(a) for a in ev.attachments]
+            steps: list[tuple[str, dict[str, Any]] | GisError] = [
+                (ANSWER, {"answerer": answerer, "text": ev.text, "attachments": [a for a in attachments if a]})
+            ]
+            missing = sum(1 for a in attachments if a is None)
+            if missing:  # files not in ГИС's file store: uploading them is not implemented (docs/gis_sync.md)
+                steps.append(GisError("attachment_not_in_gis", f"{missing} attachment(s) are not in ГИС ЖКХ's file store"
+                                      " and were not sent with the answer"))
+            return steps
 
         return await self._plan(env, str(ev.appeal_id), plan, ANSWER)
 
@@ -145,7 +167,8 @@ class GisSyncService:
             base = date.fromisoformat(current) if current else ev.extended_at.astimezone(GIS_TZ).date()
             new = (base + timedelta(days=ev.days)).isoformat()
             link["execution_end_date"] = new
-            return [("RollOverAppeal", {"execution_date": new, "comment": ev.reason})]
+            comment = rollover_comment(days=ev.days, new_date=date.fromisoformat(new), reason=ev.reason)
+            return [("RollOverAppeal", {"execution_date": new, "comment": comment})]
 
         return await self._plan(env, str(ev.appeal_id), plan, "RollOverAppeal")
 
@@ -159,7 +182,10 @@ class GisSyncService:
                 return [("Executed", {})]
             if link.get("withdrawn_in_gis"):
                 return []  # withdrawn in ГИС itself: nothing to tell it
-            return [("AnswerIsNotRequired", {"cause": WITHDRAWN_CAUSE})]
+            cause = not_required_cause(
+                registration_number=ev.registration_number, withdrawn_on=ev.changed_at.astimezone(GIS_TZ).date()
+            )
+            return [("AnswerIsNotRequired", {"cause": cause})]
 
         return await self._plan(env, str(ev.appeal_id), plan, "status")
 

@@ -20,7 +20,15 @@ class GisSyncSettings(RuntimeSettings):
         default=None, description="CSV party_id,answerer_guid,org_guid: who is a ГИС performer, who another ГИС organisation"
     )
     gis_default_answerer: str | None = Field(default=None, description="Performer GUID when an appeal has none yet")
-    gis_signer: str = Field(default="none", description="none, or module:factory returning a Signer (XAdES/GOST)")
+    gis_signer: str = Field(
+        default="none",
+        description="gost (XAdES-BES, GOST R 34.10-2012 256, key and certificate below), none (unsigned: "
+                    "the local emulator only), or module:factory returning a Signer",
+    )
+    gis_signing_key: Path | None = Field(default=None, description="PKCS#8 GOST R 34.10-2012 256 private key (PEM/DER)")
+    gis_signing_cert: Path | None = Field(default=None, description="The key's X.509 certificate (PEM/DER)")
+    gis_export_version: str = Field(default="14.8.0.1", description="base:version of exportAppealRequest")
+    gis_import_version: str = Field(default="15.11.0.0", description="base:version of importAnswerRequest")
     gis_timeout_s: float = Field(default=10.0, gt=0, description="One SOAP request")
     gis_poll_interval_s: float = Field(default=1.0, gt=0, description="Between getState polls of an export")
     gis_stuck_after_s: float = Field(default=120.0, gt=0, description="A request still not processed after this is sent again")

@@ -35,8 +35,12 @@ log = structlog.get_logger(__name__)
 
 WSDL = Path(__file__).parent / "wsdl" / "hcs-appeals-service-async.wsdl"
 BINDING = "{http://dom.gosuslugi.ru/schema/integration/appeals-service-async/}AppealsAsyncBinding"
-EXPORT_VERSION = "13.1.10.1"
-IMPORT_VERSION = "13.2.1.0"
+# The operation versions we speak (the base:version attribute of each request). exportAppeal 14.8.0.1 is
+# the newest the published schemas list (bundle 16.3.0.0): from 14.4.0.1 on ГИС returns Collective and
+# DateOfAppointment, and 14.8.0.1 came with PremiseNumber and AppealEmail, which we map. importAnswer
+# 15.11.0.0 is the version whose Comment/Cause lengths we meet. Both can be set (ZHKH_GIS_*_VERSION).
+EXPORT_VERSION = "14.8.0.1"
+IMPORT_VERSION = "15.11.0.0"
 
 RECEIVED, IN_PROGRESS, PROCESSED = 1, 2, 3
 
@@ -44,8 +48,8 @@ RECEIVED, IN_PROGRESS, PROCESSED = 1, 2, 3
 class Signer(Protocol):
     """Signs an outgoing SOAP envelope in place (XAdES-BES with a GOST key for the real ГИС ЖКХ).
 
-    Configure with ``ZHKH_GIS_SIGNER=module:factory``; the factory returns a Signer. zhkh-appeals
-    ships no real signer: GOST signing needs a certified crypto provider and the organisation's key.
+    ``ZHKH_GIS_SIGNER=gost`` is gis_sync.signing.GostXadesSigner (key and certificate from files);
+    ``module:factory`` plugs in another one (e.g. a CryptoPro-backed signer).
     """
 
     def sign(self, envelope: etree._Element) -> etree._Element: ...
@@ -66,9 +70,15 @@ class _SigningPlugin(Plugin):
         return self.signer.sign(envelope), http_headers
 
 
-def load_signer(spec: str) -> Signer:
+def load_signer(spec: str, key: Path | None = None, cert: Path | None = None) -> Signer:
     if spec in ("", "none"):
         return NoopSigner()
+    if spec == "gost":
+        if key is None or cert is None:
+            raise ValueError("ZHKH_GIS_SIGNER=gost needs ZHKH_GIS_SIGNING_KEY and ZHKH_GIS_SIGNING_CERT")
+        from .signing import GostXadesSigner
+
+        return GostXadesSigner.from_files(key, cert)
     module, _, attr = spec.partition(":")
     import importlib
 
@@ -131,11 +141,14 @@ class StateResult:
 
 class GisClient:
     def __init__(
-        self, endpoint: str, org_ppa_guid: str, timeout_s: float = 10.0, signer: Signer | None = None
+        self, endpoint: str, org_ppa_guid: str, timeout_s: float = 10.0, signer: Signer | None = None,
+        *, transport: httpx.AsyncBaseTransport | None = None, export_version: str = EXPORT_VERSION,
+        import_version: str = IMPORT_VERSION,
     ) -> None:
+        self.export_version, self.import_version = export_version, import_version
         self.endpoint = endpoint
         self.org_ppa_guid = org_ppa_guid
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         # strict=False: zeep 4.3.3 in strict mode cannot parse CommonResultType's
         # choice(sequence(UniqueNumber?, UpdateDate) | Error+) when the Error branch comes (it insists
         # on UpdateDate). Lenient parsing reads both branches right (tests/unit/test_gis_mapping.py).
@@ -180,7 +193,7 @@ class GisClient:
         """exportAppeal by GUIDs (at most 1000) or by creation date window. Returns the ack MessageGUID."""
         criteria: dict[str, Any] = {"AppealGUID": list(appeal_guids)} if appeal_guids else {"StartDate": start, "EndDate": end}
         body = await self._call(
-            "exportAppeal", _soapheaders=self._header(request_guid), version=EXPORT_VERSION, **criteria
+            "exportAppeal", _soapheaders=self._header(request_guid), version=self.export_version, **criteria
         )
         return str(body.Ack.MessageGUID)
 
@@ -189,7 +202,7 @@ class GisClient:
         request_guid: str | None = None,
     ) -> str:
         body = await self._call(
-            "importAnswer", _soapheaders=self._header(request_guid), version=IMPORT_VERSION,
+            "importAnswer", _soapheaders=self._header(request_guid), version=self.import_version,
             AnswerAction=list(answer_actions) or None, AppealAction=list(appeal_actions) or None,
         )
         return str(body.Ack.MessageGUID)

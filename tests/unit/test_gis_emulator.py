@@ -41,6 +41,8 @@ ORG = DEFAULT_ORG_PPA_GUID
 UK = "c32e262b-dfb9-5b4c-9d8e-8df0e87b94f2"  # a performer in the party map
 TSJ = "f16a4105-94df-56c1-a4c5-34beb8d0484b"
 TEPLO = "e28a2919-a17c-5705-8937-efadbc97b6e1"  # another ГИС organisation in the party map
+REDIRECT_COMMENT = ("Обращение переадресовано по компетенции в ресурсоснабжающую организацию, "
+                    "которая отвечает за качество горячей воды в этом доме.")
 DEMO_HOUSE = "5e2a3b4c-1d2e-4f50-8a9b-0c1d2e3f4a5b"
 OTHER_HOUSE = "9a6f1c2e-7b3d-4e8a-9c0b-1d2e3f4a5b6c"
 
@@ -196,13 +198,13 @@ async def post_raw(url: str, body: bytes, action: str) -> tuple[int, etree._Elem
 
 
 def fault_of(doc: etree._Element) -> tuple[str, str, str, str]:
-    """(faultcode, faultstring, ErrorCode, Description) of a SOAP 1.1 fault; its base:Fault validated."""
+    """(faultcode, faultstring, ErrorCode, ErrorMessage) of a SOAP 1.1 fault; its base:Fault validated."""
     f = doc.find(f"{{{SOAP}}}Body/{{{SOAP}}}Fault")
     assert f is not None
     detail = f.find(f"detail/{{{BASE}}}Fault")
     assert_valid(detail)
     return (f.findtext("faultcode"), f.findtext("faultstring"), detail.findtext(f"{{{BASE}}}ErrorCode"),
-            detail.findtext(f"{{{BASE}}}Description"))
+            detail.findtext(f"{{{BASE}}}ErrorMessage"))
 
 
 # ---- exportAppeal ---------------------------------------------------------------------------------
@@ -376,13 +378,13 @@ async def test_business_rules(state, gis):
     assert await gis.run_import(appeal=[performer(str(uuid.uuid4()), t := tg())]) == {t: (None, "EMU-001")}
 
     end = state.appeal(b).execution_end_date
-    roll = {"ExecutionDate": end + timedelta(days=10), "Comment": "Продление", "AnswererGUID": UK}
+    roll = {"ExecutionDate": end + timedelta(days=10), "Comment": "Продление срока: нужна экспертиза", "AnswererGUID": UK}
     t1, t2, t3 = tg(), tg(), tg()
     results = await gis.run_import(appeal=[
         {"TransportGUID": t1, "AppealGUID": b, "Performer": {"AnswererGUID": UK}, "RollOverAppeal": roll},
         {"TransportGUID": t2, "AppealGUID": c, "Executed": {"AnswererGUID": UK}},
         {"TransportGUID": t3, "AppealGUID": d, "RedirectAppeal": [
-            {"Receiver": {"orgRootEntityGUID": unknown_org}, "AnswererGUID": UK}]},
+            {"Receiver": {"orgRootEntityGUID": unknown_org}, "Comment": REDIRECT_COMMENT, "AnswererGUID": UK}]},
     ])
     assert results == {t1: (b, None), t2: (None, "EMU-002"), t3: (None, "EMU-005")}
     assert state.appeal(b).execution_end_date == end + timedelta(days=10) and state.appeal(b).rolled_over
@@ -395,7 +397,7 @@ async def test_business_rules(state, gis):
         {"TransportGUID": t5, "AppealGUID": c, "Performer": {"AnswererGUID": TSJ},
          "RollOverAppeal": {**roll, "ExecutionDate": state.appeal(c).execution_end_date}},
         {"TransportGUID": t6, "AppealGUID": d, "RedirectAppeal": [
-            {"Receiver": {"orgRootEntityGUID": TEPLO}, "Comment": "По компетенции", "AnswererGUID": UK}]},
+            {"Receiver": {"orgRootEntityGUID": TEPLO}, "Comment": REDIRECT_COMMENT, "AnswererGUID": UK}]},
     ])
     assert results == {t4: (None, "EMU-004"), t5: (None, "EMU-008"), t6: (d, None)}
     assert state.appeal(c).answerer_guid is None and state.appeal(c).status == "Send"
@@ -577,10 +579,10 @@ async def test_every_optional_part_of_an_exported_appeal_validates(state, gis):
     end = state.appeal(a.guid).execution_end_date + timedelta(days=5)
     results = await gis.run_import(appeal=[
         {"TransportGUID": (t1 := tg()), "AppealGUID": a.guid,
-         "RollOverAppeal": {"ExecutionDate": end, "Comment": "Нужны запчасти", "AnswererGUID": UK},
-         "AnswerIsNotRequired": {"Cause": "Повторное обращение", "AnswererGUID": UK}},
+         "RollOverAppeal": {"ExecutionDate": end, "Comment": "Нужны запчасти для ремонта насоса", "AnswererGUID": UK},
+         "AnswerIsNotRequired": {"Cause": "Повторное обращение по тому же вопросу", "AnswererGUID": UK}},
         {"TransportGUID": (t2 := tg()), "AppealGUID": b.guid, "RedirectAppeal": [
-            {"Receiver": {"orgRootEntityGUID": TEPLO}, "AnswererGUID": UK}]},
+            {"Receiver": {"orgRootEntityGUID": TEPLO}, "Comment": REDIRECT_COMMENT, "AnswererGUID": UK}]},
     ])
     assert results == {t1: (a.guid, None), t2: (b.guid, None)}
     ack = await gis.export(AppealGUID=[a.guid, b.guid])

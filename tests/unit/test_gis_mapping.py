@@ -9,9 +9,20 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gis_sync.mapping import PartyMap, action_payload, category_of_topic, raw_from_export, transport_guid, zeep_action
+import xmlschema
+from gis_sync.mapping import (
+    PartyMap,
+    action_payload,
+    category_of_topic,
+    not_required_cause,
+    raw_from_export,
+    redirect_comment,
+    rollover_comment,
+    transport_guid,
+    zeep_action,
+)
 from gis_sync.service import GisSyncService
-from gis_sync.soap import BINDING, WSDL, GisClient
+from gis_sync.soap import BINDING, IMPORT_VERSION, WSDL, GisClient
 from zeep.helpers import serialize_object
 from zhkh_contracts import ApplicantKind, Category, Channel
 
@@ -80,19 +91,22 @@ def _serialised(item: dict) -> etree._Element:
     client = GisClient("http://127.0.0.1:9/none", "0f6f1d2a-5c1e-4b8e-9f00-000000000059")
     section, action = zeep_action(item)
     kwargs = {"AnswerAction" if section == "answer" else "AppealAction": [action]}
-    msg = client._client.create_message(client._service, "importAnswer", _soapheaders=client._header(), version="13.2.1.0", **kwargs)
+    msg = client._client.create_message(client._service, "importAnswer", _soapheaders=client._header(), version=IMPORT_VERSION, **kwargs)
     body = msg.find("{http://schemas.xmlsoap.org/soap/envelope/}Body")[0]
-    schema = etree.XMLSchema(etree.parse(str(WSDL.parent / "hcs-appeals-subset.xsd")))
-    schema.assertValid(body)
+    xmlschema.XMLSchema(str(WSDL.parent / "hcs-appeals-subset.xsd")).validate(body)
     return body
 
 
 @pytest.mark.parametrize("kind,kw", [
     ("Performer", {}),
     ("Executed", {}),
-    ("RedirectAppeal", {"receiver": "e28a2919-a17c-5705-8937-efadbc97b6e1"}),
-    ("RollOverAppeal", {"execution_date": "2027-01-10", "comment": "Нужны запчасти"}),
-    ("AnswerIsNotRequired", {"cause": "Заявитель отозвал обращение"}),
+    ("RedirectAppeal", {"receiver": "e28a2919-a17c-5705-8937-efadbc97b6e1", "comment": redirect_comment(
+        registration_number="ZH-2026-0000001", gis_number="59-2026-0000001", party_id="teplo",
+        reason="heating_to_supplier", redirected_on=date(2026, 12, 1))}),
+    ("RollOverAppeal", {"execution_date": "2027-01-10", "comment": rollover_comment(
+        days=10, new_date=date(2027, 1, 10), reason="Нужны запчасти")}),
+    ("AnswerIsNotRequired", {"cause": not_required_cause(registration_number="ZH-2026-0000001",
+                                                          withdrawn_on=date(2026, 12, 1))}),
     ("Answer", {"text": "Батареи промыты, температура в норме.", "answer_transport_guid": transport_guid("a", 1)}),
 ])
 def test_every_action_serialises_to_a_schema_valid_import_answer(kind, kw):
@@ -122,7 +136,7 @@ def test_import_results_of_both_kinds_parse():
     client = GisClient("http://127.0.0.1:9/none", "0f6f1d2a-5c1e-4b8e-9f00-000000000059")
     b, a = "http://dom.gosuslugi.ru/schema/integration/base/", "http://dom.gosuslugi.ru/schema/integration/appeals/"
     xml = f"""<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
-      <a:getStateResult xmlns:a="{a}" xmlns:b="{b}" b:version="10.0.1.1">
+      <a:getStateResult xmlns:a="{a}" xmlns:b="{b}" b:version="12.2.0.5">
         <b:RequestState>3</b:RequestState><b:MessageGUID>{GUID}</b:MessageGUID>
         <a:ImportResult><b:TransportGUID>{GUID}</b:TransportGUID>
           <b:Error><b:ErrorCode>EMU-004</b:ErrorCode><b:Description>Срок уже продлевался</b:Description></b:Error></a:ImportResult>
@@ -134,3 +148,28 @@ def test_import_results_of_both_kinds_parse():
     body = serialize_object(reply.body if hasattr(reply, "body") else reply, dict)
     failed, ok = body["ImportResult"]
     assert failed["Error"][0]["ErrorCode"] == "EMU-004" and ok["GUID"] == GUID and ok["UpdateDate"] is not None
+
+
+def test_incoming_attachments_become_references_and_answer_attachments_go_back():
+    from gis_sync.mapping import GIS_FILE_URI, attachment_refs, gis_attachment
+
+    guid = "5eed0000-0000-4000-8000-000000000001"
+    refs = attachment_refs([
+        {"Name": "фото.jpg", "Description": "Фото протечки", "Attachment": {"AttachmentGUID": guid},
+         "AttachmentHASH": "ab12"},
+        {"Name": "скан.pdf", "Description": "Скан", "Attachment": {"AttachmentGUID": guid.replace("1", "2")}},
+    ])
+    assert [(r.uri, r.name, r.size_bytes, r.media_type) for r in refs] == [
+        (GIS_FILE_URI + guid + "#ab12", "фото.jpg", None, None),
+        (GIS_FILE_URI + guid.replace("1", "2"), "скан.pdf", None, None),
+    ]
+    assert gis_attachment(refs[0]) == {"Name": "фото.jpg", "Description": "фото.jpg",
+                                       "Attachment": {"AttachmentGUID": guid}, "AttachmentHASH": "ab12"}
+    from zhkh_contracts import AttachmentRef
+
+    assert gis_attachment(AttachmentRef(uri="s3://bucket/answer.pdf", name="answer.pdf")) is None  # not in ГИС
+    payload = action_payload("Answer", "c32e262b-dfb9-5b4c-9d8e-8df0e87b94f2", text="Ответ", attachments=[
+        gis_attachment(refs[0])], answer_transport_guid=transport_guid("a", 2))
+    body = _serialised({"_id": transport_guid("e", "att"), "appeal_guid": GUID, "kind": "Answer", "payload": payload})
+    assert body.find(".//{http://dom.gosuslugi.ru/schema/integration/appeals/}LoadAnswer/"
+                     "{http://dom.gosuslugi.ru/schema/integration/appeals/}Attachment") is not None
