@@ -8,15 +8,14 @@ from faststream.asgi import AsgiFastStream
 
 from zhkh_contracts import Channel
 from zhkh_runtime.app import ServiceRuntime
-from zhkh_runtime.mongo import IdempotencyGuard
 
 from .classifier import Classifier
-from .handlers import register_handlers
 from .ingress import Ingress
 from .messages import MESSAGES_RU
 from .repository import IntakeRepository
 from .service import IntakeService
 from .settings import IntakeSettings
+from .uow import MongoIntakeUoW
 
 
 def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
@@ -24,21 +23,18 @@ def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
     rt = ServiceRuntime(settings)
     repo = IntakeRepository(rt.db)
     service = IntakeService(
-        repo,
-        IdempotencyGuard(rt.mongo, rt.db, "intake"),
-        rt.topics.lifecycle,
         Classifier(settings.classifier_rules),
         phone_region=settings.default_phone_region,
         duplicate_window=timedelta(hours=settings.duplicate_window_h),
         incident_window=timedelta(hours=settings.incident_window_h),
         incident_threshold=settings.incident_threshold,
     )
-    consumer = rt.consumer(*(rt.topics.raw(ch) for ch in Channel))
-    consumer.reject_topic = rt.topics.rejected
-    consumer.messages_ru = MESSAGES_RU
-    consumer.strict_types = True  # raw topics carry RawAppealSubmitted only
-    register_handlers(consumer, service)
-    consumer.subscribe()
+    rt.process(
+        tuple(rt.topics.raw(ch) for ch in Channel), service.handlers(),
+        lambda session: MongoIntakeUoW(repo, session),
+        strict_types=True,  # raw topics carry RawAppealSubmitted only: any other type is refused
+        reject_topic=rt.topics.rejected, messages_ru=MESSAGES_RU,
+    )
     rt.on_startup(repo.ensure_indexes)
     ingress = Ingress(rt.publisher, repo, rt.topics, settings)
     return rt.asgi_app(extra_routes=ingress.routes())

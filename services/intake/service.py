@@ -1,18 +1,23 @@
 """Intake logic: clean, normalise, classify, link and register a raw submission once.
-No broker imports here."""
+
+Handlers only decide: ``(RawAppealSubmitted, uow) -> [events]``. The runtime's engine runs them in
+one transaction with the processed-event marker and publishes what they return. No broker,
+envelope, session or pymongo here: storage is behind the ports of ``intake.uow``."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import phonenumbers
+import structlog
 
 from zhkh_contracts import (
     Address,
@@ -23,18 +28,20 @@ from zhkh_contracts import (
     Applicant,
     Category,
     Clarification,
-    Envelope,
+    EventData,
     MassIncidentDetected,
     RawAppealSubmitted,
     house_key_of,
 )
-from zhkh_runtime.errors import PermanentError, TransientError
-from zhkh_runtime.mongo import IdempotencyGuard
-from zhkh_runtime.records import OutboundRecord
+from zhkh_runtime.engine import Handlers
+from zhkh_runtime.errors import PermanentError
 
 from .classifier import Classifier
 
-SOURCE = "/zhkh-appeals/intake"
+if TYPE_CHECKING:
+    from .uow import IntakeUoW
+
+log = structlog.get_logger(__name__)
 
 # ---- cleaning and normalisation (pure) ----------------------------------------------------------
 
@@ -93,6 +100,18 @@ def applicant_key(applicant: Applicant) -> str | None:
     """A stable, non-reversible id of the applicant (from the normalised phone, else e-mail)."""
     contact = applicant.phone or applicant.email
     return hashlib.sha256(contact.encode()).hexdigest()[:24] if contact else None
+
+
+def submission_digest(raw: RawAppealSubmitted) -> str:
+    """SHA-256 of what was submitted, to tell a re-sent copy of a registered submission from a
+    different one under the same (channel, source_id).
+
+    The canonical JSON (keys sorted, compact, UTF-8) of the submission as the contract models it,
+    without ``received_at``: that is when a channel says it took the submission in, and a re-sent
+    copy may carry a new one (gis_sync stamps the time of its pull) while saying the same thing."""
+    content = raw.model_dump(mode="json", exclude={"received_at"})
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -190,6 +209,15 @@ class RecentAppeal:
     at: datetime
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What is known of an already registered (channel, source_id): its appeal and the digest of
+    the submission that registered it (None for appeals registered before digests were stored)."""
+
+    appeal_id: uuid.UUID
+    digest: str | None
+
+
 @dataclass
 class IncidentState:
     """The open mass incident of one (house, category), if any. Small on purpose: it is written on
@@ -243,16 +271,9 @@ def link(
 # ---- the use case ----------------------------------------------------------------------------
 
 
-class AlreadyRegistered(Exception):
-    """Raised by the repository when (channel, source_id) is registered already."""
-
-
 class IntakeService:
     def __init__(
         self,
-        repo: Any,  # IntakeRepository (storage), typed loosely to keep this module free of I/O imports
-        guard: IdempotencyGuard,
-        lifecycle_topic: str,
         classifier: Classifier,
         phone_region: str = "RU",
         duplicate_window: timedelta = timedelta(hours=72),
@@ -260,9 +281,6 @@ class IntakeService:
         incident_threshold: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.repo = repo
-        self.guard = guard
-        self.lifecycle_topic = lifecycle_topic
         self.classifier = classifier
         self.phone_region = phone_region
         self.duplicate_window = duplicate_window
@@ -270,83 +288,65 @@ class IntakeService:
         self.incident_threshold = incident_threshold
         self.clock = clock
 
-    def _record(self, data: Any, key: str, correlation_id: uuid.UUID, now: datetime) -> OutboundRecord:
-        env = Envelope.new(data, source=SOURCE, appeal_id=key, correlation_id=correlation_id, occurred_at=now)
-        return OutboundRecord.of(self.lifecycle_topic, env)
+    def handlers(self) -> Handlers:
+        h = Handlers()
+        h.on(RawAppealSubmitted)(self.on_submitted)
+        return h
 
-    async def register(self, env: Envelope[RawAppealSubmitted]) -> list[OutboundRecord]:
-        raw = env.data
-        if env.appeal_id != f"{raw.channel.value}:{raw.source_id}":
+    async def on_submitted(self, raw: RawAppealSubmitted, uow: IntakeUoW) -> list[EventData]:
+        """Register a raw submission once per (channel, source_id).
+
+        A copy with the same content (see :func:`submission_digest`) registers nothing: the first
+        registration's events went out when it was processed. A copy with other content is refused
+        (``conflicting_duplicate``)."""
+        if uow.message.key != f"{raw.channel.value}:{raw.source_id}":
             raise PermanentError("key_mismatch", "raw event key must be <channel>:<source_id>")
         prepared = prepare(raw, self.phone_region)
+        digest = submission_digest(raw)
+        known = await uow.appeals.submission(raw.channel, raw.source_id)
+        if known is not None:
+            if known.digest is not None and known.digest != digest:
+                raise PermanentError("conflicting_duplicate", "channel and source_id are registered with other content")
+            log.info("resubmission_ignored", registered_appeal_id=str(known.appeal_id))
+            return []
 
-        async def work(session: Any) -> list[OutboundRecord]:
-            now = self.clock()
-            appeal_id = uuid.uuid4()
-            number = registration_number(now.year, await self.repo.next_sequence(now.year, session))
-            draft = build_appeal(prepared, appeal_id, number, now, self.classifier)
-            who = applicant_key(draft.applicant)
-            house, cat = draft.house_key, draft.category
-            state = await self.repo.load_incident_state(house, cat, session)
-            linking = link(
-                state,
-                RecentAppeal(appeal_id, number, who, now),
-                await self.repo.latest_of_applicant(house, cat, who, now - self.duplicate_window, session) if who else None,
-                await self.repo.recent(house, cat, now - self.incident_window, session),
-                self.incident_window,
-                self.incident_threshold,
-            )
-            appeal = draft.model_copy(
-                update={
-                    "duplicate_of": linking.duplicate_of.appeal_id if linking.duplicate_of else None,
-                    "incident_id": linking.incident_id,
-                }
-            )
-            cid = env.correlation_id
-            records = [self._record(AppealRegistered(appeal=appeal), str(appeal_id), cid, now)]
-            if linking.duplicate_of is not None:
-                d = linking.duplicate_of
-                records.append(
-                    self._record(
-                        AppealDuplicateLinked(
-                            appeal_id=appeal_id, registration_number=number, duplicate_of=d.appeal_id,
-                            duplicate_of_number=d.number, house_key=appeal.house_key, category=appeal.category,
-                        ),
-                        str(appeal_id), cid, now,
-                    )
-                )
+        now = self.clock()
+        appeal_id = uuid.uuid4()
+        number = registration_number(now.year, await uow.counters.next(now.year))
+        draft = build_appeal(prepared, appeal_id, number, now, self.classifier)
+        who = applicant_key(draft.applicant)
+        house, cat = draft.house_key, draft.category
+        state = await uow.incidents.load(house, cat)
+        linking = link(
+            state,
+            RecentAppeal(appeal_id, number, who, now),
+            await uow.appeals.latest_of_applicant(house, cat, who, now - self.duplicate_window) if who else None,
+            await uow.appeals.recent(house, cat, now - self.incident_window),
+            self.incident_window,
+            self.incident_threshold,
+        )
+        d = linking.duplicate_of
+        appeal = draft.model_copy(update={"duplicate_of": d.appeal_id if d else None, "incident_id": linking.incident_id})
+        await uow.appeals.insert(appeal, who, digest)
+        await uow.incidents.save(state)
+
+        out: list[EventData] = [AppealRegistered(appeal=appeal)]
+        if d is not None:
+            out.append(AppealDuplicateLinked(
+                appeal_id=appeal_id, registration_number=number, duplicate_of=d.appeal_id,
+                duplicate_of_number=d.number, house_key=house, category=cat,
+            ))
+        if linking.incident_id is not None:
             if linking.opened:
-                assert linking.incident_id is not None
-                records.append(
-                    self._record(
-                        MassIncidentDetected(
-                            incident_id=linking.incident_id, house_key=appeal.house_key, category=appeal.category,
-                            appeal_ids=tuple(m.appeal_id for m in linking.members), opened_at=now,
-                            threshold=self.incident_threshold,
-                        ),
-                        f"incident:{linking.incident_id}", cid, now,
-                    )
-                )
-            for m in linking.members:
-                assert linking.incident_id is not None
-                records.append(
-                    self._record(
-                        AppealJoinedIncident(appeal_id=m.appeal_id, registration_number=m.number, incident_id=linking.incident_id),
-                        str(m.appeal_id), cid, now,
-                    )
-                )
-            await self.repo.insert(appeal, who, records, session)
-            await self.repo.save_incident_state(state, session)
-            if linking.opened:
+                out.append(MassIncidentDetected(
+                    incident_id=linking.incident_id, house_key=house, category=cat,
+                    appeal_ids=tuple(m.appeal_id for m in linking.members), opened_at=now,
+                    threshold=self.incident_threshold,
+                ))
                 earlier = [m.appeal_id for m in linking.members if m.appeal_id != appeal_id]
-                await self.repo.set_incident(earlier, linking.incident_id, session)
-            return records
-
-        try:
-            return await self.guard.run(str(env.id), work)
-        except AlreadyRegistered:
-            # The same submission published again (new event id): republish what it produced.
-            existing = await self.repo.registered_records(raw.channel, raw.source_id, None)
-            if existing is None:  # the first registration is not visible yet: try again
-                raise TransientError("registration of this submission not visible yet") from None
-            return existing
+                await uow.appeals.set_incident(earlier, linking.incident_id)
+            out += [
+                AppealJoinedIncident(appeal_id=m.appeal_id, registration_number=m.number, incident_id=linking.incident_id)
+                for m in linking.members
+            ]
+        return out

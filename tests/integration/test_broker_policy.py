@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import types
 
 import pytest
 
@@ -11,6 +12,7 @@ from tests.integration.conftest import runtime_settings
 from tests.support.kafka import TopicReader, committed, eventually, headers_of, produce, running
 from zhkh_contracts import Channel, RawAppealSubmitted
 from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.engine import Handlers
 from zhkh_runtime.errors import PermanentError, TransientError
 
 pytestmark = pytest.mark.integration
@@ -31,19 +33,19 @@ async def publish_sample(infra, rt, **kw):  # noqa: ANN001, ANN201
 async def test_round_trip_commits_offset_only_after_handling(infra, prefix):
     rt, topic = probe_runtime(infra, prefix)
     seen: list = []
-    consumer = rt.consumer(topic)
+    h = Handlers()
 
-    @consumer.on(RawAppealSubmitted)
-    async def handle(env):
-        seen.append(env)
+    @h.on(RawAppealSubmitted)
+    async def handle(event, uow):
+        seen.append((event, uow.message.key))
         return []
 
-    consumer.subscribe()
+    rt.process((topic,), h, lambda session: types.SimpleNamespace())
     async with running(rt.asgi_app()):
         raw, key, value, _ = await publish_sample(infra, rt)
         await eventually(lambda: _true(len(seen) == 1))
-    assert seen[0].data == raw
-    assert seen[0].appeal_id == key.decode()
+    assert seen[0][0] == raw
+    assert seen[0][1] == key.decode()
     async with TopicReader(infra.bootstrap, topic) as reader:
         (rec,) = await reader.wait_for(lambda r: len(r) == 1)
     assert await committed(infra.bootstrap, rt.settings.group_id, topic, rec.partition) == rec.offset + 1
@@ -52,16 +54,16 @@ async def test_round_trip_commits_offset_only_after_handling(infra, prefix):
 async def test_permanent_failure_goes_to_dlq_with_original_bytes_and_the_stream_moves_on(infra, prefix):
     rt, topic = probe_runtime(infra, prefix)
     handled: list[str] = []
-    consumer = rt.consumer(topic)
+    h = Handlers()
 
-    @consumer.on(RawAppealSubmitted)
-    async def handle(env):
-        if env.data.text.startswith("bad"):
+    @h.on(RawAppealSubmitted)
+    async def handle(event, uow):
+        if event.text.startswith("bad"):
             raise PermanentError("business_rule", "text starts with bad")
-        handled.append(env.data.source_id)
+        handled.append(event.source_id)
         return []
 
-    consumer.subscribe()
+    rt.process((topic,), h, lambda session: types.SimpleNamespace())
     async with running(rt.asgi_app()):
         _, bad_key, bad_value, bad_headers = await publish_sample(infra, rt, text="bad appeal", source_id="s-bad")
         await publish_sample(infra, rt, source_id="s-good")
@@ -82,16 +84,16 @@ async def test_permanent_failure_goes_to_dlq_with_original_bytes_and_the_stream_
 async def test_transient_failures_are_retried_then_succeed_without_dlq(infra, prefix):
     rt, topic = probe_runtime(infra, prefix)
     calls: list[int] = []
-    consumer = rt.consumer(topic)
+    h = Handlers()
 
-    @consumer.on(RawAppealSubmitted)
-    async def handle(env):
+    @h.on(RawAppealSubmitted)
+    async def handle(event, uow):
         calls.append(1)
         if len(calls) < 3:
             raise TransientError("database briefly unavailable")
         return []
 
-    consumer.subscribe()
+    rt.process((topic,), h, lambda session: types.SimpleNamespace())
     async with running(rt.asgi_app()):
         await publish_sample(infra, rt)
         await eventually(lambda: _true(len(calls) == 3))
@@ -102,14 +104,14 @@ async def test_transient_failures_are_retried_then_succeed_without_dlq(infra, pr
 async def test_exhausted_retries_dead_letter_with_attempt_count(infra, prefix):
     rt, topic = probe_runtime(infra, prefix, retry_attempts=4)
     calls: list[int] = []
-    consumer = rt.consumer(topic)
+    h = Handlers()
 
-    @consumer.on(RawAppealSubmitted)
-    async def handle(env):
+    @h.on(RawAppealSubmitted)
+    async def handle(event, uow):
         calls.append(1)
         raise TransientError("still down")
 
-    consumer.subscribe()
+    rt.process((topic,), h, lambda session: types.SimpleNamespace())
     async with running(rt.asgi_app()):
         await publish_sample(infra, rt)
         async with TopicReader(infra.bootstrap, rt.topics.dlq("probe")) as dlq:
@@ -134,15 +136,15 @@ async def test_exhausted_retries_dead_letter_with_attempt_count(infra, prefix):
 )
 async def test_undecodable_records_are_dead_lettered_byte_for_byte(infra, prefix, value, headers, reason):
     rt, topic = probe_runtime(infra, prefix)
-    consumer = rt.consumer(topic)
+    h = Handlers()
     called: list[int] = []
 
-    @consumer.on(RawAppealSubmitted)
-    async def handle(env):
+    @h.on(RawAppealSubmitted)
+    async def handle(event, uow):
         called.append(1)
         return []
 
-    consumer.subscribe()
+    rt.process((topic,), h, lambda session: types.SimpleNamespace())
     if headers is None:
         _, _, _, good = samples.raw_record(samples.raw_submission(), topics=rt.topics)
         headers = good
@@ -159,11 +161,11 @@ async def test_undecodable_records_are_dead_lettered_byte_for_byte(infra, prefix
 
 async def test_failed_dead_letter_publish_is_not_committed_and_the_record_comes_back(infra, prefix):
     rt, topic = probe_runtime(infra, prefix)
-    consumer = rt.consumer(topic)
+    h = Handlers()
     calls: list[int] = []
 
-    @consumer.on(RawAppealSubmitted)
-    async def handle(env):
+    @h.on(RawAppealSubmitted)
+    async def handle(event, uow):
         calls.append(1)
         raise PermanentError("business_rule")
 
@@ -177,7 +179,7 @@ async def test_failed_dead_letter_publish_is_not_committed_and_the_record_comes_
         await real_send(topic_name, key, value, headers)
 
     rt.publisher.send = flaky_send  # type: ignore[method-assign]
-    consumer.subscribe()
+    rt.process((topic,), h, lambda session: types.SimpleNamespace())
     async with running(rt.asgi_app()):
         await publish_sample(infra, rt)
         async with TopicReader(infra.bootstrap, rt.topics.dlq("probe")) as dlq:
@@ -191,29 +193,29 @@ async def test_failed_dead_letter_publish_is_not_committed_and_the_record_comes_
 async def test_stop_mid_handler_leaves_offset_uncommitted_and_next_instance_gets_the_record(infra, prefix):
     rt, topic = probe_runtime(infra, prefix, graceful_timeout_s=1.0)
     started = asyncio.Event()
-    consumer = rt.consumer(topic)
+    h = Handlers()
 
-    @consumer.on(RawAppealSubmitted)
-    async def stuck(env):
+    @h.on(RawAppealSubmitted)
+    async def stuck(event, uow):
         started.set()
         await asyncio.sleep(3600)  # a handler that never finishes before the process stops
         return []
 
-    consumer.subscribe()
+    rt.process((topic,), h, lambda session: types.SimpleNamespace())
     async with running(rt.asgi_app()):
         raw, *_ = await publish_sample(infra, rt)
         await asyncio.wait_for(started.wait(), 30)
 
     rt2, _ = probe_runtime(infra, prefix)
     seen: list = []
-    consumer2 = rt2.consumer(topic)
+    h2 = Handlers()
 
-    @consumer2.on(RawAppealSubmitted)
-    async def handle(env):
-        seen.append(env.data.source_id)
+    @h2.on(RawAppealSubmitted)
+    async def handle(event, uow):
+        seen.append(event.source_id)
         return []
 
-    consumer2.subscribe()
+    rt2.process((topic,), h2, lambda session: types.SimpleNamespace())
     async with running(rt2.asgi_app()):
         await eventually(lambda: _true(seen == [raw.source_id]), timeout=60)
 

@@ -183,3 +183,66 @@ async def test_a_consumer_restart_does_not_register_twice(infra, prefix, mongo_d
     assert len(ids) == 1  # republished from the outbox, same event id
     assert await mongo_db.intake_appeals.count_documents({}) == 1
     assert await mongo_db.processed_events.count_documents({"consumer": "intake"}) == 1
+
+
+async def test_a_resubmission_is_absorbed_when_the_same_and_refused_when_different(infra, prefix, mongo_db):
+    raw = samples.raw_submission(source_id="again-1")
+    async with intake(infra, prefix):
+        await publish_raw(infra, prefix, raw)
+        async with TopicReader(infra.bootstrap, Topics(prefix).lifecycle) as lc:
+            await lc.wait_for(lambda r: len(of_type(r, AppealRegistered)) == 1)
+            await publish_raw(infra, prefix, raw)  # the same submission under a new event id
+            await publish_raw(infra, prefix, raw.model_copy(update={"text": "Другое обращение: не работает лифт."}))
+            async with TopicReader(infra.bootstrap, Topics(prefix).rejected) as rej:
+                (refused,) = await rej.wait_for(lambda r: len(r) >= 1)
+                assert await rej.settle(1.0) == [refused]
+            recs = await lc.settle(1.0)
+        async with TopicReader(infra.bootstrap, Topics(prefix).dlq("intake")) as dlq:
+            assert await dlq.settle(0.5) == []
+    assert len(of_type(recs, AppealRegistered)) == 1  # the copy published nothing
+    h = headers_of(refused)
+    assert (h["x-dlq-reason"], refused.key) == (b"conflicting_duplicate", b"site_form:again-1")
+    assert h["x-dlq-message-ru"].decode()
+    doc = await mongo_db.intake_appeals.find_one({})
+    assert await mongo_db.intake_appeals.count_documents({}) == 1 and "registered_records" not in doc
+    assert len(doc["submission_digest"]) == 64
+
+
+async def test_concurrent_registrations_through_the_database_get_unique_numbers_and_one_appeal_per_source(infra, prefix, mongo_db):
+    """Two intakes at once on MongoDB transactions: copies of one submission (two event ids)
+    register once, and every registration gets its own number (the counter conflicts, one retries)."""
+    import asyncio
+
+    from intake.classifier import Classifier
+    from intake.messages import MESSAGES_RU
+    from intake.repository import IntakeRepository
+    from intake.service import IntakeService
+    from intake.uow import MongoIntakeUoW
+    from tests.support.engine import decoded, make_engine, rec
+    from zhkh_runtime.mongo import MongoTracking
+
+    repo = IntakeRepository(mongo_db)
+    await repo.ensure_indexes()
+    handlers = IntakeService(Classifier()).handlers()
+
+    def engine():  # noqa: ANN202 - an intake of its own (its own retries), on the same database
+        tracking = MongoTracking(mongo_db.client, mongo_db, lambda s: MongoIntakeUoW(repo, s))
+        e, pub = make_engine("intake", handlers, tracking, retry_attempts=30, strict_types=True, reject_topic="rejected",
+                             messages_ru=MESSAGES_RU)
+        e.retry_sleep = asyncio.sleep  # real backoff: the other transaction holds its locks until it ends
+        return e, pub
+
+    topic = Topics().raw(Channel.SITE_FORM)
+    copy = samples.raw_submission(source_id="copy")
+    others = [samples.raw_submission(source_id=f"n-{i}", phone=f"+7912555000{i}", email=None) for i in range(4)]
+    (ea, pa), (eb, pb) = engine(), engine()
+    await asyncio.gather(
+        ea.process([rec(samples.raw_envelope(r), topic) for r in [copy, *others[:2]]]),
+        eb.process([rec(samples.raw_envelope(r), topic) for r in [copy, *others[2:]]]),
+    )
+    assert pa.sent == [] and pb.sent == []  # nothing refused or dead-lettered: the losers retried
+    regs = [decoded(r).data for r in pa.records + pb.records if isinstance(decoded(r).data, AppealRegistered)]
+    assert sorted(e.appeal.source_id for e in regs) == ["copy", "n-0", "n-1", "n-2", "n-3"]
+    numbers = await mongo_db.intake_appeals.distinct("registration_number")
+    assert sorted(numbers) == sorted(e.appeal.registration_number for e in regs) and len(numbers) == 5
+    assert await mongo_db.intake_appeals.count_documents({}) == 5

@@ -27,7 +27,7 @@ async def test_a_full_round_runs_again_at_once_and_a_partial_one_waits_for_the_i
         calls.append(asyncio.get_running_loop().time())
         return next(results, 0)
 
-    rt.every("scan", 0.5, round_, again=lambda n: n >= 5)
+    rt.every("scan", 0.5, round_, again=lambda n: n >= 5, lease=False)
     await rt._started()
     try:
         await asyncio.sleep(0.25)
@@ -51,7 +51,7 @@ async def test_a_failed_round_is_logged_and_the_loop_goes_on():
             raise RuntimeError("boom")
         return 0
 
-    rt.every("push", 0.05, round_, again=bool)
+    rt.every("push", 0.05, round_, again=bool, lease=False)
     with structlog.testing.capture_logs() as logs:
         await rt._started()
         try:
@@ -79,7 +79,7 @@ async def test_stop_cancels_the_loops_before_the_shutdown_hooks_run():
     async def hook() -> None:
         order.append("shutdown hook")
 
-    rt.every("pull", 1.0, round_)
+    rt.every("pull", 1.0, round_, lease=False)
     rt.on_shutdown(hook)
     await rt._started()
     await asyncio.wait_for(running.wait(), 2)
