@@ -1,4 +1,5 @@
-"""Delivery of notifications: the pure choices (channel, quiet hours) and the senders.
+"""Delivery of notifications: the pure choices (channel, quiet hours), the senders, and the
+dead-letter record of a delivery that cannot be made.
 
 A delivery is a document in ``notifier_deliveries`` with a stable id, which is also its
 idempotency key: sent as ``Idempotency-Key`` to webhooks and the SMS gateway, and as the e-mail's
@@ -20,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from zhkh_runtime.errors import PermanentError, TransientError
+from zhkh_runtime.records import OutboundRecord, failure_headers
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,13 @@ class Senders:
             raise PermanentError(f"http_{exc.code}", "the receiver refused the notification") from exc
         except OSError as exc:
             raise TransientError(f"http: {exc.__class__.__name__}") from exc
+
+
+def dead_delivery_record(d: dict[str, Any], reason: str, detail: str, attempts: int, dlq_topic: str) -> OutboundRecord:
+    """The DLQ record of a failed delivery: the delivery document as JSON (not a CloudEvent: it is
+    what an operator resends), keyed by the appeal, with the x-dlq-* headers (reason, attempts)."""
+    value = json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()},
+                       ensure_ascii=False).encode()
+    headers = {k: v.decode() for k, v in failure_headers(reason, detail, "notifier", None, attempts=attempts)}
+    headers["content-type"] = "application/json"
+    return OutboundRecord(topic=dlq_topic, key=d["appeal_id"].encode(), value=value, headers=headers)

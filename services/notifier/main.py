@@ -1,8 +1,9 @@
 """Wiring of the notifier. ``faststream run notifier.main:app`` or ``python -m notifier``.
 
-Deadline planning on the Russian calendar, the alert scanner (DeadlineAlert events, DeadlineExpired
-actions for the router) and delivery of alerts and citizen notifications (webhook, e-mail, SMS) with
-quiet hours and stored retries. See docs/notifier.md.
+Deadline planning on the Russian calendar (the runtime's engine on the lifecycle topic), the alert
+scanner (DeadlineAlert events, DeadlineExpired actions for the router) and the delivery loop
+(alerts and citizen notifications by webhook, e-mail or SMS, with quiet hours and stored retries),
+each loop under a lease: one replica at a time. See docs/notifier.md.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from zhkh_runtime.app import ServiceRuntime
-from zhkh_runtime.mongo import IdempotencyGuard
+from zhkh_runtime.engine import Emit
 
 from .calendar import ProductionCalendar
 from .deadlines import DeadlineTable
-from .delivery import Senders, parse_quiet_hours
-from .handlers import register_handlers
+from .delivery import Senders, dead_delivery_record, parse_quiet_hours
 from .repository import NotifierRepository
 from .service import DeliveryConfig, NotifierService
 from .settings import NotifierSettings
+from .uow import Doc, MongoNotifierUoW
+
+DELIVERY_BATCH = 100
 
 
 def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
@@ -33,26 +36,30 @@ def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
         default_timezone=settings.default_timezone,
         attempts=settings.delivery_attempts,
         backoff_s=settings.delivery_backoff_s,
-        dlq_topic=rt.topics.dlq("notifier"),
         email_enabled=bool(settings.smtp_host),
         sms_enabled=bool(settings.sms_gateway_url),
     )
-    service = NotifierService(
-        repo, IdempotencyGuard(rt.mongo, rt.db, "notifier"), rt.topics.lifecycle, rt.topics.actions, table,
-        settings.thresholds, delivery=delivery,
-    )
+    service = NotifierService(table, settings.thresholds, delivery=delivery)
     senders = Senders(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.sms_gateway_url)
-    consumer = rt.consumer(rt.topics.lifecycle)
-    register_handlers(consumer, service)
-    consumer.subscribe()
+    dlq_topic = rt.topics.dlq("notifier")
+    rt.process((rt.topics.lifecycle,), service.handlers(), lambda session: MongoNotifierUoW(repo, session))
     rt.on_startup(repo.ensure_indexes)
 
+    async def publish_events(out: list[Emit]) -> None:
+        await rt.publisher.publish(rt.emitter.records(out))
+
+    async def dead_letter(d: Doc, reason: str, detail: str, attempts: int) -> None:
+        await rt.publisher.publish([dead_delivery_record(d, reason, detail, attempts, dlq_topic)])
+
     async def scan_round() -> int:
-        sent = await service.scan(rt.publisher.publish, settings.scan_batch)
-        return sent + await service.deliver(senders.send, rt.publisher.publish)
+        return await service.scan(repo, publish_events, settings.scan_batch)
+
+    async def delivery_round() -> int:
+        return await service.deliver(repo, senders.send, dead_letter, DELIVERY_BATCH)
 
     # a full round (as many as the batch) means more may be due: go again at once
     rt.every("scanner", settings.scan_interval_s, scan_round, again=lambda sent: sent >= settings.scan_batch)
+    rt.every("delivery", settings.scan_interval_s, delivery_round, again=lambda sent: sent >= DELIVERY_BATCH)
     return rt.asgi_app()
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from devtools import samples
 from tests.support.clock import Clock
+from tests.support.engine import rec
 from tests.support.kafka import TopicReader, running
 from tests.support.services import publish_raw, service_settings
 from zhkh_contracts import (
@@ -34,16 +35,37 @@ pytestmark = pytest.mark.integration
 SAMPLE = Path(__file__).resolve().parents[2] / "devtools" / "sample_directory"
 
 
-def make_service(mongo_db, prefix: str, clock: Clock):  # noqa: ANN001, ANN201
-    from notifier.deadlines import DeadlineTable
-    from notifier.repository import NotifierRepository
-    from notifier.service import NotifierService
-    from zhkh_runtime.mongo import IdempotencyGuard
+class Notifier:
+    """The notifier's handlers on the runtime's engine with the real transaction path (MongoTracking)
+    and its scanner on the same database; published records collected."""
 
-    repo = NotifierRepository(mongo_db)
-    guard = IdempotencyGuard(mongo_db.client, mongo_db, "notifier")
-    t = Topics(prefix)
-    return NotifierService(repo, guard, t.lifecycle, t.actions, DeadlineTable.load(), ["50%", "80%", "1wd", "overdue"], clock), repo
+    def __init__(self, mongo_db, prefix: str, clock: Clock) -> None:  # noqa: ANN001
+        from notifier.deadlines import DeadlineTable
+        from notifier.repository import NotifierRepository
+        from notifier.service import NotifierService
+        from notifier.uow import MongoNotifierUoW
+        from tests.support.engine import make_engine
+        from zhkh_runtime.engine import Emitter
+        from zhkh_runtime.mongo import MongoTracking
+
+        self.repo = NotifierRepository(mongo_db)
+        self.service = NotifierService(DeadlineTable.load(), ["50%", "80%", "1wd", "overdue"], clock)
+        tracking = MongoTracking(mongo_db.client, mongo_db, lambda s: MongoNotifierUoW(self.repo, s))
+        self.engine, self.pub = make_engine("notifier", self.service.handlers(), tracking, clock=clock)
+        self.emitter = Emitter("notifier", Topics(prefix), clock)
+
+    async def handle(self, env: Envelope) -> list:
+        """Process one event; the records it published."""
+        before = len(self.pub.records)
+        await self.engine.process([rec(env)])
+        assert self.pub.sent == []  # nothing dead-lettered
+        return self.pub.records[before:]
+
+    async def scan(self, publish) -> int:  # noqa: ANN001
+        async def emit(out) -> None:  # noqa: ANN001
+            await publish(self.emitter.records(out))
+
+        return await self.service.scan(self.repo, emit)
 
 
 def registered_and_assigned(registered_at: datetime, tz: str = "Europe/Moscow", meta: dict | None = None):  # noqa: ANN201
@@ -69,11 +91,11 @@ def decode(records):  # noqa: ANN001, ANN201
 async def test_deadline_planned_then_alerts_sent_on_time_and_only_once(infra, prefix, mongo_db):
     reg_at = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)  # Monday, 12:00 in Moscow
     clock = Clock(reg_at)
-    svc, repo = make_service(mongo_db, prefix, clock)
-    await repo.ensure_indexes()
+    svc = Notifier(mongo_db, prefix, clock)
+    await svc.repo.ensure_indexes()
     appeal, reg, asg = registered_and_assigned(reg_at)
-    await svc.on_registered(reg)
-    (planned,) = decode(await svc.on_assigned(asg))
+    assert await svc.handle(reg) == []
+    (planned,) = decode(await svc.handle(asg))
     p = planned[1].data
     assert isinstance(p, DeadlinePlanned) and (p.regime, p.generation) == ("pp416_written", 1)
     assert p.due_at == datetime(2026, 1, 26, 20, 59, 59, tzinfo=UTC)  # 10 working days, end of day MSK
@@ -100,10 +122,10 @@ async def test_deadline_planned_then_alerts_sent_on_time_and_only_once(infra, pr
 
 async def test_gis_execution_end_date_wins_over_the_table(infra, prefix, mongo_db):
     reg_at = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
-    svc, _ = make_service(mongo_db, prefix, Clock(reg_at))
+    svc = Notifier(mongo_db, prefix, Clock(reg_at))
     _, reg, asg = registered_and_assigned(reg_at, meta={"execution_end_date": "2026-02-02T18:00:00+03:00"})
-    await svc.on_registered(reg)
-    (planned,) = decode(await svc.on_assigned(asg))
+    await svc.handle(reg)
+    (planned,) = decode(await svc.handle(asg))
     p = planned[1].data
     assert (p.regime, p.due_at) == ("gis_execution_end_date", datetime(2026, 2, 2, 15, 0, tzinfo=UTC))
 
@@ -111,10 +133,10 @@ async def test_gis_execution_end_date_wins_over_the_table(infra, prefix, mongo_d
 async def test_a_crash_between_sending_and_marking_resends_the_same_events(infra, prefix, mongo_db):
     reg_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     clock = Clock(reg_at)
-    svc, repo = make_service(mongo_db, prefix, clock)
+    svc = Notifier(mongo_db, prefix, clock)
     appeal, reg, asg = registered_and_assigned(reg_at)
-    await svc.on_registered(reg)
-    await svc.on_assigned(asg)
+    await svc.handle(reg)
+    await svc.handle(asg)
     clock.now = reg_at + timedelta(days=60)
     first: list = []
 
@@ -124,7 +146,7 @@ async def test_a_crash_between_sending_and_marking_resends_the_same_events(infra
 
     with pytest.raises(ConnectionError):
         await svc.scan(publish_then_crash)
-    restarted, _ = make_service(mongo_db, prefix, clock)  # a new process, same database
+    restarted = Notifier(mongo_db, prefix, clock)  # a new process, same database
     again: list = []
 
     async def publish(records):  # noqa: ANN001, ANN202
@@ -143,20 +165,21 @@ async def test_answer_stops_the_timers_and_extension_replans(infra, prefix, mong
 
     reg_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     clock = Clock(reg_at)
-    svc, repo = make_service(mongo_db, prefix, clock)
+    svc = Notifier(mongo_db, prefix, clock)
+    repo = svc.repo
     appeal, reg, asg = registered_and_assigned(reg_at)
-    await svc.on_registered(reg)
-    await svc.on_assigned(asg)
+    await svc.handle(reg)
+    await svc.handle(asg)
     ext = Envelope.new(AppealExtended(appeal_id=appeal.appeal_id, registration_number="N", party_id="uk-zarechye", days=5,
                                       reason="x", extended_at=reg_at), source="/t", appeal_id=str(appeal.appeal_id))
-    (planned,) = decode(await svc.on_extended(ext))
+    (planned,) = decode(await svc.handle(ext))
     assert (planned[1].data.generation, planned[1].data.reason) == (2, "extended")
     assert (await repo.deadline(appeal.appeal_id))["due_at"] > asg.data.assigned_at + timedelta(days=14)
     answered = Envelope.new(AppealStatusChanged(appeal_id=appeal.appeal_id, registration_number="N",
                                                 from_status=AppealStatus.IN_PROGRESS, to_status=AppealStatus.ANSWERED,
                                                 action="answer", party_id="uk-zarechye", version=3, changed_at=reg_at),
                             source="/t", appeal_id=str(appeal.appeal_id))
-    await svc.on_status(answered)
+    assert await svc.handle(answered) == []
     clock.now = reg_at + timedelta(days=90)
 
     async def publish(records):  # noqa: ANN001, ANN202
@@ -164,6 +187,23 @@ async def test_answer_stops_the_timers_and_extension_replans(infra, prefix, mong
 
     assert await svc.scan(publish) == 0
     assert await repo.pending_count() == 0
+
+
+async def test_redelivered_events_on_the_real_transaction_path_change_nothing(infra, prefix, mongo_db):
+    """Alone and inside a batch: the markers are found, the same DeadlinePlanned is republished, the
+    deadline keeps its generation and the citizen's notice is queued once."""
+    reg_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    svc = Notifier(mongo_db, prefix, Clock(reg_at))
+    appeal, reg, asg = registered_and_assigned(reg_at)
+    await svc.engine.process([rec(reg), rec(asg)])  # one batch, one transaction
+    (first,) = decode(svc.pub.records)
+    await svc.handle(asg)
+    await svc.engine.process([rec(reg), rec(asg)])
+    assert svc.pub.sent == []
+    assert [e.id for _, e in decode(svc.pub.records)] == [first[1].id] * 3
+    assert (await svc.repo.deadline(appeal.appeal_id))["generation"] == 1
+    assert await mongo_db.notifier_alerts.count_documents({}) == 4
+    assert await mongo_db.notifier_deliveries.count_documents({}) == 1
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ import pytest
 
 from devtools import samples
 from tests.support.clock import Clock
+from tests.support.engine import rec
 from tests.support.receivers import HttpReceiver, smtp_server
 from zhkh_contracts import AppealAnswered, AppealRegistered, Channel, Envelope, PartyKind, Topics
 
@@ -30,20 +31,46 @@ def http():  # noqa: ANN201
     r.close()
 
 
-def make(mongo_db, prefix, clock, smtp_port=None, http=None, **delivery):  # noqa: ANN001, ANN003, ANN201
-    from notifier.deadlines import DeadlineTable
-    from notifier.delivery import Senders, parse_quiet_hours
-    from notifier.repository import NotifierRepository
-    from notifier.service import DeliveryConfig, NotifierService
-    from zhkh_runtime.mongo import IdempotencyGuard
+class Notifier:
+    """The notifier's handlers on the engine (real transactions) and its delivery loop with the real
+    senders; dead letters are the records main.py would publish (delivery.dead_delivery_record)."""
 
-    t = Topics(prefix)
-    cfg = DeliveryConfig(quiet_hours=parse_quiet_hours(delivery.pop("quiet", "")), attempts=3, backoff_s=10,
-                         dlq_topic=t.dlq("notifier"), **delivery)
-    svc = NotifierService(NotifierRepository(mongo_db), IdempotencyGuard(mongo_db.client, mongo_db, "notifier"),
-                          t.lifecycle, t.actions, DeadlineTable.load(), ["overdue"], clock, cfg)
-    sms = http.url("/sms") if http else None
-    return svc, Senders("127.0.0.1" if smtp_port else None, smtp_port or 25, "noreply@zhkh.test", sms, timeout_s=5)
+    def __init__(self, mongo_db, prefix, clock, smtp_port=None, http=None, **delivery) -> None:  # noqa: ANN001, ANN003
+        from notifier.deadlines import DeadlineTable
+        from notifier.delivery import Senders, parse_quiet_hours
+        from notifier.repository import NotifierRepository
+        from notifier.service import DeliveryConfig, NotifierService
+        from notifier.uow import MongoNotifierUoW
+        from tests.support.engine import make_engine
+        from zhkh_runtime.mongo import MongoTracking
+
+        self.topics = Topics(prefix)
+        cfg = DeliveryConfig(quiet_hours=parse_quiet_hours(delivery.pop("quiet", "")), attempts=3, backoff_s=10, **delivery)
+        self.repo = NotifierRepository(mongo_db)
+        self.service = NotifierService(DeadlineTable.load(), ["overdue"], clock, cfg)
+        tracking = MongoTracking(mongo_db.client, mongo_db, lambda s: MongoNotifierUoW(self.repo, s))
+        self.engine, self.pub = make_engine("notifier", self.service.handlers(), tracking, clock=clock)
+        sms = http.url("/sms") if http else None
+        self.senders = Senders("127.0.0.1" if smtp_port else None, smtp_port or 25, "noreply@zhkh.test", sms, timeout_s=5)
+        self.dead: list = []
+
+    async def handle(self, env: Envelope) -> None:
+        await self.engine.process([rec(env)])
+        assert self.pub.sent == []  # nothing dead-lettered
+
+    async def deliver(self) -> int:
+        from notifier.delivery import dead_delivery_record
+
+        async def dead_letter(d, reason, detail, attempts) -> None:  # noqa: ANN001
+            self.dead.append(dead_delivery_record(d, reason, detail, attempts, self.topics.dlq("notifier")))
+
+        return await self.service.deliver(self.repo, self.senders.send, dead_letter)
+
+    async def scan(self) -> int:
+        async def publish(out) -> None:  # noqa: ANN001
+            pass  # the alert events are not what these tests look at
+
+        return await self.service.scan(self.repo, publish)
 
 
 def registered(channel=Channel.SITE_FORM, email="ivanova@example.ru", phone="+79120000000", text="Нет воды"):  # noqa: ANN001, ANN201
@@ -55,39 +82,34 @@ def registered(channel=Channel.SITE_FORM, email="ivanova@example.ru", phone="+79
     return appeal, Envelope.new(AppealRegistered(appeal=appeal), source="/t", appeal_id=str(appeal.appeal_id))
 
 
-async def collect(records, into):  # noqa: ANN001, ANN201
-    into.extend(records)
-
-
 async def test_registration_notice_by_email_and_the_answer_too(infra, prefix, mongo_db, smtp):
     sink, port = smtp
     clock = Clock(datetime(2026, 1, 15, 9, tzinfo=UTC))
-    svc, senders = make(mongo_db, prefix, clock, smtp_port=port)
+    svc = Notifier(mongo_db, prefix, clock, smtp_port=port)
     appeal, env = registered()
-    await svc.on_registered(env)
+    await svc.handle(env)
     answer = Envelope.new(AppealAnswered(appeal_id=appeal.appeal_id, registration_number="ZH-2026-0000777", party_id="uk",
                                          text="Подача воды восстановлена.", answered_at=clock.now),
                           source="/t", appeal_id=str(appeal.appeal_id))
-    await svc.on_answered(answer)
-    dead: list = []
-    assert await svc.deliver(senders.send, lambda r: collect(r, dead)) == 2
-    assert dead == []
+    await svc.handle(answer)
+    assert await svc.deliver() == 2
+    assert svc.dead == []
     subjects = [m["Subject"] for m in sink.messages]
     assert subjects == ["Обращение ZH-2026-0000777 зарегистрировано", "Ответ на обращение ZH-2026-0000777"]
     assert sink.messages[0]["To"] == "ivanova@example.ru"
     assert "Подача воды восстановлена." in sink.messages[1].get_content()
     assert f"{env.id}.registered" in sink.messages[0]["Message-ID"]  # the idempotency key
-    assert await svc.deliver(senders.send, lambda r: collect(r, dead)) == 0  # sent once
+    assert await svc.deliver() == 0  # sent once
 
 
 async def test_chatbot_appeal_is_answered_through_the_bot_webhook_and_phone_only_by_sms(infra, prefix, mongo_db, http):
     clock = Clock(datetime(2026, 1, 15, 9, tzinfo=UTC))
-    svc, senders = make(mongo_db, prefix, clock, http=http, citizen_webhooks={"chatbot": http.url("/bot")})
+    svc = Notifier(mongo_db, prefix, clock, http=http, citizen_webhooks={"chatbot": http.url("/bot")})
     _, bot = registered(channel=Channel.CHATBOT)
     _, call = registered(channel=Channel.HOTLINE, email=None)
-    await svc.on_registered(bot)
-    await svc.on_registered(call)
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 2
+    await svc.handle(bot)
+    await svc.handle(call)
+    assert await svc.deliver() == 2
     by_path = {p: (h, b) for p, h, b in http.requests}
     h, b = by_path["/bot"]
     assert h["idempotency-key"] == f"{bot.id}:registered" and b["registration_number"] == "ZH-2026-0000777"
@@ -97,18 +119,18 @@ async def test_chatbot_appeal_is_answered_through_the_bot_webhook_and_phone_only
 
 async def test_transient_failures_back_off_then_succeed(infra, prefix, mongo_db, http):
     clock = Clock(datetime(2026, 1, 15, 9, tzinfo=UTC))
-    svc, senders = make(mongo_db, prefix, clock, http=http, citizen_webhooks={"chatbot": http.url("/bot")})
+    svc = Notifier(mongo_db, prefix, clock, http=http, citizen_webhooks={"chatbot": http.url("/bot")})
     http.fail = 2
     _, env = registered(channel=Channel.CHATBOT)
-    await svc.on_registered(env)
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 1  # 500
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 0  # waiting 10 s
+    await svc.handle(env)
+    assert await svc.deliver() == 1  # 500
+    assert await svc.deliver() == 0  # waiting 10 s
     clock.now += timedelta(seconds=10)
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 1  # 500 again
+    assert await svc.deliver() == 1  # 500 again
     clock.now += timedelta(seconds=19)
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 0  # now 20 s
+    assert await svc.deliver() == 0  # now 20 s
     clock.now += timedelta(seconds=1)
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 1
+    assert await svc.deliver() == 1
     assert len(http.requests) == 1
     doc = await mongo_db.notifier_deliveries.find_one({})
     assert (doc["state"], doc["attempts"]) == ("sent", 3)
@@ -117,15 +139,14 @@ async def test_transient_failures_back_off_then_succeed(infra, prefix, mongo_db,
 @pytest.mark.parametrize(("fail_status", "rounds", "reason"), [(500, 3, "retries_exhausted"), (400, 1, "http_400")])
 async def test_failures_end_in_the_dlq_with_the_reason(infra, prefix, mongo_db, http, fail_status, rounds, reason):
     clock = Clock(datetime(2026, 1, 15, 9, tzinfo=UTC))
-    svc, senders = make(mongo_db, prefix, clock, http=http, citizen_webhooks={"chatbot": http.url("/bot")})
+    svc = Notifier(mongo_db, prefix, clock, http=http, citizen_webhooks={"chatbot": http.url("/bot")})
     http.fail, http.fail_status = 100, fail_status
     _, env = registered(channel=Channel.CHATBOT)
-    await svc.on_registered(env)
-    dead: list = []
+    await svc.handle(env)
     for _ in range(rounds):
-        await svc.deliver(senders.send, lambda r: collect(r, dead))
+        await svc.deliver()
         clock.now += timedelta(hours=1)
-    (d,) = dead
+    (d,) = svc.dead
     assert d.topic == Topics(prefix).dlq("notifier")
     assert d.headers["x-dlq-reason"] == reason and d.headers["x-dlq-attempts"] == str(rounds)
     assert json.loads(d.value)["_id"] == f"{env.id}:registered"
@@ -137,14 +158,14 @@ async def test_quiet_hours_wait_for_morning_but_not_for_emergencies(infra, prefi
     sink, port = smtp
     night = datetime(2026, 1, 15, 20, 30, tzinfo=UTC)  # 23:30 in Moscow
     clock = Clock(night)
-    svc, senders = make(mongo_db, prefix, clock, smtp_port=port, quiet="22:00-08:00")
+    svc = Notifier(mongo_db, prefix, clock, smtp_port=port, quiet="22:00-08:00")
     _, calm = registered(text="Прошу покрасить лавочку")
     _, gas = registered(text="В подъезде сильно пахнет газом")
-    await svc.on_registered(calm)
-    await svc.on_registered(gas)
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 1  # the emergency only
+    await svc.handle(calm)
+    await svc.handle(gas)
+    assert await svc.deliver() == 1  # the emergency only
     clock.now = datetime(2026, 1, 16, 5, 0, tzinfo=UTC)  # 08:00 in Moscow
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 1
+    assert await svc.deliver() == 1
     assert len(sink.messages) == 2
 
 
@@ -152,17 +173,17 @@ async def test_deadline_alerts_reach_the_party_webhook(infra, prefix, mongo_db, 
     from zhkh_contracts import AppealAssigned
 
     clock = Clock(datetime(2026, 1, 15, 9, tzinfo=UTC))
-    svc, senders = make(mongo_db, prefix, clock, http=http, party_alerts_webhook=http.url("/parties"))
+    svc = Notifier(mongo_db, prefix, clock, http=http, party_alerts_webhook=http.url("/parties"))
     appeal, env = registered(email=None, phone=None)
-    await svc.on_registered(env)
-    await svc.on_assigned(Envelope.new(
+    await svc.handle(env)
+    await svc.handle(Envelope.new(
         AppealAssigned(appeal_id=appeal.appeal_id, registration_number="ZH-2026-0000777", party_id="uk-zarechye",
                        party_kind=PartyKind.MANAGING_ORGANISATION, reason="r", assigned_at=clock.now,
                        supervisor_party_id="adm-leninsky"),
         source="/t", appeal_id=str(appeal.appeal_id)))
     clock.now += timedelta(days=40)
-    assert await svc.scan(lambda r: collect(r, [])) == 1  # overdue
-    assert await svc.deliver(senders.send, lambda r: collect(r, [])) == 1
+    assert await svc.scan() == 1  # overdue
+    assert await svc.deliver() == 1
     (path, headers, body), = http.requests
     assert path == "/parties" and body["party_id"] == "uk-zarechye" and "срок ответа истёк" in body["subject"]
     assert body["supervisor_party_id"] == "adm-leninsky"  # the supervisor is told as well
