@@ -88,7 +88,8 @@ class NotifierService:
         h.on(AppealRegistered)(self.on_registered)
         h.on(AppealAssigned)(self.on_assigned)
         h.on(AppealExtended)(self.on_extended)
-        h.on(AppealStatusChanged)(self.on_status)
+        # accepted, re-assigned, ...: the engine ignores them (no unit of work, no marker)
+        h.on(AppealStatusChanged, when=lambda s: s.to_status in STOPPING or s.to_status is AppealStatus.REOPENED)(self.on_status)
         h.on(AppealAnswered)(self.on_answered)
         return h
 

@@ -126,15 +126,24 @@ class Handlers:
     def __init__(self) -> None:
         self.by_type: dict[str, Handler] = {}
         self.classes: dict[str, type[EventData]] = {}
+        self.filters: dict[str, Callable[[Any], bool]] = {}
 
-    def on(self, *classes: type[EventData]) -> Callable[[Handler], Handler]:
+    def on(self, *classes: type[EventData], when: Callable[[Any], bool] | None = None) -> Callable[[Handler], Handler]:
+        """Register ``fn`` for these types. ``when(event)`` false: the record is ignored like a type
+        nobody handles (no unit of work, no marker), e.g. status changes a service does not act on."""
         def deco(fn: Handler) -> Handler:
             for cls in classes:
                 self.by_type[cls.EVENT_TYPE] = fn
                 self.classes[cls.EVENT_TYPE] = cls
+                if when is not None:
+                    self.filters[cls.EVENT_TYPE] = when
             return fn
 
         return deco
+
+    def wants(self, event_type: str, event: Any) -> bool:
+        f = self.filters.get(event_type)
+        return f is None or bool(f(event))
 
     def __contains__(self, event_type: str) -> bool:
         return event_type in self.by_type
@@ -295,7 +304,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - whatever the decoder trips on, the record is routed
             return _Refuse(record, "undecodable", safe_detail(exc))
         handler = self.handlers.by_type.get(env.type)
-        if handler is None:
+        if handler is None or not self.handlers.wants(env.type, env.data):
             return _Ignore(record, env.type)
         return _Work(record, env, handler, digest_of(record.value))
 
