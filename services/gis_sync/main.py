@@ -1,8 +1,9 @@
 """Wiring of gis_sync. ``faststream run gis_sync.main:app`` or ``python -m gis_sync``.
 
-* Subscriber: the lifecycle topic (group ``<prefix>.gis_sync``) -> queue of ГИС actions.
-* Loops: push (dispatcher, every ``push_interval_s``), pull (exportAppeal by date window, every
-  ``pull_interval_s``), reconcile (exportAppeal by GUID, every ``reconcile_interval_s``).
+* Consumer: the lifecycle topic (group ``<prefix>.gis_sync``) -> queue of ГИС actions (links.py).
+* Loops, each under a lease (one replica at a time): push (push.py, every ``push_interval_s``),
+  pull (pull.py, exportAppeal by date window, every ``pull_interval_s``), reconcile (reconcile.py,
+  exportAppeal by GUID, every ``reconcile_interval_s``).
 * HTTP: /health, /ready, /metrics, and GET /api/v1/gis/queue (counts by state).
 """
 
@@ -14,12 +15,15 @@ import structlog
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 
 from zhkh_runtime.app import ServiceRuntime, json_response
-from zhkh_runtime.mongo import IdempotencyGuard
+from zhkh_runtime.engine import Emit
 
-from .handlers import register_handlers
+from .links import LinkHandlers
 from .mapping import PartyMap
-from .repository import GisRepository
-from .service import GisSyncService, SyncConfig
+from .outcomes import SyncConfig
+from .pull import Exporter, Puller
+from .push import Dispatcher
+from .reconcile import Reconciler
+from .repository import GisRepository, MongoGisUoW
 from .settings import GisSyncSettings
 from .soap import GisClient, NoopSigner, load_signer
 
@@ -29,7 +33,7 @@ log = structlog.get_logger(__name__)
 def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
     settings = settings or GisSyncSettings()
     rt = ServiceRuntime(settings)
-    repo = GisRepository(rt.db)
+    repo = GisRepository(rt.db, rt.mongo)
     signer = load_signer(settings.gis_signer, settings.gis_signing_key, settings.gis_signing_cert)
     client = GisClient(
         settings.gis_endpoint, settings.gis_org_ppa_guid, settings.gis_timeout_s, signer,
@@ -47,16 +51,19 @@ def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
         pull_overlap_days=settings.pull_overlap_days,
         transient_codes=frozenset(settings.gis_transient_codes),
     )
-    service = GisSyncService(
-        repo, IdempotencyGuard(rt.mongo, rt.db, "gis_sync"), client, rt.topics, PartyMap.load(settings.gis_party_map), config
-    )
-    consumer = rt.consumer(rt.topics.lifecycle)
-    register_handlers(consumer, service)
-    consumer.subscribe()
+
+    async def publish(out: list[Emit]) -> None:
+        await rt.publisher.publish(rt.emitter.records(out))
+
+    links = LinkHandlers(PartyMap.load(settings.gis_party_map), config)
+    rt.process((rt.topics.lifecycle,), links.handlers(), lambda session: MongoGisUoW(repo.bound(session)))
     rt.on_startup(repo.ensure_indexes)
-    rt.every("push", settings.push_interval_s, lambda: service.push(rt.publisher.publish), again=bool)
-    rt.every("pull", settings.pull_interval_s, lambda: service.pull(rt.publisher.publish))
-    rt.every("reconcile", settings.reconcile_interval_s, lambda: service.reconcile(rt.publisher.publish))
+    exporter = Exporter(repo, client, config)
+    dispatcher = Dispatcher(repo, client, publish, config)
+    puller, reconciler = Puller(repo, exporter, publish, config), Reconciler(repo, exporter, publish, config)
+    rt.every("push", settings.push_interval_s, dispatcher.push, again=bool)
+    rt.every("pull", settings.pull_interval_s, puller.pull)
+    rt.every("reconcile", settings.reconcile_interval_s, reconciler.reconcile)
 
     async def warn_unsigned() -> None:
         if isinstance(signer, NoopSigner):

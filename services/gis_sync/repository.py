@@ -11,23 +11,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 ACTIVE = ("pending", "submitted")
 
 
 class GisRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    """The storage behind ports.GisStore; ``bound(session)`` is the same on one transaction."""
+
+    def __init__(self, db: AsyncDatabase, client: AsyncMongoClient | None = None, session: Any = None) -> None:
+        self.db, self.client, self.session = db, client, session
         self.links = db["gis_links"]
         self.queue = db["gis_queue"]
-        self.pulled = db["gis_pulled"]
+        self.pulled_col = db["gis_pulled"]
         self.cursor = db["gis_cursor"]
+
+    def bound(self, session: Any) -> GisRepository:
+        return GisRepository(self.db, self.client, session)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[GisRepository]:
+        assert self.client is not None
+        async with self.client.start_session() as session, await session.start_transaction():
+            yield self.bound(session)
 
     async def ensure_indexes(self) -> None:
         await self.queue.create_index([("state", ASCENDING), ("appeal_id", ASCENDING), ("seq", ASCENDING)])
@@ -36,19 +48,18 @@ class GisRepository:
 
     # ---- links ------------------------------------------------------------------------------------
 
-    async def create_link(self, doc: dict[str, Any], session: Any) -> bool:
-        try:
-            await self.links.insert_one(doc, session=session)
-            return True
-        except DuplicateKeyError:
-            return False
+    async def create_link(self, doc: dict[str, Any]) -> bool:
+        """False if the link exists (an upsert, not an insert: a duplicate key inside a transaction
+        would abort it)."""
+        res = await self.links.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True, session=self.session)
+        return res.upserted_id is not None
 
-    async def link(self, appeal_id: str, session: Any = None) -> dict[str, Any] | None:
-        return await self.links.find_one({"_id": appeal_id}, session=session)
+    async def link(self, appeal_id: str) -> dict[str, Any] | None:
+        return await self.links.find_one({"_id": appeal_id}, session=self.session)
 
-    async def update_link(self, appeal_id: str, changes: dict[str, Any], session: Any = None) -> None:
+    async def update_link(self, appeal_id: str, changes: dict[str, Any]) -> None:
         if changes:
-            await self.links.update_one({"_id": appeal_id}, {"$set": changes}, session=session)
+            await self.links.update_one({"_id": appeal_id}, {"$set": changes}, session=self.session)
 
     async def open_links(self, limit: int) -> list[dict[str, Any]]:
         """Links ГIS has not closed yet (reconciliation candidates)."""
@@ -57,7 +68,7 @@ class GisRepository:
 
     # ---- queue ------------------------------------------------------------------------------------
 
-    async def enqueue(self, link: dict[str, Any], items: list[dict[str, Any]], session: Any) -> None:
+    async def enqueue(self, link: dict[str, Any], items: list[dict[str, Any]]) -> None:
         """Append items to the appeal's queue; seq continues from the link's next_seq (same transaction)."""
         if not items:
             return
@@ -65,8 +76,8 @@ class GisRepository:
         for item in items:
             item["seq"] = seq
             seq += 1
-        await self.queue.insert_many(items, session=session)
-        await self.links.update_one({"_id": link["_id"]}, {"$set": {"next_seq": seq}}, session=session)
+        await self.queue.insert_many(items, session=self.session)
+        await self.links.update_one({"_id": link["_id"]}, {"$set": {"next_seq": seq}}, session=self.session)
         link["next_seq"] = seq
 
     async def active_items(self, limit: int) -> list[dict[str, Any]]:
@@ -100,14 +111,21 @@ class GisRepository:
 
     # ---- pull -------------------------------------------------------------------------------------
 
-    async def is_pulled(self, guid: str) -> bool:
-        return await self.pulled.count_documents({"_id": guid}, limit=1) > 0
+    async def pulled(self, guid: str) -> dict[str, Any] | None:
+        return await self.pulled_col.find_one({"_id": guid})
 
     async def mark_pulled(self, guid: str, doc: dict[str, Any]) -> None:
-        await self.pulled.replace_one({"_id": guid}, {"_id": guid, **doc}, upsert=True)
+        await self.pulled_col.update_one({"_id": guid}, {"$set": doc}, upsert=True)
 
     async def cursor_doc(self, name: str) -> dict[str, Any]:
         return await self.cursor.find_one({"_id": name}) or {"_id": name}
 
     async def save_cursor(self, name: str, changes: dict[str, Any], now: datetime) -> None:
         await self.cursor.update_one({"_id": name}, {"$set": {**changes, "updated_at": now}}, upsert=True)
+
+
+class MongoGisUoW:
+    """The consumer's unit of work: the links and the queue on the engine's transaction."""
+
+    def __init__(self, links: GisRepository) -> None:
+        self.links = links

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +28,9 @@ from zeep.helpers import serialize_object
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
-from zhkh_runtime.errors import PermanentError, TransientError
+from zhkh_runtime.errors import TransientError
+
+from .ports import GisError, GisFault, ImportResult, StateResult
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,7 @@ BINDING = "{http://dom.gosuslugi.ru/schema/integration/appeals-service-async/}Ap
 EXPORT_VERSION = "14.8.0.1"
 IMPORT_VERSION = "15.11.0.0"
 
-RECEIVED, IN_PROGRESS, PROCESSED = 1, 2, 3
+from .ports import IN_PROGRESS, PROCESSED, RECEIVED  # noqa: E402,F401 - re-exported
 
 
 class Signer(Protocol):
@@ -99,44 +100,6 @@ class _StatusCheckingTransport(AsyncTransport):
                 raise TransientError(f"ГИС ЖКХ answered HTTP {status}")
             raise GisFault(f"http_{status}", "unexpected HTTP status")
         return response
-
-
-class GisFault(PermanentError):
-    """A SOAP fault: ГИС ЖКХ refused the request as such (schema, authorisation, unknown operation)."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"gis_fault:{code}", detail)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class GisError:
-    code: str
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    transport_guid: str
-    guid: str | None
-    errors: tuple[GisError, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-@dataclass(frozen=True)
-class StateResult:
-    state: int
-    message_guid: str
-    error: GisError | None = None
-    import_results: tuple[ImportResult, ...] = ()
-    appeals: tuple[dict[str, Any], ...] = field(default=())
-
-    @property
-    def done(self) -> bool:
-        return self.state == PROCESSED
 
 
 class GisClient:

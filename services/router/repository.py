@@ -15,7 +15,6 @@ from zhkh_runtime.errors import TransientError
 
 from .directory import Directory, District, House, Party
 from .lifecycle import AppealState
-from .rules import Context
 
 SINGLETON_KINDS = [PartyKind.CITY_DEPARTMENT.value, PartyKind.HOUSING_INSPECTION.value]
 CLOSED = [AppealStatus.CLOSED.value, AppealStatus.WITHDRAWN.value]

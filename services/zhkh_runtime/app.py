@@ -25,7 +25,7 @@ from zhkh_contracts import Topics
 from .errors import safe_detail
 from .consumer import ConsumerLoop
 from .engine import Emitter, Engine, Handlers
-from .kafka import EventConsumer, RecordPublisher, ensure_topics, make_broker
+from .kafka import RecordPublisher, ensure_topics, make_broker
 from .lease import Lease
 from .logging import configure_logging
 from .mongo import MongoTracking, make_mongo
@@ -54,9 +54,6 @@ class ServiceRuntime:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.emitter = Emitter(settings.service_name, self.topics)
         self._consumers: list[ConsumerLoop] = []
-
-    def consumer(self, *topics: str) -> EventConsumer:
-        return EventConsumer(broker=self.broker, publisher=self.publisher, settings=self.settings, topics=topics)
 
     def process(self, topics: tuple[str, ...], handlers: Handlers, make_uow: Callable[[Any], Any], *,
                 strict_types: bool = False, reject_topic: str | None = None,

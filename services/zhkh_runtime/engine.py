@@ -397,6 +397,8 @@ class Engine:
                     await self.publisher.publish(records)
         except Exception as exc:  # noqa: BLE001 - every failure is routed, none is swallowed
             reason = "retries_exhausted" if is_transient(exc) else reason_of(exc)
+            if reason == "handler_error":
+                log.debug("handler_error_trace", exc_info=True)  # DEBUG level only: a traceback may quote input
             await self.dead_letter(record, reason, safe_detail(exc), attempts, bad_input=is_bad_input(exc),
                                    error_type=type(exc).__name__)
             return

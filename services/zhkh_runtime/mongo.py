@@ -1,9 +1,9 @@
-"""MongoDB access (PyMongo's async API) and the idempotency guard every consumer uses."""
+"""MongoDB access (PyMongo's async API) and the engine's processed markers with their outbox."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,69 +13,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .engine import AlreadyProcessed, Marker
-from .errors import TransientError
 from .records import OutboundRecord
 from .settings import RuntimeSettings
 
 
 def make_mongo(settings: RuntimeSettings) -> AsyncMongoClient:
     return AsyncMongoClient(settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=10_000, appname=f"zhkh-{settings.service_name}")
-
-
-Work = Callable[[AsyncClientSession], Awaitable[Sequence[OutboundRecord]]]
-
-
-class IdempotencyGuard:
-    """Runs a state change at most once per (consumer, key), atomically with its outgoing events.
-
-    ``run(key, work)`` opens a transaction, inserts ``{_id: "<consumer>:<key>", outbox: [...]}``
-    into ``processed_events`` and runs ``work(session)``; the marker, the state change and the
-    records to publish commit together. If the key was already processed, the transaction is
-    dropped and the stored outbox is returned, so a redelivered message republishes the very same
-    records (same event ids: downstream consumers dedupe them) and changes nothing.
-    """
-
-    COLLECTION = "processed_events"
-
-    def __init__(self, client: AsyncMongoClient, db: AsyncDatabase, consumer: str) -> None:
-        self.client = client
-        self.col = db[self.COLLECTION]
-        self.consumer = consumer
-
-    def _id(self, key: str) -> str:
-        return f"{self.consumer}:{key}"
-
-    async def run(self, key: str, work: Work) -> list[OutboundRecord]:
-        try:
-            async with self.client.start_session() as session, await session.start_transaction():
-                try:
-                    await self.col.insert_one(
-                        {"_id": self._id(key), "consumer": self.consumer, "processed_at": datetime.now(UTC)},
-                        session=session,
-                    )
-                except DuplicateKeyError as exc:
-                    raise _AlreadyProcessed from exc  # leaving the block aborts the transaction
-                records = list(await work(session))
-                await self.col.update_one(
-                    {"_id": self._id(key)},
-                    {"$set": {"outbox": [r.to_doc() for r in records]}},
-                    session=session,
-                )
-                return records
-        except _AlreadyProcessed:
-            pass
-        doc = await self.col.find_one({"_id": self._id(key)})
-        if doc is None:  # the other transaction did not commit after all: let the caller retry
-            raise TransientError(f"processed marker {self._id(key)} not visible yet")
-        return [OutboundRecord.from_doc(d) for d in doc.get("outbox", [])]
-
-    async def seen(self, key: str) -> bool:
-        return await self.col.count_documents({"_id": self._id(key)}, limit=1) > 0
-
-
-class _AlreadyProcessed(Exception):
-    pass
-
 
 
 class MongoTracking:

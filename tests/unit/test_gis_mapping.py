@@ -21,7 +21,7 @@ from gis_sync.mapping import (
     transport_guid,
     zeep_action,
 )
-from gis_sync.service import GisSyncService
+from gis_sync.reconcile import drift
 from gis_sync.soap import BINDING, IMPORT_VERSION, WSDL, GisClient
 from zeep.helpers import serialize_object
 from zhkh_contracts import ApplicantKind, Category, Channel
@@ -126,9 +126,9 @@ def test_drift_lists_confirmed_steps_that_gis_no_longer_shows():
     link = {"confirmed": {"performer": "p-1", "answer_sent": True, "executed": True}}
     intact = {"AnswererGUID": "p-1", "AppealStatus": "Executed",
               "AppealHistory": [{"ChangeDate": date(2026, 11, 21), "Answer": {"AnswerIsSent": True}}]}
-    assert GisSyncService.drift(link, intact) == []
+    assert drift(link, intact) == []
     drifted = {"AnswererGUID": None, "AppealStatus": "InWork", "AppealHistory": []}
-    assert GisSyncService.drift(link, drifted) == ["Performer", "Answer", "Executed"]
+    assert drift(link, drifted) == ["Performer", "Answer", "Executed"]
 
 
 def test_import_results_of_both_kinds_parse():
