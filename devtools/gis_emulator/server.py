@@ -6,6 +6,8 @@
 
 Requests and responses are validated against the repo's XSDs (services/gis_sync/wsdl). A response
 that would not validate is a bug of the emulator: it is answered with a soap:Server fault EMU-INTERNAL.
+With a ``SignatureVerifier`` (``--trusted-cert``) every exportAppeal/importAnswer must carry a valid
+XAdES-BES GOST signature made with the trusted certificate, else fault EMU-SIG.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from lxml import etree
 
 from devtools import embedded
 
+from .signature import SignatureError, SignatureVerifier
 from .state import (
     Ack,
     AnswerAction,
@@ -70,6 +73,11 @@ BODY_OPERATIONS = {
     f"{{{BASE_NS}}}getStateRequest": "getState",
 }
 MAX_BODY = 16 * 1024 * 1024
+# No ГИС ЖКХ error code for a failed signature check is published in the schemas (hcs-base.xsd documents
+# only the base:Fault structure) nor anywhere we could check, so the code is the emulator's own.
+SIGNATURE_FAULT = "EMU-SIG"
+UNSIGNED_WARNING = ("signatures are NOT checked: unsigned mode, for the local emulator only "
+                    "(real ГИС ЖКХ refuses unsigned requests; start with --trusted-cert to check them)")
 
 
 def _q(ns: str, name: str) -> str:
@@ -394,10 +402,12 @@ def _operation_hint(action: str, body: bytes) -> str | None:
     return None
 
 
-def handle_soap(state: EmulatorState, action: str, body: bytes) -> tuple[int, bytes]:
-    """One SOAP request -> (HTTP status, response envelope). Synchronous: nothing here awaits."""
+def handle_soap(state: EmulatorState, action: str, body: bytes,
+                verifier: SignatureVerifier | None = None) -> tuple[int, bytes]:
+    """One SOAP request -> (HTTP status, response envelope). Synchronous: nothing here awaits.
+    With ``verifier``, exportAppeal and importAnswer must be signed (getStateRequest has no signature)."""
     try:
-        return 200, _handle_soap(state, action, body)
+        return 200, _handle_soap(state, action, body, verifier)
     except SoapFault as fault:
         log.info("soap fault %s", fault.code)
         return 500, fault_envelope(fault)
@@ -412,7 +422,7 @@ def _schema_fault(errors: list[str]) -> SoapFault:
                      "Запрос не соответствует XML-схеме: " + "; ".join(errors[:5]))
 
 
-def _handle_soap(state: EmulatorState, action: str, body: bytes) -> bytes:
+def _handle_soap(state: EmulatorState, action: str, body: bytes, verifier: SignatureVerifier | None) -> bytes:
     try:
         env = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -434,6 +444,11 @@ def _handle_soap(state: EmulatorState, action: str, body: bytes) -> bytes:
     errors = validation_errors(header) + validation_errors(request)
     if errors:
         raise _schema_fault(errors)
+    if verifier is not None and operation != "getState":
+        try:
+            verifier.verify(request)
+        except SignatureError as exc:
+            raise SoapFault(SIGNATURE_FAULT, "Ошибка проверки электронной подписи", str(exc)) from None
     org = _text(_child(header, BASE_NS, "orgPPAGUID"))
     if org is None or org.lower() != state.org_ppa_guid:
         raise SoapFault("EMU-AUTH", "Доступ запрещён",
@@ -476,8 +491,9 @@ class _HttpError(Exception):
 class EmulatorApp:
     """ASGI app over one EmulatorState. Requests are served concurrently (injected delays use asyncio.sleep)."""
 
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: EmulatorState, verifier: SignatureVerifier | None = None) -> None:
         self.state = state
+        self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -530,7 +546,7 @@ class EmulatorApp:
             await asyncio.sleep(fault.seconds)
             return await _respond(send, 504, "Превышено время ожидания (эмулятор: timeout)".encode(),
                                   "text/plain; charset=utf-8")
-        status, payload = handle_soap(self.state, action, body)
+        status, payload = handle_soap(self.state, action, body, self.verifier)
         if fault is not None:
             log.info("injected fault: timeout %.2fs after accepting the request", fault.seconds)
             await asyncio.sleep(fault.seconds)
@@ -596,8 +612,8 @@ class EmulatorApp:
         raise _HttpError(404 if method in ("GET", "POST", "DELETE") else 405, f"no route {method} {path}")
 
 
-def create_app(state: EmulatorState) -> EmulatorApp:
-    return EmulatorApp(state)
+def create_app(state: EmulatorState, verifier: SignatureVerifier | None = None) -> EmulatorApp:
+    return EmulatorApp(state, verifier)
 
 
 def _checked(fn: Callable[[], Any], status: int = 400) -> Any:
@@ -667,12 +683,13 @@ class EmulatorServer:
     """
 
     def __init__(self, state: EmulatorState, host: str = "127.0.0.1", port: int | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", verifier: SignatureVerifier | None = None) -> None:
         self.state = state
+        self.verifier = verifier
         self.host = host
         self.port = port if port is not None else embedded.free_port()
         self._server = uvicorn.Server(uvicorn.Config(
-            create_app(state), host=host, port=self.port, log_config=None, log_level=log_level, lifespan="on",
+            create_app(state, verifier), host=host, port=self.port, log_config=None, log_level=log_level, lifespan="on",
             access_log=False,
         ))
         self._task: asyncio.Task[None] | None = None
@@ -686,6 +703,11 @@ class EmulatorServer:
         return self.url + SOAP_PATH
 
     async def start(self) -> str:
+        if self.verifier is None:
+            log.warning(UNSIGNED_WARNING)
+        else:
+            log.info("signatures required: XAdES-BES GOST R 34.10-2012 with the trusted certificate (serial %s)",
+                     self.verifier.trusted.serial)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
@@ -728,5 +750,5 @@ async def serving(state: EmulatorState, **kwargs: Any) -> AsyncIterator[Emulator
         await server.stop()
 
 
-__all__ = ["EmulatorApp", "EmulatorServer", "create_app", "handle_soap", "schema", "serving",
+__all__ = ["SIGNATURE_FAULT", "EmulatorApp", "EmulatorServer", "create_app", "handle_soap", "schema", "serving",
            "validation_errors"]
