@@ -139,9 +139,10 @@ def _xs_true(el: etree._Element | None) -> bool:
 def parse_export(el: etree._Element) -> ExportRequest:
     statuses: list[str] = []
     status_el = _child(el, APPEALS_NS, "StatusOfAppeal")
+    theme = _child(el, APPEALS_NS, "AppealTheme")
     if status_el is not None:
-        for flag, status in (("Sent", "Send"), ("InWork", "InWork"), ("Executed", "Executed"),
-                             ("Withdrawn", "Withdrawn")):
+        for flag, status in (("NotSent", "NotSent"), ("Sent", "Send"), ("InWork", "InWork"),
+                             ("Executed", "Executed"), ("Withdrawn", "Withdrawn")):
             if _xs_true(_child(status_el, APPEALS_NS, flag)):
                 statuses.append(status)
     return ExportRequest(
@@ -151,6 +152,13 @@ def parse_export(el: etree._Element) -> ExportRequest:
         end_date=_xs_date(_text(_child(el, APPEALS_NS, "EndDate"))),
         fias_house_guids=_children_text(el, APPEALS_NS, "FIASHouseGuid"),
         statuses=tuple(statuses),
+        theme_code=None if theme is None else _text(_child(theme, NSI_NS, "Code")),
+        theme_guid=None if theme is None else _text(_child(theme, NSI_NS, "GUID")),
+        answer_guids=_children_text(el, APPEALS_NS, "AnswerGUID"),
+        answer_created_from=_xs_date(_text(_child(el, APPEALS_NS, "StartCreateDate"))),
+        answer_created_to=_xs_date(_text(_child(el, APPEALS_NS, "EndCreateDate"))),
+        answer_sent_from=_xs_date(_text(_child(el, APPEALS_NS, "StartPostDate"))),
+        answer_sent_to=_xs_date(_text(_child(el, APPEALS_NS, "EndPostDate"))),
     )
 
 

@@ -154,6 +154,7 @@ class Answer:
     text: str
     sent: bool = False
     send_date: date | None = None
+    create_date: date | None = None  # when it was loaded (StartCreateDate/EndCreateDate of exportAppeal)
 
 
 @dataclass
@@ -223,7 +224,7 @@ class Appeal:
             },
             "answers": [
                 {"answer_guid": x.guid, "answer_number": x.number, "answerer_guid": x.answerer_guid, "text": x.text,
-                 "sent": x.sent, "send_date": _iso(x.send_date)}
+                 "sent": x.sent, "send_date": _iso(x.send_date), "create_date": _iso(x.create_date)}
                 for x in self.answers
             ],
             "rolled_over": self.rolled_over,
@@ -253,7 +254,21 @@ class ExportRequest:
     start_date: date | None = None
     end_date: date | None = None
     fias_house_guids: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()  # AppealStatus values: Send, InWork, Executed, Withdrawn
+    # AppealStatus values: Send, InWork, Executed, Withdrawn; "NotSent" matches nothing (ГИС never exports
+    # appeals that are not sent, as the published schema says)
+    statuses: tuple[str, ...] = ()
+    theme_code: str | None = None  # AppealTheme (НСИ 220): Code, and GUID when given
+    theme_guid: str | None = None
+    answer_guids: tuple[str, ...] = ()
+    answer_created_from: date | None = None  # StartCreateDate .. EndCreateDate of an answer
+    answer_created_to: date | None = None
+    answer_sent_from: date | None = None  # StartPostDate .. EndPostDate of a sent answer
+    answer_sent_to: date | None = None
+
+    @property
+    def by_answer_dates(self) -> bool:
+        return any(d is not None for d in (self.answer_created_from, self.answer_created_to,
+                                           self.answer_sent_from, self.answer_sent_to))
 
 
 @dataclass(frozen=True)
@@ -725,6 +740,20 @@ class EmulatorState:
             found = [self._find(g, None) for g in dict.fromkeys(g.lower() for g in q.appeal_guids)]
             found += [self._find(None, n) for n in dict.fromkeys(q.appeal_numbers)]
             selected = [a for a in found if a is not None]
+        elif q.answer_guids:  # in the order of the answers given, each appeal once
+            by_answer = {x.guid: a for a in self._appeals.values() for x in a.answers}
+            found = [by_answer.get(g.lower()) for g in q.answer_guids]
+            selected = list({a.guid: a for a in found if a is not None}.values())
+        elif q.by_answer_dates:
+            def matches(x: Answer) -> bool:
+                created, sent = x.create_date, x.send_date if x.sent else None
+                return ((q.answer_created_from is None or (created is not None and created >= q.answer_created_from))
+                        and (q.answer_created_to is None or (created is not None and created <= q.answer_created_to))
+                        and (q.answer_sent_from is None or (sent is not None and sent >= q.answer_sent_from))
+                        and (q.answer_sent_to is None or (sent is not None and sent <= q.answer_sent_to)))
+
+            selected = sorted((a for a in self._appeals.values() if any(matches(x) for x in a.answers)),
+                              key=lambda a: (a.create_date, a.number))
         else:
             fias = {g.lower() for g in q.fias_house_guids}
             selected = sorted(
@@ -732,7 +761,9 @@ class EmulatorState:
                  if (q.start_date is None or a.create_date >= q.start_date)
                  and (q.end_date is None or a.create_date <= q.end_date)
                  and (not fias or (a.fias_house_guid or "") in fias)
-                 and (not q.statuses or a.status in q.statuses)),
+                 and (not q.statuses or a.status in q.statuses)
+                 and (q.theme_code is None or (a.topic is not None and a.topic.code == q.theme_code
+                                               and (q.theme_guid is None or a.topic.guid == q.theme_guid.lower())))),
                 key=lambda a: (a.create_date, a.number),
             )
         if not selected:
@@ -844,7 +875,7 @@ class EmulatorState:
             appeal.answer_seq += 1
             answer = Answer(
                 guid=str(uuid.uuid4()), number=f"{appeal.number}/{appeal.answer_seq}",
-                answerer_guid=item.answerer_guid.lower(), text=item.text or "",
+                answerer_guid=item.answerer_guid.lower(), text=item.text or "", create_date=today,
             )
             appeal.answers.append(answer)
         elif item.text is not None:
