@@ -35,6 +35,8 @@ from devtools import embedded
 from .signature import SignatureError, SignatureVerifier
 from .state import (
     Ack,
+    Applicant,
+    FileRef,
     AnswerAction,
     AnswerIsNotRequired,
     AnswerItem,
@@ -175,6 +177,18 @@ def _answerer(el: etree._Element) -> str:
     return _text(_child(el, APPEALS_NS, "AnswererGUID")) or ""
 
 
+def _files(el: etree._Element | None) -> tuple[FileRef, ...]:
+    """The base:AttachmentType children named Attachment of ``el``."""
+    if el is None:
+        return ()
+    return tuple(
+        FileRef(guid=(_text(a.find(f"{_q(BASE_NS, 'Attachment')}/{_q(BASE_NS, 'AttachmentGUID')}")) or "").lower(),
+                name=_child(a, BASE_NS, "Name").text or "", description=_child(a, BASE_NS, "Description").text or "",
+                hash=_text(_child(a, BASE_NS, "AttachmentHASH")))
+        for a in el.findall(_q(APPEALS_NS, "Attachment"))
+    )
+
+
 def parse_import(el: etree._Element) -> ImportRequest:
     answer_actions = []
     for aa in el.findall(_q(APPEALS_NS, "AnswerAction")):
@@ -187,6 +201,7 @@ def parse_import(el: etree._Element) -> ImportRequest:
                 text=None if load is None else (_child(load, APPEALS_NS, "AnswerText").text or ""),
                 send=_xs_true(_child(ans, APPEALS_NS, "SendAnswer")),
                 delete=_xs_true(_child(ans, APPEALS_NS, "DeleteAnswer")),
+                attachments=_files(load),
             ))
         answer_actions.append(AnswerAction(transport_guid=_tg(aa), answers=tuple(items), **_appeal_ref(aa)))
     appeal_actions = []
@@ -204,12 +219,14 @@ def parse_import(el: etree._Element) -> ImportRequest:
                 RedirectAppeal(
                     receiver=_text(r.find(f"{_q(APPEALS_NS, 'Receiver')}/{_q(ORG_NS, 'orgRootEntityGUID')}")) or "",
                     answerer_guid=_answerer(r), comment=_text(_child(r, APPEALS_NS, "Comment")),
+                    attachments=_files(r),
                 )
                 for r in ap.findall(_q(APPEALS_NS, "RedirectAppeal"))
             ),
             rollover=None if roll is None else RollOverAppeal(
                 execution_date=_xs_date(_text(_child(roll, APPEALS_NS, "ExecutionDate"))) or date.min,
                 comment=_child(roll, APPEALS_NS, "Comment").text or "", answerer_guid=_answerer(roll),
+                attachments=_files(roll),
             ),
             not_required=None if nreq is None else AnswerIsNotRequired(
                 cause=_child(nreq, APPEALS_NS, "Cause").text or "", answerer_guid=_answerer(nreq)),
@@ -292,19 +309,33 @@ def _receiver(parent: etree._Element, org_guid: str) -> None:
     _sub(_sub(parent, APPEALS_NS, "Receiver"), ORG_NS, "orgRootEntityGUID", org_guid)
 
 
+def _applicant(info: etree._Element, who: Applicant) -> None:
+    A = APPEALS_NS
+    person = _sub(info, A, "Person")
+    _sub(person, A, "Surname", who.surname)
+    _sub(person, A, "FirstName", who.first_name)
+    if who.patronymic:
+        _sub(person, A, "Patronymic", who.patronymic)
+    for name, value in (("PostAddress", who.post_address), ("ApartmentNumber", who.apartment_number),
+                        ("Email", who.email), ("PhoneNumber", who.phone)):
+        if value:
+            _sub(info, A, name, value)
+
+
+def _attachments(parent: etree._Element, files: Any) -> None:
+    for f in files or ():
+        el = _sub(parent, APPEALS_NS, "Attachment")
+        _sub(el, BASE_NS, "Name", f.name)
+        _sub(el, BASE_NS, "Description", f.description)
+        _sub(_sub(el, BASE_NS, "Attachment"), BASE_NS, "AttachmentGUID", f.guid)
+        if f.hash:
+            _sub(el, BASE_NS, "AttachmentHASH", f.hash)
+
+
 def _export_result(el: etree._Element, a: Appeal) -> None:
     A = APPEALS_NS
     _sub(el, A, "AppealGUID", a.guid)
-    info = _sub(el, A, "ApplicantInfo")
-    person = _sub(info, A, "Person")
-    _sub(person, A, "Surname", a.applicant.surname)
-    _sub(person, A, "FirstName", a.applicant.first_name)
-    if a.applicant.patronymic:
-        _sub(person, A, "Patronymic", a.applicant.patronymic)
-    for name, value in (("PostAddress", a.applicant.post_address), ("ApartmentNumber", a.applicant.apartment_number),
-                        ("Email", a.applicant.email), ("PhoneNumber", a.applicant.phone)):
-        if value:
-            _sub(info, A, name, value)
+    _applicant(_sub(el, A, "ApplicantInfo"), a.applicant)
     _sub(el, A, "AppealNumber", a.number)
     _sub(el, A, "AppealCreateDate", a.create_date)
     if a.topic is not None:
@@ -321,6 +352,7 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
     if a.oktmo_name:
         _sub(oktmo, BASE_NS, "name", a.oktmo_name)
     _sub(el, A, "AppealText", a.text)
+    _attachments(el, a.attachments)
     if a.answerer_guid:
         _sub(el, A, "AnswererGUID", a.answerer_guid)
     for h in a.history:
@@ -335,6 +367,7 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
                 _sub(ans, A, "SendAnswerDate", d["send_date"])
             _sub(_sub(ans, A, "Answerer"), A, "AnswererGUID", d["answerer_guid"])
             _sub(ans, A, "AnswerText", d["text"])
+            _attachments(ans, d.get("attachments"))
             if d.get("is_sent"):
                 _sub(ans, A, "AnswerIsSent", True)
         elif h.kind == "Redirected":
@@ -342,15 +375,25 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
             _receiver(red, d["receiver"])
             if d.get("comment"):
                 _sub(red, A, "Comment", d["comment"])
+            _attachments(red, d.get("attachments"))
             if d.get("answerer_guid"):
                 _sub(red, A, "AnswererGUID", d["answerer_guid"])
         elif h.kind == "RolledOver":
             roll = _sub(entry, A, "RolledOver")
             _sub(roll, A, "ExecutionDate", d["execution_date"])
             _sub(roll, A, "Comment", d["comment"])
+            _attachments(roll, d.get("attachments"))
             _sub(roll, A, "AnswererGUID", d["answerer_guid"])
         elif h.kind == "IsNotRequired":
             _sub(_sub(entry, A, "IsNotRequired"), A, "Cause", d["cause"])
+        elif h.kind == "Assesment":
+            assessment = _sub(entry, A, "Assesment")
+            if d["result"] == "received":
+                _sub(assessment, A, "InformationIsReceived", True)
+            else:
+                _sub(assessment, A, "AnswerIsPartlyReceived" if d["result"] == "partly" else "AnswerIsNotSatisfied",
+                     True)
+                _sub(assessment, A, "DeclineComment", d["comment"])
     _sub(el, A, "AppealStatus", a.status)
     if a.redirected_to:
         _sub(el, A, "Redirected", True)
@@ -372,6 +415,8 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
         _sub(el, A, "DateOfAppointment", a.date_of_appointment)
     if a.collective:
         _sub(el, A, "Collective", True)
+    for neighbour in a.neighbours:
+        _applicant(_sub(el, A, "NeighbourInfo"), neighbour)
 
 
 def fault_envelope(fault: SoapFault) -> bytes:
@@ -609,6 +654,18 @@ class EmulatorApp:
                 if comment is not None and not isinstance(comment, str):
                     raise _HttpError(400, "comment must be a string")
                 return await _json(send, 200, _checked(lambda: state.withdraw(appeal.guid, comment), 409).to_json())
+            if len(parts) == 3 and method == "POST" and parts[2] == "assess":
+                spec = _object(body)
+                unknown = set(spec) - {"result", "comment"}
+                if unknown:
+                    raise _HttpError(400, f"unknown fields: {sorted(unknown)}")
+                if spec.get("result") not in state.ASSESSMENTS:
+                    raise _HttpError(400, f"result must be one of {list(state.ASSESSMENTS)}")
+                comment = spec.get("comment")
+                if spec["result"] != "received" and (not isinstance(comment, str) or not 1 <= len(comment) <= 1000):
+                    raise _HttpError(400, "partly and not_satisfied need a comment of 1..1000 characters")
+                return await _json(send, 200, _checked(
+                    lambda: state.assess(appeal.guid, spec["result"], spec.get("comment")), 409).to_json())
             if len(parts) == 3 and method == "POST" and parts[2] == "drift":
                 spec = _object(body)
                 unknown = set(spec) - {"clear_performer", "unsend_answers", "status"}
