@@ -179,7 +179,8 @@ async def test_control_api_creates_files_and_neighbours_and_assesses():
 
     state = EmulatorState.from_party_map(PARTY_MAP, processing_delay_s=0.0, polls_to_complete=1)
     async with EmulatorServer(state) as url, httpx.AsyncClient(base_url=url, timeout=5) as http:
-        r = await http.post("/emulator/appeals", json={"appeals": [{"attachments": [ACT], "neighbours": NEIGHBOURS}]})
+        r = await http.post("/emulator/appeals",
+                            json={"appeals": [{"attachments": [ACT], "neighbours": NEIGHBOURS}]})
         assert r.status_code == 201
         (js,) = r.json()
         assert [f["attachment_guid"] for f in js["attachments"]] == [ACT["attachment_guid"]]
