@@ -6,7 +6,9 @@ See docs/gis_emulator.md. ``EmulatorState`` is the logic, ``create_app`` the ASG
 ``EmulatorServer`` runs it with uvicorn in the current event loop (tests).
 """
 
-from .server import SOAP_PATH, EmulatorServer, create_app
+from .server import SIGNATURE_FAULT, SOAP_PATH, EmulatorServer, create_app
+from .signature import SignatureError, SignatureVerifier
 from .state import DEFAULT_ORG_PPA_GUID, EmulatorState
 
-__all__ = ["DEFAULT_ORG_PPA_GUID", "SOAP_PATH", "EmulatorServer", "EmulatorState", "create_app"]
+__all__ = ["DEFAULT_ORG_PPA_GUID", "SIGNATURE_FAULT", "SOAP_PATH", "EmulatorServer", "EmulatorState",
+           "SignatureError", "SignatureVerifier", "create_app"]

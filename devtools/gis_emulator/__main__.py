@@ -5,6 +5,10 @@
 
 Prints ``gis-emulator listening on http://HOST:PORT`` on stdout once it accepts connections
 (logs go to stderr). SIGINT/SIGTERM stop it cleanly (exit status 0).
+
+``--require-signature --trusted-cert CERT`` (or ``ZHKH_GIS_EMULATOR_REQUIRE_SIGNATURE=1`` and
+``ZHKH_GIS_EMULATOR_TRUSTED_CERT``): every exportAppeal/importAnswer must carry a XAdES-BES GOST
+signature made with that certificate. Without them the emulator runs unsigned and says so at start.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from .server import EmulatorServer
+from .signature import SignatureVerifier
 from .state import DEFAULT_ORG_PPA_GUID, EmulatorState
 
 DEFAULT_PARTY_MAP = Path(__file__).resolve().parents[1] / "sample_gis" / "gis_parties.csv"
@@ -34,8 +40,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--processing-delay", type=float, default=0.05, help="seconds before a message can complete")
     p.add_argument("--polls-to-complete", type=int, default=2, help="getState polls before a message completes")
     p.add_argument("--random-seed", type=int, default=None, help="makes generated appeals reproducible")
+    p.add_argument("--require-signature", action="store_true",
+                   default=os.environ.get("ZHKH_GIS_EMULATOR_REQUIRE_SIGNATURE", "").lower() in ("1", "true", "yes"),
+                   help="refuse exportAppeal/importAnswer without a valid XAdES-BES GOST signature "
+                        "(needs --trusted-cert)")
+    p.add_argument("--trusted-cert", type=Path, default=os.environ.get("ZHKH_GIS_EMULATOR_TRUSTED_CERT") or None,
+                   help="the organisation's certificate (PEM/DER, GOST R 34.10-2012 256) that signatures "
+                        "must be made with")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.trusted_cert is not None:
+        args.trusted_cert = Path(args.trusted_cert)
+    if args.require_signature and args.trusted_cert is None:
+        p.error("--require-signature needs --trusted-cert (or ZHKH_GIS_EMULATOR_TRUSTED_CERT)")
+    if args.trusted_cert is not None and not args.require_signature:
+        p.error("--trusted-cert is only used with --require-signature")
+    return args
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -43,7 +63,8 @@ async def run(args: argparse.Namespace) -> None:
         args.party_map, org_ppa_guid=args.org_ppa_guid, processing_delay_s=args.processing_delay,
         polls_to_complete=args.polls_to_complete, seed=args.seed, random_seed=args.random_seed,
     )
-    server = EmulatorServer(state, host=args.host, port=args.port, log_level=args.log_level.lower())
+    verifier = SignatureVerifier.from_file(args.trusted_cert) if args.require_signature else None
+    server = EmulatorServer(state, host=args.host, port=args.port, log_level=args.log_level.lower(), verifier=verifier)
     url = await server.start()
     print(f"gis-emulator listening on {url}", flush=True)
     if _early_signals:

@@ -6,6 +6,8 @@
 
 Requests and responses are validated against the repo's XSDs (services/gis_sync/wsdl). A response
 that would not validate is a bug of the emulator: it is answered with a soap:Server fault EMU-INTERNAL.
+With a ``SignatureVerifier`` (``--trusted-cert``) every exportAppeal/importAnswer must carry a valid
+XAdES-BES GOST signature made with the trusted certificate, else fault EMU-SIG.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from lxml import etree
 
 from devtools import embedded
 
+from .signature import SignatureError, SignatureVerifier
 from .state import (
     Ack,
+    Applicant,
+    FileRef,
     AnswerAction,
     AnswerIsNotRequired,
     AnswerItem,
@@ -70,6 +75,11 @@ BODY_OPERATIONS = {
     f"{{{BASE_NS}}}getStateRequest": "getState",
 }
 MAX_BODY = 16 * 1024 * 1024
+# No ГИС ЖКХ error code for a failed signature check is published in the schemas (hcs-base.xsd documents
+# only the base:Fault structure) nor anywhere we could check, so the code is the emulator's own.
+SIGNATURE_FAULT = "EMU-SIG"
+UNSIGNED_WARNING = ("signatures are NOT checked: unsigned mode, for the local emulator only "
+                    "(real ГИС ЖКХ refuses unsigned requests; start with --trusted-cert to check them)")
 
 
 def _q(ns: str, name: str) -> str:
@@ -131,9 +141,10 @@ def _xs_true(el: etree._Element | None) -> bool:
 def parse_export(el: etree._Element) -> ExportRequest:
     statuses: list[str] = []
     status_el = _child(el, APPEALS_NS, "StatusOfAppeal")
+    theme = _child(el, APPEALS_NS, "AppealTheme")
     if status_el is not None:
-        for flag, status in (("Sent", "Send"), ("InWork", "InWork"), ("Executed", "Executed"),
-                             ("Withdrawn", "Withdrawn")):
+        for flag, status in (("NotSent", "NotSent"), ("Sent", "Send"), ("InWork", "InWork"),
+                             ("Executed", "Executed"), ("Withdrawn", "Withdrawn")):
             if _xs_true(_child(status_el, APPEALS_NS, flag)):
                 statuses.append(status)
     return ExportRequest(
@@ -143,6 +154,13 @@ def parse_export(el: etree._Element) -> ExportRequest:
         end_date=_xs_date(_text(_child(el, APPEALS_NS, "EndDate"))),
         fias_house_guids=_children_text(el, APPEALS_NS, "FIASHouseGuid"),
         statuses=tuple(statuses),
+        theme_code=None if theme is None else _text(_child(theme, NSI_NS, "Code")),
+        theme_guid=None if theme is None else _text(_child(theme, NSI_NS, "GUID")),
+        answer_guids=_children_text(el, APPEALS_NS, "AnswerGUID"),
+        answer_created_from=_xs_date(_text(_child(el, APPEALS_NS, "StartCreateDate"))),
+        answer_created_to=_xs_date(_text(_child(el, APPEALS_NS, "EndCreateDate"))),
+        answer_sent_from=_xs_date(_text(_child(el, APPEALS_NS, "StartPostDate"))),
+        answer_sent_to=_xs_date(_text(_child(el, APPEALS_NS, "EndPostDate"))),
     )
 
 
@@ -159,6 +177,18 @@ def _answerer(el: etree._Element) -> str:
     return _text(_child(el, APPEALS_NS, "AnswererGUID")) or ""
 
 
+def _files(el: etree._Element | None) -> tuple[FileRef, ...]:
+    """The base:AttachmentType children named Attachment of ``el``."""
+    if el is None:
+        return ()
+    return tuple(
+        FileRef(guid=(_text(a.find(f"{_q(BASE_NS, 'Attachment')}/{_q(BASE_NS, 'AttachmentGUID')}")) or "").lower(),
+                name=_child(a, BASE_NS, "Name").text or "", description=_child(a, BASE_NS, "Description").text or "",
+                hash=_text(_child(a, BASE_NS, "AttachmentHASH")))
+        for a in el.findall(_q(APPEALS_NS, "Attachment"))
+    )
+
+
 def parse_import(el: etree._Element) -> ImportRequest:
     answer_actions = []
     for aa in el.findall(_q(APPEALS_NS, "AnswerAction")):
@@ -171,6 +201,7 @@ def parse_import(el: etree._Element) -> ImportRequest:
                 text=None if load is None else (_child(load, APPEALS_NS, "AnswerText").text or ""),
                 send=_xs_true(_child(ans, APPEALS_NS, "SendAnswer")),
                 delete=_xs_true(_child(ans, APPEALS_NS, "DeleteAnswer")),
+                attachments=_files(load),
             ))
         answer_actions.append(AnswerAction(transport_guid=_tg(aa), answers=tuple(items), **_appeal_ref(aa)))
     appeal_actions = []
@@ -188,12 +219,14 @@ def parse_import(el: etree._Element) -> ImportRequest:
                 RedirectAppeal(
                     receiver=_text(r.find(f"{_q(APPEALS_NS, 'Receiver')}/{_q(ORG_NS, 'orgRootEntityGUID')}")) or "",
                     answerer_guid=_answerer(r), comment=_text(_child(r, APPEALS_NS, "Comment")),
+                    attachments=_files(r),
                 )
                 for r in ap.findall(_q(APPEALS_NS, "RedirectAppeal"))
             ),
             rollover=None if roll is None else RollOverAppeal(
                 execution_date=_xs_date(_text(_child(roll, APPEALS_NS, "ExecutionDate"))) or date.min,
                 comment=_child(roll, APPEALS_NS, "Comment").text or "", answerer_guid=_answerer(roll),
+                attachments=_files(roll),
             ),
             not_required=None if nreq is None else AnswerIsNotRequired(
                 cause=_child(nreq, APPEALS_NS, "Cause").text or "", answerer_guid=_answerer(nreq)),
@@ -276,19 +309,33 @@ def _receiver(parent: etree._Element, org_guid: str) -> None:
     _sub(_sub(parent, APPEALS_NS, "Receiver"), ORG_NS, "orgRootEntityGUID", org_guid)
 
 
+def _applicant(info: etree._Element, who: Applicant) -> None:
+    A = APPEALS_NS
+    person = _sub(info, A, "Person")
+    _sub(person, A, "Surname", who.surname)
+    _sub(person, A, "FirstName", who.first_name)
+    if who.patronymic:
+        _sub(person, A, "Patronymic", who.patronymic)
+    for name, value in (("PostAddress", who.post_address), ("ApartmentNumber", who.apartment_number),
+                        ("Email", who.email), ("PhoneNumber", who.phone)):
+        if value:
+            _sub(info, A, name, value)
+
+
+def _attachments(parent: etree._Element, files: Any) -> None:
+    for f in files or ():
+        el = _sub(parent, APPEALS_NS, "Attachment")
+        _sub(el, BASE_NS, "Name", f.name)
+        _sub(el, BASE_NS, "Description", f.description)
+        _sub(_sub(el, BASE_NS, "Attachment"), BASE_NS, "AttachmentGUID", f.guid)
+        if f.hash:
+            _sub(el, BASE_NS, "AttachmentHASH", f.hash)
+
+
 def _export_result(el: etree._Element, a: Appeal) -> None:
     A = APPEALS_NS
     _sub(el, A, "AppealGUID", a.guid)
-    info = _sub(el, A, "ApplicantInfo")
-    person = _sub(info, A, "Person")
-    _sub(person, A, "Surname", a.applicant.surname)
-    _sub(person, A, "FirstName", a.applicant.first_name)
-    if a.applicant.patronymic:
-        _sub(person, A, "Patronymic", a.applicant.patronymic)
-    for name, value in (("PostAddress", a.applicant.post_address), ("ApartmentNumber", a.applicant.apartment_number),
-                        ("Email", a.applicant.email), ("PhoneNumber", a.applicant.phone)):
-        if value:
-            _sub(info, A, name, value)
+    _applicant(_sub(el, A, "ApplicantInfo"), a.applicant)
     _sub(el, A, "AppealNumber", a.number)
     _sub(el, A, "AppealCreateDate", a.create_date)
     if a.topic is not None:
@@ -305,6 +352,7 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
     if a.oktmo_name:
         _sub(oktmo, BASE_NS, "name", a.oktmo_name)
     _sub(el, A, "AppealText", a.text)
+    _attachments(el, a.attachments)
     if a.answerer_guid:
         _sub(el, A, "AnswererGUID", a.answerer_guid)
     for h in a.history:
@@ -319,6 +367,7 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
                 _sub(ans, A, "SendAnswerDate", d["send_date"])
             _sub(_sub(ans, A, "Answerer"), A, "AnswererGUID", d["answerer_guid"])
             _sub(ans, A, "AnswerText", d["text"])
+            _attachments(ans, d.get("attachments"))
             if d.get("is_sent"):
                 _sub(ans, A, "AnswerIsSent", True)
         elif h.kind == "Redirected":
@@ -326,15 +375,25 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
             _receiver(red, d["receiver"])
             if d.get("comment"):
                 _sub(red, A, "Comment", d["comment"])
+            _attachments(red, d.get("attachments"))
             if d.get("answerer_guid"):
                 _sub(red, A, "AnswererGUID", d["answerer_guid"])
         elif h.kind == "RolledOver":
             roll = _sub(entry, A, "RolledOver")
             _sub(roll, A, "ExecutionDate", d["execution_date"])
             _sub(roll, A, "Comment", d["comment"])
+            _attachments(roll, d.get("attachments"))
             _sub(roll, A, "AnswererGUID", d["answerer_guid"])
         elif h.kind == "IsNotRequired":
             _sub(_sub(entry, A, "IsNotRequired"), A, "Cause", d["cause"])
+        elif h.kind == "Assesment":
+            assessment = _sub(entry, A, "Assesment")
+            if d["result"] == "received":
+                _sub(assessment, A, "InformationIsReceived", True)
+            else:
+                _sub(assessment, A, "AnswerIsPartlyReceived" if d["result"] == "partly" else "AnswerIsNotSatisfied",
+                     True)
+                _sub(assessment, A, "DeclineComment", d["comment"])
     _sub(el, A, "AppealStatus", a.status)
     if a.redirected_to:
         _sub(el, A, "Redirected", True)
@@ -356,6 +415,8 @@ def _export_result(el: etree._Element, a: Appeal) -> None:
         _sub(el, A, "DateOfAppointment", a.date_of_appointment)
     if a.collective:
         _sub(el, A, "Collective", True)
+    for neighbour in a.neighbours:
+        _applicant(_sub(el, A, "NeighbourInfo"), neighbour)
 
 
 def fault_envelope(fault: SoapFault) -> bytes:
@@ -394,10 +455,12 @@ def _operation_hint(action: str, body: bytes) -> str | None:
     return None
 
 
-def handle_soap(state: EmulatorState, action: str, body: bytes) -> tuple[int, bytes]:
-    """One SOAP request -> (HTTP status, response envelope). Synchronous: nothing here awaits."""
+def handle_soap(state: EmulatorState, action: str, body: bytes,
+                verifier: SignatureVerifier | None = None) -> tuple[int, bytes]:
+    """One SOAP request -> (HTTP status, response envelope). Synchronous: nothing here awaits.
+    With ``verifier``, exportAppeal and importAnswer must be signed (getStateRequest has no signature)."""
     try:
-        return 200, _handle_soap(state, action, body)
+        return 200, _handle_soap(state, action, body, verifier)
     except SoapFault as fault:
         log.info("soap fault %s", fault.code)
         return 500, fault_envelope(fault)
@@ -412,7 +475,7 @@ def _schema_fault(errors: list[str]) -> SoapFault:
                      "Запрос не соответствует XML-схеме: " + "; ".join(errors[:5]))
 
 
-def _handle_soap(state: EmulatorState, action: str, body: bytes) -> bytes:
+def _handle_soap(state: EmulatorState, action: str, body: bytes, verifier: SignatureVerifier | None) -> bytes:
     try:
         env = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -434,6 +497,11 @@ def _handle_soap(state: EmulatorState, action: str, body: bytes) -> bytes:
     errors = validation_errors(header) + validation_errors(request)
     if errors:
         raise _schema_fault(errors)
+    if verifier is not None and operation != "getState":
+        try:
+            verifier.verify(request)
+        except SignatureError as exc:
+            raise SoapFault(SIGNATURE_FAULT, "Ошибка проверки электронной подписи", str(exc)) from None
     org = _text(_child(header, BASE_NS, "orgPPAGUID"))
     if org is None or org.lower() != state.org_ppa_guid:
         raise SoapFault("EMU-AUTH", "Доступ запрещён",
@@ -476,8 +544,9 @@ class _HttpError(Exception):
 class EmulatorApp:
     """ASGI app over one EmulatorState. Requests are served concurrently (injected delays use asyncio.sleep)."""
 
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: EmulatorState, verifier: SignatureVerifier | None = None) -> None:
         self.state = state
+        self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -530,7 +599,7 @@ class EmulatorApp:
             await asyncio.sleep(fault.seconds)
             return await _respond(send, 504, "Превышено время ожидания (эмулятор: timeout)".encode(),
                                   "text/plain; charset=utf-8")
-        status, payload = handle_soap(self.state, action, body)
+        status, payload = handle_soap(self.state, action, body, self.verifier)
         if fault is not None:
             log.info("injected fault: timeout %.2fs after accepting the request", fault.seconds)
             await asyncio.sleep(fault.seconds)
@@ -585,6 +654,18 @@ class EmulatorApp:
                 if comment is not None and not isinstance(comment, str):
                     raise _HttpError(400, "comment must be a string")
                 return await _json(send, 200, _checked(lambda: state.withdraw(appeal.guid, comment), 409).to_json())
+            if len(parts) == 3 and method == "POST" and parts[2] == "assess":
+                spec = _object(body)
+                unknown = set(spec) - {"result", "comment"}
+                if unknown:
+                    raise _HttpError(400, f"unknown fields: {sorted(unknown)}")
+                if spec.get("result") not in state.ASSESSMENTS:
+                    raise _HttpError(400, f"result must be one of {list(state.ASSESSMENTS)}")
+                comment = spec.get("comment")
+                if spec["result"] != "received" and (not isinstance(comment, str) or not 1 <= len(comment) <= 1000):
+                    raise _HttpError(400, "partly and not_satisfied need a comment of 1..1000 characters")
+                return await _json(send, 200, _checked(
+                    lambda: state.assess(appeal.guid, spec["result"], spec.get("comment")), 409).to_json())
             if len(parts) == 3 and method == "POST" and parts[2] == "drift":
                 spec = _object(body)
                 unknown = set(spec) - {"clear_performer", "unsend_answers", "status"}
@@ -596,8 +677,8 @@ class EmulatorApp:
         raise _HttpError(404 if method in ("GET", "POST", "DELETE") else 405, f"no route {method} {path}")
 
 
-def create_app(state: EmulatorState) -> EmulatorApp:
-    return EmulatorApp(state)
+def create_app(state: EmulatorState, verifier: SignatureVerifier | None = None) -> EmulatorApp:
+    return EmulatorApp(state, verifier)
 
 
 def _checked(fn: Callable[[], Any], status: int = 400) -> Any:
@@ -667,12 +748,13 @@ class EmulatorServer:
     """
 
     def __init__(self, state: EmulatorState, host: str = "127.0.0.1", port: int | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", verifier: SignatureVerifier | None = None) -> None:
         self.state = state
+        self.verifier = verifier
         self.host = host
         self.port = port if port is not None else embedded.free_port()
         self._server = uvicorn.Server(uvicorn.Config(
-            create_app(state), host=host, port=self.port, log_config=None, log_level=log_level, lifespan="on",
+            create_app(state, verifier), host=host, port=self.port, log_config=None, log_level=log_level, lifespan="on",
             access_log=False,
         ))
         self._task: asyncio.Task[None] | None = None
@@ -686,6 +768,11 @@ class EmulatorServer:
         return self.url + SOAP_PATH
 
     async def start(self) -> str:
+        if self.verifier is None:
+            log.warning(UNSIGNED_WARNING)
+        else:
+            log.info("signatures required: XAdES-BES GOST R 34.10-2012 with the trusted certificate (serial %s)",
+                     self.verifier.trusted.serial)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
@@ -728,5 +815,5 @@ async def serving(state: EmulatorState, **kwargs: Any) -> AsyncIterator[Emulator
         await server.stop()
 
 
-__all__ = ["EmulatorApp", "EmulatorServer", "create_app", "handle_soap", "schema", "serving",
+__all__ = ["SIGNATURE_FAULT", "EmulatorApp", "EmulatorServer", "create_app", "handle_soap", "schema", "serving",
            "validation_errors"]

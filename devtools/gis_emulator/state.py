@@ -146,6 +146,19 @@ class Applicant:
     phone: str | None = None
 
 
+@dataclass(frozen=True)
+class FileRef:
+    """A file in ГИС ЖКХ's file store, as base:AttachmentType names it (the bytes are not emulated)."""
+
+    guid: str
+    name: str
+    description: str
+    hash: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"attachment_guid": self.guid, "name": self.name, "description": self.description, "hash": self.hash}
+
+
 @dataclass
 class Answer:
     guid: str
@@ -154,11 +167,14 @@ class Answer:
     text: str
     sent: bool = False
     send_date: date | None = None
+    create_date: date | None = None  # when it was loaded (StartCreateDate/EndCreateDate of exportAppeal)
+    attachments: list[FileRef] = field(default_factory=list)
 
 
 @dataclass
 class HistoryEntry:
-    """One AppealHistory element. kind: Performer (ChangeDate only), Answer, Redirected, RolledOver, IsNotRequired."""
+    """One AppealHistory element. kind: Performer (ChangeDate only), Answer, Redirected, RolledOver, IsNotRequired,
+    Assesment (the citizen's assessment of the answer). ``data["attachments"]`` holds FileRefs."""
 
     change_date: date
     kind: str
@@ -192,6 +208,8 @@ class Appeal:
     from_mobile: bool = False
     collective: bool = False
     npa_requirements: str | None = None
+    attachments: list[FileRef] = field(default_factory=list)
+    neighbours: list[Applicant] = field(default_factory=list)  # NeighbourInfo: co-applicants of a collective appeal
     answer_seq: int = 0  # answers ever created: AnswerNumber = <AppealNumber>/<seq>
 
     @property
@@ -216,14 +234,11 @@ class Appeal:
             "fias_house_guid": self.fias_house_guid,
             "oktmo": {"code": self.oktmo_code, "name": self.oktmo_name},
             "text": self.text,
-            "applicant": {
-                "surname": a.surname, "first_name": a.first_name, "patronymic": a.patronymic,
-                "post_address": a.post_address, "apartment_number": a.apartment_number, "email": a.email,
-                "phone": a.phone,
-            },
+            "applicant": _applicant_json(a),
             "answers": [
                 {"answer_guid": x.guid, "answer_number": x.number, "answerer_guid": x.answerer_guid, "text": x.text,
-                 "sent": x.sent, "send_date": _iso(x.send_date)}
+                 "sent": x.sent, "send_date": _iso(x.send_date), "create_date": _iso(x.create_date),
+                 "attachments": [f.to_json() for f in x.attachments]}
                 for x in self.answers
             ],
             "rolled_over": self.rolled_over,
@@ -237,6 +252,8 @@ class Appeal:
             "from_mobile": self.from_mobile,
             "collective": self.collective,
             "npa_requirements": self.npa_requirements,
+            "attachments": [f.to_json() for f in self.attachments],
+            "neighbours": [_applicant_json(n) for n in self.neighbours],
             "history": [{"change_date": h.change_date.isoformat(), "kind": h.kind, **_jsonable(h.data)}
                         for h in self.history],
         }
@@ -253,7 +270,21 @@ class ExportRequest:
     start_date: date | None = None
     end_date: date | None = None
     fias_house_guids: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()  # AppealStatus values: Send, InWork, Executed, Withdrawn
+    # AppealStatus values: Send, InWork, Executed, Withdrawn; "NotSent" matches nothing (ГИС never exports
+    # appeals that are not sent, as the published schema says)
+    statuses: tuple[str, ...] = ()
+    theme_code: str | None = None  # AppealTheme (НСИ 220): Code, and GUID when given
+    theme_guid: str | None = None
+    answer_guids: tuple[str, ...] = ()
+    answer_created_from: date | None = None  # StartCreateDate .. EndCreateDate of an answer
+    answer_created_to: date | None = None
+    answer_sent_from: date | None = None  # StartPostDate .. EndPostDate of a sent answer
+    answer_sent_to: date | None = None
+
+    @property
+    def by_answer_dates(self) -> bool:
+        return any(d is not None for d in (self.answer_created_from, self.answer_created_to,
+                                           self.answer_sent_from, self.answer_sent_to))
 
 
 @dataclass(frozen=True)
@@ -264,6 +295,7 @@ class AnswerItem:
     text: str | None = None  # LoadAnswer/AnswerText
     send: bool = False
     delete: bool = False
+    attachments: tuple[FileRef, ...] = ()  # LoadAnswer/Attachment
 
 
 @dataclass(frozen=True)
@@ -285,6 +317,7 @@ class RedirectAppeal:
     receiver: str
     answerer_guid: str
     comment: str | None = None
+    attachments: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,6 +325,7 @@ class RollOverAppeal:
     execution_date: date
     comment: str
     answerer_guid: str
+    attachments: tuple[FileRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -463,6 +497,7 @@ class EmulatorState:
         self.polls_to_complete = polls_to_complete
         self._now = now or (lambda: datetime.now(UTC))
         self._rng = random.Random(random_seed)
+        self._extra_rng = random.Random(None if random_seed is None else f"{random_seed}/files-and-neighbours")
         self._appeals: dict[str, Appeal] = {}
         self._by_number: dict[str, str] = {}
         self._numbers = itertools.count(1)
@@ -506,7 +541,11 @@ class EmulatorState:
         "appeal_guid", "appeal_number", "create_date", "fias_house_guid", "text", "topic_code", "another_topic",
         "surname", "first_name", "patronymic", "post_address", "apartment_number", "email", "phone",
         "execution_end_date", "from_mobile", "collective", "npa_requirements", "oktmo_code", "oktmo_name",
+        "attachments", "neighbours",
     })
+    NEIGHBOUR_FIELDS = frozenset({"surname", "first_name", "patronymic", "post_address", "apartment_number", "email",
+                                  "phone"})
+    ATTACHMENT_FIELDS = frozenset({"name", "description", "attachment_guid", "hash"})
 
     def create_appeals(
         self, appeals: Iterable[Mapping[str, Any]] = (), generate: int = 0, create_date: date | str | None = None,
@@ -562,6 +601,19 @@ class EmulatorState:
             phone=spec.get("phone", f"+79{rng.randint(0, 99):02d}{rng.randint(0, 9999999):07d}"),
         )
         end = _date(spec.get("execution_end_date"), "execution_end_date") or created + timedelta(days=30)
+        from_mobile = bool(spec.get("from_mobile", rng.random() < 0.3))
+        collective = bool(spec.get("collective", rng.random() < 0.1))
+        # attachments and neighbours come from their own generator, so adding them left the rest as it was
+        extra = self._extra_rng
+        if "attachments" in spec:
+            attachments = self._attachments(spec["attachments"])
+        else:
+            attachments = [self._generated_file(extra, n) for n in range(extra.choice((0, 0, 0, 1, 2)))]
+        if "neighbours" in spec:
+            neighbours = self._neighbours(spec["neighbours"])
+        else:
+            neighbours = [self._generated_person(extra, applicant.post_address)
+                          for _ in range(extra.randint(1, 2) if collective else 0)]
         return Appeal(
             guid=_guid(spec.get("appeal_guid") or str(uuid.uuid4()), "appeal_guid"),
             number=str(number),
@@ -574,9 +626,61 @@ class EmulatorState:
             oktmo_code=str(spec.get("oktmo_code", OKTMO_CODE)),
             oktmo_name=spec.get("oktmo_name", OKTMO_NAME),
             execution_end_date=end,
-            from_mobile=bool(spec.get("from_mobile", rng.random() < 0.3)),
-            collective=bool(spec.get("collective", rng.random() < 0.1)),
+            from_mobile=from_mobile,
+            collective=collective,
             npa_requirements=spec.get("npa_requirements"),
+            attachments=attachments,
+            neighbours=neighbours,
+        )
+
+    def _attachments(self, items: Any) -> list[FileRef]:
+        if not isinstance(items, list) or not all(isinstance(x, Mapping) for x in items):
+            raise ValueError("attachments must be a list of objects")
+        out = []
+        for x in items:
+            unknown = set(x) - self.ATTACHMENT_FIELDS
+            if unknown:
+                raise ValueError(f"unknown attachment fields: {sorted(unknown)}")
+            name = x.get("name")
+            if not isinstance(name, str) or not 1 <= len(name) <= 1024:
+                raise ValueError("an attachment needs a name of 1..1024 characters")
+            description = x.get("description") or name[:500]
+            if not isinstance(description, str) or len(description) > 500:
+                raise ValueError("an attachment description has at most 500 characters")
+            digest = x.get("hash")
+            if digest is not None and (not isinstance(digest, str) or not digest):
+                raise ValueError("an attachment hash is a non-empty string")
+            out.append(FileRef(_guid(x.get("attachment_guid") or str(uuid.uuid4()), "attachment_guid"), name,
+                               description, digest))
+        return out
+
+    def _neighbours(self, items: Any) -> list[Applicant]:
+        if not isinstance(items, list) or not all(isinstance(x, Mapping) for x in items):
+            raise ValueError("neighbours must be a list of objects")
+        out = []
+        for x in items:
+            unknown = set(x) - self.NEIGHBOUR_FIELDS
+            if unknown:
+                raise ValueError(f"unknown neighbour fields: {sorted(unknown)}")
+            if not x.get("surname") or not x.get("first_name"):
+                raise ValueError("a neighbour needs surname and first_name")
+            out.append(Applicant(**{k: str(v) for k, v in x.items() if v is not None}))
+        return out
+
+    @staticmethod
+    def _generated_file(rng: random.Random, n: int) -> FileRef:
+        name = rng.choice(("Фото протечки.jpg", "Фото радиатора.jpg", "Акт осмотра.pdf", "Квитанция.pdf",
+                           "Видео подъезда.mp4"))
+        return FileRef(str(uuid.UUID(int=rng.getrandbits(128), version=4)), name, name,
+                       f"{rng.getrandbits(256):064x}")
+
+    @staticmethod
+    def _generated_person(rng: random.Random, post_address: str | None) -> Applicant:
+        female = rng.random() < 0.5
+        return Applicant(
+            surname=rng.choice(_SURNAMES)[int(female)], first_name=rng.choice(_FEMALE_NAMES if female else _MALE_NAMES),
+            patronymic=rng.choice(_PATRONYMICS)[int(female)], post_address=post_address,
+            apartment_number=str(rng.randint(1, 180)),
         )
 
     def _next_number(self, year: int) -> str:
@@ -605,6 +709,24 @@ class EmulatorState:
             raise ValueError("an executed appeal cannot be withdrawn")
         appeal.status, appeal.withdrawn, appeal.withdrawn_comment = "Withdrawn", True, comment
         log.info("appeal withdrawn: %s", appeal.guid)
+        return appeal
+
+    ASSESSMENTS = ("received", "partly", "not_satisfied")
+
+    def assess(self, guid: str, result: str, comment: str | None = None) -> Appeal:
+        """The citizen assesses the answer in ГИС (history ``Assesment``). KeyError: unknown appeal;
+        ValueError: no sent answer yet, an unknown result, or a missing comment for partly/not_satisfied."""
+        appeal = self._require(guid)
+        if result not in self.ASSESSMENTS:
+            raise ValueError(f"result must be one of {self.ASSESSMENTS}")
+        if result == "received":
+            comment = None
+        elif not isinstance(comment, str) or not 1 <= len(comment) <= 1000:
+            raise ValueError("partly and not_satisfied need a comment of 1..1000 characters")
+        if not any(a.sent for a in appeal.answers):
+            raise ValueError("there is no sent answer to assess")
+        appeal.history.append(HistoryEntry(self.today(), "Assesment", {"result": result, "comment": comment}))
+        log.info("appeal assessed: %s", appeal.guid)
         return appeal
 
     def drift(
@@ -725,6 +847,20 @@ class EmulatorState:
             found = [self._find(g, None) for g in dict.fromkeys(g.lower() for g in q.appeal_guids)]
             found += [self._find(None, n) for n in dict.fromkeys(q.appeal_numbers)]
             selected = [a for a in found if a is not None]
+        elif q.answer_guids:  # in the order of the answers given, each appeal once
+            by_answer = {x.guid: a for a in self._appeals.values() for x in a.answers}
+            found = [by_answer.get(g.lower()) for g in q.answer_guids]
+            selected = list({a.guid: a for a in found if a is not None}.values())
+        elif q.by_answer_dates:
+            def matches(x: Answer) -> bool:
+                created, sent = x.create_date, x.send_date if x.sent else None
+                return ((q.answer_created_from is None or (created is not None and created >= q.answer_created_from))
+                        and (q.answer_created_to is None or (created is not None and created <= q.answer_created_to))
+                        and (q.answer_sent_from is None or (sent is not None and sent >= q.answer_sent_from))
+                        and (q.answer_sent_to is None or (sent is not None and sent <= q.answer_sent_to)))
+
+            selected = sorted((a for a in self._appeals.values() if any(matches(x) for x in a.answers)),
+                              key=lambda a: (a.create_date, a.number))
         else:
             fias = {g.lower() for g in q.fias_house_guids}
             selected = sorted(
@@ -732,7 +868,9 @@ class EmulatorState:
                  if (q.start_date is None or a.create_date >= q.start_date)
                  and (q.end_date is None or a.create_date <= q.end_date)
                  and (not fias or (a.fias_house_guid or "") in fias)
-                 and (not q.statuses or a.status in q.statuses)),
+                 and (not q.statuses or a.status in q.statuses)
+                 and (q.theme_code is None or (a.topic is not None and a.topic.code == q.theme_code
+                                               and (q.theme_guid is None or a.topic.guid == q.theme_guid.lower())))),
                 key=lambda a: (a.create_date, a.number),
             )
         if not selected:
@@ -844,16 +982,19 @@ class EmulatorState:
             appeal.answer_seq += 1
             answer = Answer(
                 guid=str(uuid.uuid4()), number=f"{appeal.number}/{appeal.answer_seq}",
-                answerer_guid=item.answerer_guid.lower(), text=item.text or "",
+                answerer_guid=item.answerer_guid.lower(), text=item.text or "", create_date=today,
+                attachments=list(item.attachments),
             )
             appeal.answers.append(answer)
-        elif item.text is not None:
+        elif item.text is not None:  # LoadAnswer again: the text and its files replace the earlier ones
             answer.text, answer.answerer_guid = item.text, item.answerer_guid.lower()
+            answer.attachments = list(item.attachments)
         if item.send:
             answer.sent, answer.send_date = True, today
             appeal.history.append(HistoryEntry(today, "Answer", {
                 "answer_guid": answer.guid, "answer_number": answer.number, "send_date": today,
                 "answerer_guid": answer.answerer_guid, "text": answer.text, "is_sent": True,
+                "attachments": list(answer.attachments),
             }))
         self._record(tg, appeal, "LoadAnswer" if item.text is not None else "SendAnswer", message_guid, now, {
             "answer_guid": answer.guid, "answer_number": answer.number, "answerer_guid": answer.answerer_guid,
@@ -902,6 +1043,7 @@ class EmulatorState:
             work.redirected_to.append(r.receiver.lower())
             work.history.append(HistoryEntry(today, "Redirected", {
                 "receiver": r.receiver.lower(), "comment": r.comment, "answerer_guid": r.answerer_guid.lower(),
+                "attachments": list(r.attachments),
             }))
             if "RedirectAppeal" not in kinds:
                 kinds.append("RedirectAppeal")
@@ -918,6 +1060,7 @@ class EmulatorState:
             work.rolled_over, work.execution_end_date = True, r.execution_date
             work.history.append(HistoryEntry(today, "RolledOver", {
                 "execution_date": r.execution_date, "comment": r.comment, "answerer_guid": r.answerer_guid.lower(),
+                "attachments": list(r.attachments),
             }))
             kinds.append("RollOverAppeal")
             details.update(execution_date=r.execution_date.isoformat())
@@ -984,4 +1127,16 @@ def _iso(value: date | None) -> str | None:
 
 
 def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date) else v for k, v in data.items()}
+    def one(v: Any) -> Any:
+        if isinstance(v, date):
+            return v.isoformat()
+        if isinstance(v, list):
+            return [x.to_json() if isinstance(x, FileRef) else x for x in v]
+        return v
+
+    return {k: one(v) for k, v in data.items()}
+
+
+def _applicant_json(a: Applicant) -> dict[str, Any]:
+    return {"surname": a.surname, "first_name": a.first_name, "patronymic": a.patronymic,
+            "post_address": a.post_address, "apartment_number": a.apartment_number, "email": a.email, "phone": a.phone}

@@ -315,7 +315,8 @@ async def test_performer_then_answer_then_executed(state, gis):
     assert status == 200 and js["status"] == "Executed" and js["answerer_guid"] == UK
     assert js["answers"] == [{"answer_guid": answer_guid, "answer_number": f"{appeal.number}/1", "answerer_guid": UK,
                               "text": "Батареи промыты, температура в норме.", "sent": True,
-                              "send_date": state.today().isoformat()}]
+                              "send_date": state.today().isoformat(), "create_date": state.today().isoformat(),
+                              "attachments": []}]
     record = state.record()
     assert [(x["kind"], x["transport_guid"]) for x in record["applied"]] == [
         ("Performer", t_perf), ("LoadAnswer", t_ans_item), ("SendAnswer", t_ans), ("Executed", t_exec)]
