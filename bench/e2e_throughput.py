@@ -15,7 +15,6 @@ service's peak RSS.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import statistics
 import uuid

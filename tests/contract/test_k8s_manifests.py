@@ -29,8 +29,8 @@ SERVICES: dict[str, tuple[str, int]] = {
     "gis-sync": ("gis_sync", 8004),
     "analytics": ("analytics", 8005),
 }
-# Background loops that are not coordinated between instances: one replica, never two at once.
-SINGLE_INSTANCE = {"notifier", "gis-sync"}
+# Services whose background loops run under a MongoDB lease (one holder at a time).
+LEASED_LOOPS = {"notifier", "gis-sync"}
 
 
 # ---- settings classes ------------------------------------------------------------------------------
@@ -302,11 +302,13 @@ def test_service_and_pdb_select_the_pods(name: str):
     assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable", 0) < dep["spec"]["replicas"]
 
 
-@pytest.mark.parametrize("name", sorted(SINGLE_INSTANCE))
-def test_services_with_background_loops_run_one_instance(name: str):
+@pytest.mark.parametrize("name", sorted(LEASED_LOOPS))
+def test_services_with_leased_loops_run_two_replicas_and_roll(name: str):
+    """Their loops are leased (tests/integration/test_engine_batches.py shows one holder at a time),
+    so they scale and roll like the others."""
     spec = objects("Deployment")[name]["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate" and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
 def test_gis_sync_party_map_is_mounted_and_valid(tmp_path: Path):
