@@ -22,7 +22,7 @@ from zhkh_contracts import CATALOG, TopicSpec
 
 from . import metrics
 from .errors import TransientError
-from .records import OutboundRecord
+from .records import OutboundRecord, failure_headers  # noqa: F401 - failure_headers: re-exported (the ingress uses it)
 from .settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
