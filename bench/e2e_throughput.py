@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from common import Record, cli, infra, measure, peak_rss_mib, publish_and_follow, service
+from common import CpuMeter, Record, cli, cpu_line, infra, measure, peak_rss_mib, publish_and_follow, service
 from router_throughput import write_directory
 
 from devtools import samples
@@ -36,7 +36,7 @@ TEXTS = [
 ]
 
 
-async def baseline(bootstrap: str, records: list[Record], rate: float) -> tuple[float, float, list[float]]:
+async def baseline(bootstrap: str, records: list[Record], rate: float, meter: CpuMeter | None = None) -> tuple[float, float, list[float]]:
     """The same records through one plain topic with a bare producer and consumer."""
     topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -45,7 +45,8 @@ async def baseline(bootstrap: str, records: list[Record], rate: float) -> tuple[
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     finally:
         await admin.close()
-    return await publish_and_follow(bootstrap, topic, records, lambda r: r.key.decode(), rate, from_start=True, publish_to=topic)
+    return await publish_and_follow(bootstrap, topic, records, lambda r: r.key.decode(), rate, from_start=True,
+                                    publish_to=topic, meter=meter)
 
 
 def figures(count: int, t0: float, t_end: float, lat: list[float]) -> tuple[float, float, float]:
@@ -68,7 +69,9 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
             raw = raw.model_copy(update={"address": Address(fias_house_guid=uuid.UUID(rnd.choice(guids)), apartment=str(i % 90 + 1))})
             records.append((raw.source_id, *samples.raw_record(raw, topics=inf.topics)))
 
-        b_t0, b_end, b_lat = await baseline(inf.bootstrap, records, rate)
+        assert inf.pids is not None
+        b_meter = CpuMeter(dict(inf.pids))
+        b_t0, b_end, b_lat = await baseline(inf.bootstrap, records, rate, b_meter)
 
         source_of: dict[str, str] = {}
 
@@ -80,8 +83,10 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
             return None
 
         async with service("intake", inf) as intake, service("router", inf) as router, service("notifier", inf) as notifier:
-            t0, t_end, lat = await measure(inf, records, planned, rate)
-            rss = {n: peak_rss_mib(p.pid) for n, p in (("intake", intake), ("router", router), ("notifier", notifier))}
+            procs = (("intake", intake), ("router", router), ("notifier", notifier))
+            meter = CpuMeter({**inf.pids, **{n: p.pid for n, p in procs}})
+            t0, t_end, lat = await measure(inf, records, planned, rate, meter=meter)
+            rss = {n: peak_rss_mib(p.pid) for n, p in procs}
 
     mode = "burst" if rate <= 0 else f"paced at {rate:g}/s"
     s_tp, s_p50, s_p99 = figures(count, t0, t_end, lat)
@@ -90,6 +95,8 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
     print(f"  system   : {s_tp:7.1f} appeals/s   p50 {s_p50:7.1f} ms   p99 {s_p99:7.1f} ms")
     print(f"  bare kafka: {b_tp:7.1f} records/s   p50 {b_p50:7.1f} ms   p99 {b_p99:7.1f} ms")
     print(f"  ratio system/bare: throughput {s_tp / b_tp:.3f}   p50 latency x{s_p50 / b_p50:.1f}   p99 latency x{s_p99 / b_p99:.1f}")
+    print("  system " + cpu_line(meter.used, count))
+    print("  bare   " + cpu_line(b_meter.used, count))
     print("  peak RSS: " + ", ".join(f"{n} {v:.0f} MiB" for n, v in rss.items()))
 
 
