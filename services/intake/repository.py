@@ -8,10 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from zhkh_contracts import Appeal, Category, Channel
 from zhkh_runtime.errors import TransientError
@@ -47,16 +47,23 @@ class IntakeRepository:
 
 
 class MongoAppeals:
-    """Registered appeals on one transaction (the ``Appeals`` port)."""
+    """Registered appeals on one transaction (the ``Appeals`` port). Inserts are buffered and
+    written with one ``insert_many`` per batch (``flush``); every read also sees the appeals
+    registered earlier in the same batch, so duplicates and incidents link within a batch too."""
 
     RECENT_LIMIT = 1000
     _RECENT_FIELDS = {"registration_number": 1, "applicant_key": 1, "registered_at": 1}
 
     def __init__(self, col: Any, session: AsyncClientSession | None) -> None:
         self.col, self.session = col, session
+        self.pending: list[dict[str, Any]] = []  # inserted in this unit, not yet written
+        self.marked: dict[str, str] = {}  # appeal id -> incident id, for appeals already stored
 
     async def submission(self, channel: Channel, source_id: str) -> Submitted | None:
         """By the unique (channel, source_id) index."""
+        for d in self.pending:
+            if (d["channel"], d["source_id"]) == (channel.value, source_id):
+                return Submitted(uuid.UUID(d["_id"]), d["submission_digest"])
         doc = await self.col.find_one(
             {"channel": channel.value, "source_id": source_id}, {"submission_digest": 1}, session=self.session
         )
@@ -65,8 +72,16 @@ class MongoAppeals:
     def _recent(self, doc: dict[str, Any]) -> RecentAppeal:
         return RecentAppeal(uuid.UUID(doc["_id"]), doc["registration_number"], doc.get("applicant_key"), doc["registered_at"])
 
+    def _pending(self, house_key: str, category: Category, since: datetime, who: str | None = None) -> list[RecentAppeal]:
+        return [self._recent(d) for d in self.pending
+                if d["house_key"] == house_key and d["category"] == category.value and d["registered_at"] >= since
+                and (who is None or d["applicant_key"] == who)]
+
     async def latest_of_applicant(self, house_key: str, category: Category, who: str, since: datetime) -> RecentAppeal | None:
         """By the (house_key, category, applicant_key, registered_at) index."""
+        mine = self._pending(house_key, category, since, who)
+        if mine:
+            return max(mine, key=lambda r: r.at)
         doc = await self.col.find_one(
             {"house_key": house_key, "category": category.value, "applicant_key": who, "registered_at": {"$gte": since}},
             self._RECENT_FIELDS,
@@ -85,70 +100,113 @@ class MongoAppeals:
             limit=self.RECENT_LIMIT,
             session=self.session,
         )
-        return [self._recent(d) async for d in cursor]
+        stored = [self._recent(d) async for d in cursor]
+        return sorted(self._pending(house_key, category, since) + stored, key=lambda r: r.at, reverse=True)[: self.RECENT_LIMIT]
 
     async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str) -> None:
-        """A taken (channel, source_id) or number means a concurrent registration committed first:
-        a TransientError, so the record is retried and then finds it (``submission``)."""
         doc = appeal.model_dump(mode="json")
         doc["_id"] = doc.pop("appeal_id")
         doc["registered_at"] = appeal.registered_at  # a BSON date, for the windowed queries
         doc["applicant_key"] = applicant_key
         doc["submission_digest"] = digest
-        try:
-            await self.col.insert_one(doc, session=self.session)
-        except DuplicateKeyError as exc:
-            raise TransientError("appeal registered concurrently (channel + source_id or number taken)") from exc
+        self.pending.append(doc)
 
     async def set_incident(self, appeal_ids: list[uuid.UUID], incident_id: uuid.UUID) -> None:
-        """By ``_id``."""
-        if appeal_ids:
-            await self.col.update_many(
-                {"_id": {"$in": [str(a) for a in appeal_ids]}}, {"$set": {"incident_id": str(incident_id)}},
-                session=self.session,
-            )
+        ids = {str(a) for a in appeal_ids}
+        for d in self.pending:
+            if d["_id"] in ids:
+                d["incident_id"] = str(incident_id)
+                ids.discard(d["_id"])
+        for a in ids:
+            self.marked[a] = str(incident_id)
+
+    async def flush(self) -> None:
+        """One insert_many for the batch's appeals, one update per incident for stored ones. A taken
+        (channel, source_id) or number means a concurrent registration committed first: a
+        TransientError, so the records are retried one by one and then find it (``submission``)."""
+        if self.pending:
+            try:
+                await self.col.insert_many(self.pending, ordered=True, session=self.session)
+            except (DuplicateKeyError, BulkWriteError) as exc:
+                raise TransientError("appeal registered concurrently (channel + source_id or number taken)") from exc
+            self.pending = []
+        by_incident: dict[str, list[str]] = {}
+        for a, inc in self.marked.items():
+            by_incident.setdefault(inc, []).append(a)
+        for inc, ids in by_incident.items():
+            await self.col.update_many({"_id": {"$in": ids}}, {"$set": {"incident_id": inc}}, session=self.session)
+        self.marked = {}
 
 
 class MongoCounters:
-    """Per-year registration counters on one transaction (the ``Counters`` port)."""
+    """Per-year registration counters on one transaction (the ``Counters`` port): the first number
+    of a batch is one ``$inc`` that returns the new value; the rest of the batch's numbers follow it
+    in memory and ``flush`` adds them with one ``$inc``. In the registering transaction, so a rolled
+    back batch gives its numbers back and concurrent registrations conflict on the counter (one
+    retries): numbers stay unique. (SecantusDB's find_one_and_update scans the collection; it holds
+    one document per year.)"""
 
     def __init__(self, col: Any, session: AsyncClientSession | None) -> None:
         self.col, self.session = col, session
+        self.last: dict[int, int] = {}
+        self.owed: dict[int, int] = {}
 
     async def next(self, year: int) -> int:
-        """One ``$inc`` with upsert that returns the new value (no read after the write). It is in
-        the registering transaction, so a rolled-back registration gives its number back and two
-        concurrent ones conflict on the counter (one retries): numbers stay unique. SecantusDB's
-        find_one_and_update scans the collection; this one holds one document per year."""
+        if year in self.last:
+            self.last[year] += 1
+            self.owed[year] = self.owed.get(year, 0) + 1
+            return self.last[year]
         doc = await self.col.find_one_and_update(
             {"_id": f"registration:{year}"}, {"$inc": {"seq": 1}},
             upsert=True, return_document=ReturnDocument.AFTER, session=self.session,
         )
-        return int(doc["seq"])
+        self.last[year] = int(doc["seq"])
+        return self.last[year]
+
+    async def flush(self) -> None:
+        for year, n in self.owed.items():
+            await self.col.update_one({"_id": f"registration:{year}"}, {"$inc": {"seq": n}}, session=self.session)
+        self.owed = {}
 
 
 class MongoIncidents:
-    """The open incident per (house, category) on one transaction (the ``Incidents`` port)."""
+    """The open incident per (house, category) on one transaction (the ``Incidents`` port): read
+    once per batch and key, written once per batch and key (``flush``)."""
 
     def __init__(self, col: Any, session: AsyncClientSession | None) -> None:
         self.col, self.session = col, session
+        self.states: dict[str, IncidentState] = {}
+        self.dirty: set[str] = set()
 
     async def load(self, house_key: str, category: Category) -> IncidentState:
         key = incident_key(house_key, category)
+        if key in self.states:
+            return self.states[key]
         doc = await self.col.find_one({"_id": key}, session=self.session)
-        if doc is None:
-            return IncidentState(key=key)
-        return IncidentState(
+        state = IncidentState(key=key) if doc is None else IncidentState(
             key=key,
             incident_id=uuid.UUID(doc["incident_id"]) if doc.get("incident_id") else None,
             last_at=doc.get("last_at"),
         )
+        self.states[key] = state
+        return state
 
     async def save(self, state: IncidentState) -> None:
+        self.states[state.key] = state
+        self.dirty.add(state.key)
+
+    async def flush(self) -> None:
         """Written on every registration, so concurrent registrations for the same house and
         category conflict (one retries) and incident counting never misses an appeal."""
-        body = {"incident_id": str(state.incident_id) if state.incident_id else None, "last_at": state.last_at}
+        if not self.dirty:
+            return
+        ops = []
+        for key in sorted(self.dirty):
+            st = self.states[key]
+            body = {"incident_id": str(st.incident_id) if st.incident_id else None, "last_at": st.last_at}
+            ops.append(ReplaceOne({"_id": key}, body, upsert=True))
         try:
-            await self.col.replace_one({"_id": state.key}, body, upsert=True, session=self.session)
-        except DuplicateKeyError as exc:  # two first appeals for this house+category at once
+            await self.col.bulk_write(ops, ordered=True, session=self.session)
+        except (DuplicateKeyError, BulkWriteError) as exc:  # two first appeals for this house+category at once
             raise TransientError("concurrent first appeal for this house and category") from exc
+        self.dirty = set()

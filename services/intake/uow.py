@@ -53,6 +53,12 @@ class MongoIntakeUoW:
         self.counters = MongoCounters(repo.counters, session)
         self.incidents = MongoIncidents(repo.incidents, session)
 
+    async def flush(self) -> None:
+        """The batch's buffered writes (called by the runtime before the markers are written)."""
+        await self.counters.flush()
+        await self.appeals.flush()
+        await self.incidents.flush()
+
 
 # ---- in memory, for fast tests of behaviour -------------------------------------------------------
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+import bson
+from pymongo import ASCENDING, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 
-async def _queue_once(col: Any, doc: dict[str, Any], session: Any) -> None:
+def _once(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Insert unless the id exists: an upsert that only sets on insert, so a repeat is no error (a
-    duplicate-key error would abort the surrounding transaction)."""
-    body = {k: v for k, v in doc.items() if k != "_id"}
-    await col.update_one({"_id": doc["_id"]}, {"$setOnInsert": body}, upsert=True, session=session)
+    duplicate-key error would abort the surrounding transaction). The filter and the update."""
+    return {"_id": doc["_id"]}, {"$setOnInsert": {k: v for k, v in doc.items() if k != "_id"}}
+
+
+async def _queue_once(col: Any, doc: dict[str, Any], session: Any) -> None:
+    await col.update_one(*_once(doc), upsert=True, session=session)
 
 
 class NotifierRepository:
@@ -68,46 +72,131 @@ class NotifierRepository:
         return await self.alerts.count_documents({"state": "pending"})
 
 
-# ---- the handlers' ports on one transaction -------------------------------------------------------
+# ---- the handlers' ports on one transaction: an identity map, writes in bulk at flush ----------
+#
+# Each port keeps what the batch read or wrote (served from memory afterwards, as the database would
+# give it back: the stored BSON decoded with the collection's codec, so milliseconds and UTC) and
+# buffers its writes; ``flush`` (called by MongoTracking before the markers) writes them with one
+# bulk_write per collection. Every handler in the batch sees what the ones before it wrote.
+
+
+def _as_stored(col: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as a read would return it after writing it (datetimes to the millisecond, tz as the client's)."""
+    return bson.decode(bson.encode(doc), codec_options=col.codec_options)
 
 
 class MongoFacts:
     def __init__(self, col: Any, session: Any) -> None:
         self.col, self.session = col, session
+        self.docs: dict[str, dict[str, Any] | None] = {}
+        self.dirty: list[str] = []  # ids to replace, in the order first saved
 
     async def save(self, doc: dict[str, Any]) -> None:
-        await self.col.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=self.session)
+        if doc["_id"] not in self.dirty:
+            self.dirty.append(doc["_id"])
+        self.docs[doc["_id"]] = _as_stored(self.col, doc)
 
     async def get(self, appeal_id: str) -> dict[str, Any] | None:
-        return await self.col.find_one({"_id": appeal_id}, session=self.session)
+        if appeal_id not in self.docs:
+            self.docs[appeal_id] = await self.col.find_one({"_id": appeal_id}, session=self.session)
+        doc = self.docs[appeal_id]
+        return dict(doc) if doc is not None else None
+
+    async def flush(self) -> None:
+        if self.dirty:
+            await self.col.bulk_write([ReplaceOne({"_id": i}, self.docs[i], upsert=True) for i in self.dirty],
+                                      ordered=False, session=self.session)
+            self.dirty.clear()
 
 
 class MongoSchedule:
+    """Deadlines through the identity map; alerts as buffered inserts and cancellations.
+
+    A cancellation (a replan, a stop) marks the alerts this batch is about to insert for that appeal
+    as cancelled in the buffer, and cancels the appeal's pending alerts already stored with one
+    ``UpdateMany`` for every such appeal together, written before the inserts: so an alert inserted
+    and cancelled in one batch is stored cancelled, as if each event had its own transaction."""
+
     def __init__(self, deadlines: Any, alerts: Any, session: Any) -> None:
         self.deadlines, self.alerts, self.session = deadlines, alerts, session
+        self.docs: dict[str, dict[str, Any] | None] = {}
+        self.dirty: list[str] = []  # deadline ids to replace (docs holds them)
+        self.stops: list[str] = []  # deadline ids never read: stopped by an update of their status
+        self.inserts: list[dict[str, Any]] = []  # alerts to insert, in order
+        self.cancel: list[str] = []  # appeals whose stored pending alerts are cancelled
+        self.fresh: set[str] = set()  # appeals with no stored alerts (no stored deadline)
 
     async def current(self, appeal_id: str) -> dict[str, Any] | None:
-        return await self.deadlines.find_one({"_id": appeal_id}, session=self.session)
+        if appeal_id not in self.docs:
+            doc = await self.deadlines.find_one({"_id": appeal_id}, session=self.session)
+            if doc is None:  # alerts are written only with their deadline: none stored either
+                self.fresh.add(appeal_id)
+            elif appeal_id in self.stops:  # stopped earlier in this batch, before anything read it
+                doc["status"] = "stopped"
+                self.stops.remove(appeal_id)
+                self._touch(appeal_id)
+            self.docs[appeal_id] = doc
+        doc = self.docs[appeal_id]
+        return dict(doc) if doc is not None else None
+
+    def _touch(self, appeal_id: str) -> None:
+        if appeal_id not in self.dirty:
+            self.dirty.append(appeal_id)
+
+    def _cancel_pending(self, appeal_id: str) -> None:
+        for a in self.inserts:
+            if a["appeal_id"] == appeal_id and a["state"] == "pending":
+                a["state"] = "cancelled"
+        if appeal_id not in self.fresh and appeal_id not in self.cancel:
+            self.cancel.append(appeal_id)
 
     async def plan(self, deadline: dict[str, Any], alerts: list[dict[str, Any]], replaces: bool) -> None:
+        aid = deadline["_id"]
         if replaces:  # a first plan has no pending alerts to cancel: no write for it
-            await self.alerts.update_many(
-                {"appeal_id": deadline["_id"], "state": "pending"}, {"$set": {"state": "cancelled"}}, session=self.session
-            )
-        await self.deadlines.replace_one({"_id": deadline["_id"]}, deadline, upsert=True, session=self.session)
-        if alerts:
-            await self.alerts.insert_many(alerts, session=self.session)
+            self._cancel_pending(aid)
+        else:
+            self.fresh.add(aid)
+        self.stops = [i for i in self.stops if i != aid]  # replaced whole
+        self.docs[aid] = _as_stored(self.deadlines, deadline)
+        self._touch(aid)
+        self.inserts += [dict(a) for a in alerts]  # a repeated id fails at flush, as it did when inserted at once
 
     async def stop(self, appeal_id: str) -> None:
-        await self.alerts.update_many(
-            {"appeal_id": appeal_id, "state": "pending"}, {"$set": {"state": "cancelled"}}, session=self.session
-        )
-        await self.deadlines.update_one({"_id": appeal_id}, {"$set": {"status": "stopped"}}, session=self.session)
+        self._cancel_pending(appeal_id)
+        if appeal_id in self.docs:
+            doc = self.docs[appeal_id]
+            if doc is not None:
+                doc["status"] = "stopped"
+                self._touch(appeal_id)
+        elif appeal_id not in self.stops:
+            self.stops.append(appeal_id)
+
+    async def flush(self) -> None:
+        deadlines = [ReplaceOne({"_id": i}, self.docs[i], upsert=True) for i in self.dirty]
+        deadlines += [UpdateOne({"_id": i}, {"$set": {"status": "stopped"}}) for i in self.stops]
+        if deadlines:
+            await self.deadlines.bulk_write(deadlines, ordered=False, session=self.session)
+        alerts: list[Any] = []
+        if self.cancel:  # before the inserts: only alerts stored by earlier batches are pending there
+            alerts.append(UpdateMany({"appeal_id": {"$in": self.cancel}, "state": "pending"},
+                                     {"$set": {"state": "cancelled"}}))
+        alerts += [InsertOne(a) for a in self.inserts]
+        if alerts:
+            await self.alerts.bulk_write(alerts, ordered=True, session=self.session)
+        self.dirty, self.stops, self.inserts, self.cancel = [], [], [], []
+        self.fresh.clear()  # their alerts are stored now
 
 
 class MongoDeliveries:
     def __init__(self, col: Any, session: Any) -> None:
         self.col, self.session = col, session
+        self.queued: dict[str, dict[str, Any]] = {}
 
     async def queue(self, doc: dict[str, Any]) -> None:
-        await _queue_once(self.col, doc, self.session)
+        self.queued.setdefault(doc["_id"], dict(doc))  # once per id, in this batch as in the database
+
+    async def flush(self) -> None:
+        if self.queued:
+            await self.col.bulk_write([UpdateOne(*_once(d), upsert=True) for d in self.queued.values()], ordered=False,
+                                      session=self.session)
+            self.queued.clear()

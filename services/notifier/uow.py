@@ -70,12 +70,20 @@ class NotifierStore(Protocol):
 
 
 class MongoNotifierUoW:
-    """The ports on one MongoDB transaction (``session``), for the runtime's MongoTracking."""
+    """The ports on one MongoDB transaction (``session``), for the runtime's MongoTracking: reads
+    kept for the batch (identity map), writes buffered and written in bulk by :meth:`flush`, which
+    MongoTracking calls before the processed markers, inside the same transaction."""
 
     def __init__(self, repo: NotifierRepository, session: Any) -> None:
         self.facts = MongoFacts(repo.facts_col, session)
         self.schedule = MongoSchedule(repo.deadlines, repo.alerts, session)
         self.deliveries = MongoDeliveries(repo.deliveries, session)
+
+    async def flush(self) -> None:
+        """At most one bulk write per collection (two for the alerts: cancellations, then inserts)."""
+        await self.facts.flush()
+        await self.schedule.flush()
+        await self.deliveries.flush()
 
 
 # ---- in memory, for fast tests of behaviour -------------------------------------------------------

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from zhkh_contracts import AppealStatus, Category, PartyKind
@@ -131,53 +131,86 @@ class RouterRepository:
 
 
 class MongoAppeals:
-    """The lifecycle documents on one transaction (the router's ``Appeals`` port)."""
+    """The lifecycle documents on one transaction (the router's ``Appeals`` port). States read or
+    written in the unit are kept (identity map); saves and deadlines are buffered and written with
+    one ``bulk_write`` per batch (``flush``), each save still a compare-and-set on the version."""
 
     def __init__(self, col: Any, session: Any) -> None:
         self.col, self.session = col, session
+        self.states: dict[str, AppealState | None] = {}
+        self.saves: dict[str, tuple[AppealState, int]] = {}  # appeal id -> (state, version it was read at)
+        self.deadlines: dict[str, dict[str, Any]] = {}
 
     async def load(self, appeal_id: uuid.UUID | str) -> AppealState | None:
-        doc = await self.col.find_one({"_id": str(appeal_id)}, session=self.session)
-        return _state(doc) if doc else None
+        key = str(appeal_id)
+        if key not in self.states:
+            doc = await self.col.find_one({"_id": key}, session=self.session)
+            self.states[key] = _state(doc) if doc else None
+        return self.states[key]
 
     async def members(self, incident_id: uuid.UUID) -> list[AppealState]:
         cursor = self.col.find({"incident_id": str(incident_id)}, session=self.session).sort("registration_number", 1)
-        return [_state(d) async for d in cursor]
+        stored = {d["_id"]: _state(d) async for d in cursor}
+        for key, st in self.states.items():  # this unit's own changes win
+            if st is not None and st.incident_id == incident_id:
+                stored[key] = st
+            elif key in stored:
+                stored.pop(key)
+        return sorted(stored.values(), key=lambda s: s.number)
 
     async def create(self, state: AppealState) -> bool:
         """Insert the first state; False if the appeal is already known (a replayed registration)."""
+        key = str(state.appeal_id)
+        if self.states.get(key) is not None:
+            return False
         now = datetime.now(UTC)
         res = await self.col.update_one(
-            {"_id": str(state.appeal_id)},
+            {"_id": key},
             {"$setOnInsert": {**_state_doc(state), "deadline_generation": 0, "created_at": now, "updated_at": now}},
             upsert=True,
             session=self.session,
         )
-        return res.upserted_id is not None
+        if res.upserted_id is None:
+            return False
+        self.states[key] = state
+        return True
 
     async def save(self, state: AppealState, expected_version: int) -> None:
-        """Compare-and-set on the version: a concurrent change makes this fail and the caller retry
-        on the fresh state, so two transitions are never both applied to the same version."""
-        doc = _state_doc(state)
-        doc.pop("_id")
-        res = await self.col.update_one(
-            {"_id": str(state.appeal_id), "version": expected_version},
-            {"$set": {**doc, "updated_at": datetime.now(UTC)}},
-            session=self.session,
-        )
-        if res.matched_count != 1:
-            raise TransientError(f"version conflict on appeal {state.appeal_id} at version {expected_version}")
+        """Compare-and-set on the version: a concurrent change makes the flush fail and the batch
+        retry on the fresh state, so two transitions are never both applied to the same version."""
+        key = str(state.appeal_id)
+        first = self.saves.get(key)
+        self.saves[key] = (state, first[1] if first else expected_version)
+        self.states[key] = state
 
     async def set_deadline(self, appeal_id: uuid.UUID, generation: int, due_at: datetime, regime: str, tz: str) -> None:
         """Only a newer plan replaces the stored one (a replay must not move the deadline back). The
         filter is the _id plus a plain comparison (an $or made the embedded database scan the
         collection: 140 ms a call at 20k appeals)."""
-        await self.col.update_one(
-            {"_id": str(appeal_id), "deadline_generation": {"$lt": generation}},
-            {"$set": {"deadline_generation": generation,
-                      "deadline": {"generation": generation, "due_at": due_at, "regime": regime, "timezone": tz}}},
-            session=self.session,
-        )
+        key = str(appeal_id)
+        cur = self.deadlines.get(key)
+        if cur is None or cur["generation"] < generation:
+            self.deadlines[key] = {"generation": generation, "due_at": due_at, "regime": regime, "timezone": tz}
+
+    async def flush(self) -> None:
+        ops: list[Any] = []
+        now = datetime.now(UTC)
+        for key, (state, version) in self.saves.items():
+            doc = _state_doc(state)
+            doc.pop("_id")
+            ops.append(UpdateOne({"_id": key, "version": version}, {"$set": {**doc, "updated_at": now}}))
+        if ops:
+            res = await self.col.bulk_write(ops, ordered=True, session=self.session)
+            if res.matched_count != len(ops):
+                raise TransientError(f"version conflict on {len(ops) - res.matched_count} appeal(s)")
+        deadline_ops = [
+            UpdateOne({"_id": key, "deadline_generation": {"$lt": d["generation"]}},
+                      {"$set": {"deadline_generation": d["generation"], "deadline": d}})
+            for key, d in self.deadlines.items()
+        ]
+        if deadline_ops:
+            await self.col.bulk_write(deadline_ops, ordered=False, session=self.session)
+        self.saves, self.deadlines = {}, {}
 
 
 class DirectoryCache:

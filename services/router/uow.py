@@ -42,6 +42,10 @@ class MongoRouterUoW:
     async def directory(self) -> Directory:
         return await self._cache.current()
 
+    async def flush(self) -> None:
+        """The batch's buffered writes (called by the runtime before the markers are written)."""
+        await self.appeals.flush()
+
 
 # ---- in memory, for fast tests of behaviour -------------------------------------------------------
 

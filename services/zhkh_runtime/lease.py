@@ -35,9 +35,14 @@ class Lease:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self.held = False
+        self.renewed_at: datetime | None = None
 
     async def acquire(self) -> bool:
+        """True while this replica holds the lease. A held lease is renewed only once a third of
+        its time has passed (a loop that runs every second writes every few seconds, not each round)."""
         now = self.clock()
+        if self.held and self.renewed_at is not None and now - self.renewed_at < timedelta(seconds=self.ttl_s / 3):
+            return True
         try:
             await self.col.update_one(
                 {"_id": self.name, "$or": [{"holder": self.holder}, {"expires_at": {"$lt": now}}]},
@@ -50,6 +55,7 @@ class Lease:
         if got != self.held:
             log.info("lease_taken" if got else "lease_lost", lease=self.name)
         self.held = got
+        self.renewed_at = now if got else None
         return got
 
     async def release(self) -> None:

@@ -47,10 +47,10 @@ class RuntimeSettings(BaseSettings):
         "first bytes, with x-dlq-truncated, x-dlq-original-size and x-dlq-original-sha256 (below the producer's "
         "and broker's 1 MiB limits, so a refusal always fits)")
     batch_max_records: int = Field(default=500, ge=1, description="At most this many records per fetch")
-    poll_ms: int = Field(default=5, ge=0, description="How long one poll waits for records before the loop idles")
+    poll_ms: int = Field(default=1, ge=0, description="How long one poll waits for records before the loop idles")
     idle_min_ms: int = Field(default=5, ge=1, description="First pause after an empty poll")
     idle_max_ms: int = Field(
-        default=100, ge=1, description="Longest pause while idle (doubling from idle_min_ms): the most an idle "
+        default=250, ge=1, description="Longest pause while idle (doubling from idle_min_ms): the most an idle "
         "consumer adds to a record's latency; also the long-poll wait asked of a real broker")
     lease_ttl_s: float = Field(default=15.0, gt=0, description="Background loops (scanner, ГИС push/pull/reconcile) "
                                "run on one replica at a time under a lease that expires this long after its holder stops renewing it")

@@ -61,6 +61,13 @@ class Notifier:
         assert self.pub.sent == []  # nothing dead-lettered
         return self.pub.records[before:]
 
+    async def handle_batch(self, envs: list[Envelope]) -> list:
+        """Process events as one batch (one transaction); the records it published."""
+        before = len(self.pub.records)
+        await self.engine.process([rec(e) for e in envs])
+        assert self.pub.sent == []
+        return self.pub.records[before:]
+
     async def scan(self, publish) -> int:  # noqa: ANN001
         async def emit(out) -> None:  # noqa: ANN001
             await publish(self.emitter.records(out))
@@ -242,3 +249,33 @@ async def test_overdue_makes_the_router_escalate_up_the_whole_chain(infra, prefi
     assert [p.generation for p in evs() if isinstance(p, DeadlinePlanned)] == [1, 2, 3, 4]
     (refused,) = [e for e in evs() if isinstance(e, AppealTransitionRejected)]
     assert (refused.code, refused.action) == ("escalation_exhausted", "deadline_expired")
+
+
+async def test_stops_and_replans_of_earlier_deadlines_in_one_batch(infra, prefix, mongo_db):
+    """Deadlines planned by an earlier batch, then in one batch: one closed, extended (ignored: the
+    stop, buffered before anything read the deadline, is seen) and reopened; one answered without
+    any read."""
+    from zhkh_contracts import AppealExtended
+
+    reg_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    svc = Notifier(mongo_db, prefix, Clock(reg_at))
+    x, *xs = registered_and_assigned(reg_at)
+    y, *ys = registered_and_assigned(reg_at)
+    await svc.handle_batch([*xs, *ys])
+
+    def status(appeal, to: AppealStatus) -> Envelope:  # noqa: ANN001
+        return Envelope.new(AppealStatusChanged(appeal_id=appeal.appeal_id, registration_number="N",
+                                                from_status=AppealStatus.ANSWERED, to_status=to, action="x",
+                                                party_id="uk-zarechye", version=4, changed_at=reg_at),
+                            source="/t", appeal_id=str(appeal.appeal_id))
+
+    ext = Envelope.new(AppealExtended(appeal_id=x.appeal_id, registration_number="N", party_id="uk-zarechye", days=5,
+                                      reason="x", extended_at=reg_at), source="/t", appeal_id=str(x.appeal_id))
+    (planned,) = decode(await svc.handle_batch([status(x, AppealStatus.CLOSED), ext, status(x, AppealStatus.REOPENED),
+                                                status(y, AppealStatus.ANSWERED)]))
+    assert (planned[1].data.generation, planned[1].data.reason) == (2, "reopened")
+    assert (await svc.repo.deadline(x.appeal_id))["status"] == "active"
+    assert (await svc.repo.deadline(y.appeal_id))["status"] == "stopped"
+    pending = await mongo_db.notifier_alerts.find({"state": "pending"}).to_list()
+    assert {(a["appeal_id"], a["generation"]) for a in pending} == {(str(x.appeal_id), 2)}
+    assert await mongo_db.notifier_alerts.count_documents({"state": "cancelled"}) == 8
