@@ -49,6 +49,16 @@ async def baseline(bootstrap: str, records: list[Record], rate: float, meter: Cp
                                     publish_to=topic, meter=meter)
 
 
+async def opcounters(uri: str) -> dict[str, int]:
+    from pymongo import AsyncMongoClient
+
+    client = AsyncMongoClient(uri)
+    try:
+        return dict((await client.admin.command("serverStatus"))["opcounters"])
+    finally:
+        await client.close()
+
+
 def figures(count: int, t0: float, t_end: float, lat: list[float]) -> tuple[float, float, float]:
     q = statistics.quantiles(sorted(lat), n=100, method="inclusive")
     return count / (t_end - t0), q[49], q[98]
@@ -85,7 +95,9 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
         async with service("intake", inf) as intake, service("router", inf) as router, service("notifier", inf) as notifier:
             procs = (("intake", intake), ("router", router), ("notifier", notifier))
             meter = CpuMeter({**inf.pids, **{n: p.pid for n, p in procs}})
+            ops0 = await opcounters(inf.mongo_uri)
             t0, t_end, lat = await measure(inf, records, planned, rate, meter=meter)
+            ops = {k: v - ops0.get(k, 0) for k, v in (await opcounters(inf.mongo_uri)).items()}
             rss = {n: peak_rss_mib(p.pid) for n, p in procs}
 
     mode = "burst" if rate <= 0 else f"paced at {rate:g}/s"
@@ -96,6 +108,8 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
     print(f"  bare kafka: {b_tp:7.1f} records/s   p50 {b_p50:7.1f} ms   p99 {b_p99:7.1f} ms")
     print(f"  ratio system/bare: throughput {s_tp / b_tp:.3f}   p50 latency x{s_p50 / b_p50:.1f}   p99 latency x{s_p99 / b_p99:.1f}")
     print("  system " + cpu_line(meter.used, count))
+    print("  database operations per appeal (serverStatus opcounters; inserts count documents): "
+          + ", ".join(f"{k} {v / count:.1f}" for k, v in ops.items()))
     print("  bare   " + cpu_line(b_meter.used, count))
     print("  peak RSS: " + ", ".join(f"{n} {v:.0f} MiB" for n, v in rss.items()))
 

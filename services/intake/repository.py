@@ -58,12 +58,32 @@ class MongoAppeals:
         self.col, self.session = col, session
         self.pending: list[dict[str, Any]] = []  # inserted in this unit, not yet written
         self.marked: dict[str, str] = {}  # appeal id -> incident id, for appeals already stored
+        self.known: dict[tuple[str, str], Submitted | None] = {}  # (channel, source_id) read ahead
+        # (house, category) -> (since, newest-first appeals stored since then, whether cut at RECENT_LIMIT)
+        self.windows: dict[tuple[str, str], tuple[datetime, list[RecentAppeal], bool]] = {}
+
+    async def prefetch_submissions(self, keys: list[tuple[Channel, str]]) -> None:
+        """Which of a batch's (channel, source_id) are registered, in one query per channel (a
+        partition batch comes from one raw topic: one channel), by the unique index."""
+        by_channel: dict[str, list[str]] = {}
+        for ch, sid in keys:
+            if (ch.value, sid) not in self.known:
+                by_channel.setdefault(ch.value, []).append(sid)
+        for ch, sids in by_channel.items():
+            for sid in sids:
+                self.known[(ch, sid)] = None
+            cursor = self.col.find({"channel": ch, "source_id": {"$in": sids}}, {"source_id": 1, "submission_digest": 1},
+                                   session=self.session)
+            async for d in cursor:
+                self.known[(ch, d["source_id"])] = Submitted(uuid.UUID(d["_id"]), d.get("submission_digest"))
 
     async def submission(self, channel: Channel, source_id: str) -> Submitted | None:
         """By the unique (channel, source_id) index."""
         for d in self.pending:
             if (d["channel"], d["source_id"]) == (channel.value, source_id):
                 return Submitted(uuid.UUID(d["_id"]), d["submission_digest"])
+        if (channel.value, source_id) in self.known:
+            return self.known[(channel.value, source_id)]
         doc = await self.col.find_one(
             {"channel": channel.value, "source_id": source_id}, {"submission_digest": 1}, session=self.session
         )
@@ -77,11 +97,37 @@ class MongoAppeals:
                 if d["house_key"] == house_key and d["category"] == category.value and d["registered_at"] >= since
                 and (who is None or d["applicant_key"] == who)]
 
+    async def _window(self, house_key: str, category: Category, since: datetime) -> tuple[list[RecentAppeal], bool]:
+        """Stored appeals of (house, category) since ``since``, newest first, and whether the list
+        may be incomplete (cut at RECENT_LIMIT). One query per (house, category) and batch: the
+        duplicate check (72 h) and the incident window (24 h) share it."""
+        key = (house_key, category.value)
+        cached = self.windows.get(key)
+        if cached is None or cached[0] > since:
+            cursor = self.col.find(
+                {"house_key": house_key, "category": category.value, "registered_at": {"$gte": since}},
+                self._RECENT_FIELDS,
+                sort=[("registered_at", DESCENDING)],
+                limit=self.RECENT_LIMIT,
+                session=self.session,
+            )
+            found = [self._recent(d) async for d in cursor]
+            cached = (since, found, len(found) >= self.RECENT_LIMIT)
+            self.windows[key] = cached
+        _, found, cut = cached
+        inside = [r for r in found if r.at >= since]
+        return inside, cut and (not found or found[-1].at > since)
+
     async def latest_of_applicant(self, house_key: str, category: Category, who: str, since: datetime) -> RecentAppeal | None:
-        """By the (house_key, category, applicant_key, registered_at) index."""
+        """From the (house, category) window; by the (house_key, category, applicant_key,
+        registered_at) index when the window was cut short."""
         mine = self._pending(house_key, category, since, who)
         if mine:
             return max(mine, key=lambda r: r.at)
+        stored, cut = await self._window(house_key, category, since)
+        hit = next((r for r in stored if r.applicant_key == who), None)
+        if hit is not None or not cut:
+            return hit
         doc = await self.col.find_one(
             {"house_key": house_key, "category": category.value, "applicant_key": who, "registered_at": {"$gte": since}},
             self._RECENT_FIELDS,
@@ -93,14 +139,7 @@ class MongoAppeals:
     async def recent(self, house_key: str, category: Category, since: datetime) -> list[RecentAppeal]:
         """Earlier appeals for this house and category since ``since`` (at most RECENT_LIMIT, newest
         first), by the (house_key, category, registered_at) index."""
-        cursor = self.col.find(
-            {"house_key": house_key, "category": category.value, "registered_at": {"$gte": since}},
-            self._RECENT_FIELDS,
-            sort=[("registered_at", DESCENDING)],
-            limit=self.RECENT_LIMIT,
-            session=self.session,
-        )
-        stored = [self._recent(d) async for d in cursor]
+        stored, _ = await self._window(house_key, category, since)
         return sorted(self._pending(house_key, category, since) + stored, key=lambda r: r.at, reverse=True)[: self.RECENT_LIMIT]
 
     async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from zhkh_contracts import Appeal, Category, Channel
+from zhkh_contracts import Appeal, Category, Channel, RawAppealSubmitted
 from zhkh_runtime.engine import Message
 from zhkh_runtime.errors import TransientError
 
@@ -52,6 +52,11 @@ class MongoIntakeUoW:
         self.appeals = MongoAppeals(repo.appeals, session)
         self.counters = MongoCounters(repo.counters, session)
         self.incidents = MongoIncidents(repo.incidents, session)
+
+    async def prefetch(self, events: list[Any]) -> None:
+        """Called by the runtime with a batch's events: which submissions are known, in one query."""
+        await self.appeals.prefetch_submissions(
+            [(e.channel, e.source_id) for e in events if isinstance(e, RawAppealSubmitted)])
 
     async def flush(self) -> None:
         """The batch's buffered writes (called by the runtime before the markers are written)."""

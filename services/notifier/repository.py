@@ -96,6 +96,14 @@ class MongoFacts:
             self.dirty.append(doc["_id"])
         self.docs[doc["_id"]] = _as_stored(self.col, doc)
 
+    async def prefetch(self, appeal_ids: list[str]) -> None:
+        """The batch's appeals' facts in one query (by _id)."""
+        missing = [i for i in dict.fromkeys(appeal_ids) if i not in self.docs]
+        if missing:
+            found = {d["_id"]: d async for d in self.col.find({"_id": {"$in": missing}}, session=self.session)}
+            for i in missing:
+                self.docs[i] = found.get(i)
+
     async def get(self, appeal_id: str) -> dict[str, Any] | None:
         if appeal_id not in self.docs:
             self.docs[appeal_id] = await self.col.find_one({"_id": appeal_id}, session=self.session)
@@ -125,6 +133,16 @@ class MongoSchedule:
         self.inserts: list[dict[str, Any]] = []  # alerts to insert, in order
         self.cancel: list[str] = []  # appeals whose stored pending alerts are cancelled
         self.fresh: set[str] = set()  # appeals with no stored alerts (no stored deadline)
+
+    async def prefetch(self, appeal_ids: list[str]) -> None:
+        """The batch's appeals' deadlines in one query (by _id), read as ``current`` would."""
+        missing = [i for i in dict.fromkeys(appeal_ids) if i not in self.docs and i not in self.stops]
+        if missing:
+            found = {d["_id"]: d async for d in self.deadlines.find({"_id": {"$in": missing}}, session=self.session)}
+            for i in missing:
+                if found.get(i) is None:  # alerts are written only with their deadline: none stored either
+                    self.fresh.add(i)
+                self.docs[i] = found.get(i)
 
     async def current(self, appeal_id: str) -> dict[str, Any] | None:
         if appeal_id not in self.docs:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from zhkh_runtime.engine import Message
+from zhkh_runtime.engine import Message, partition_key
 
 from .repository import MongoDeliveries, MongoFacts, MongoSchedule, NotifierRepository
 
@@ -78,6 +78,12 @@ class MongoNotifierUoW:
         self.facts = MongoFacts(repo.facts_col, session)
         self.schedule = MongoSchedule(repo.deadlines, repo.alerts, session)
         self.deliveries = MongoDeliveries(repo.deliveries, session)
+
+    async def prefetch(self, events: list[Any]) -> None:
+        """Called by the runtime with a batch's events: their appeals' facts and deadlines, two queries."""
+        ids = [partition_key(e) for e in events]
+        await self.facts.prefetch(ids)
+        await self.schedule.prefetch(ids)
 
     async def flush(self) -> None:
         """At most one bulk write per collection (two for the alerts: cancellations, then inserts)."""

@@ -358,6 +358,9 @@ class Engine:
         """Every record of the batch in one transaction; markers and outbox in one write."""
         out: list[OutboundRecord] = []
         async with self.tracking.unit() as unit:
+            prefetch = getattr(unit.uow, "prefetch", None)
+            if prefetch is not None:  # a unit of work may read what the batch needs in a few queries
+                await prefetch([item.env.data for item in work])
             markers = []
             seen: set[str] = set()
             for item in work:
