@@ -19,6 +19,7 @@ import random
 import statistics
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common import CpuMeter, Record, cli, cpu_line, infra, measure, peak_rss_mib, publish_and_follow, service
@@ -34,6 +35,17 @@ TEXTS = [
     "Протекает крыша над последним этажом после дождя.",
     "Во дворе не убирают снег, невозможно пройти.",
 ]
+
+
+def raw_records(inf: Any, count: int, guids: list[str], prefix: str = "e") -> list[Record]:
+    """``count`` raw submissions across the six non-ГИС channels and the houses (fixed seed)."""
+    rnd, records = random.Random(42), []
+    for i in range(count):
+        raw = samples.raw_submission(channel=CHANNELS[i % len(CHANNELS)], source_id=f"{prefix}{i}", text=TEXTS[i % len(TEXTS)],
+                                     category=None, phone=f"+7912{i:07d}")
+        raw = raw.model_copy(update={"address": Address(fias_house_guid=uuid.UUID(rnd.choice(guids)), apartment=str(i % 90 + 1))})
+        records.append((raw.source_id, *samples.raw_record(raw, topics=inf.topics)))
+    return records
 
 
 async def baseline(bootstrap: str, records: list[Record], rate: float, meter: CpuMeter | None = None) -> tuple[float, float, list[float]]:
@@ -72,12 +84,7 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
         guids = write_directory(base / "directory", houses)
         await import_directory(sorted((base / "directory").glob("*.csv")),
                                RouterSettings(mongo_uri=inf.mongo_uri, mongo_db="zhkh"))
-        rnd, records = random.Random(42), []
-        for i in range(count):
-            raw = samples.raw_submission(channel=CHANNELS[i % len(CHANNELS)], source_id=f"e{i}", text=TEXTS[i % len(TEXTS)],
-                                         category=None, phone=f"+7912{i:07d}")
-            raw = raw.model_copy(update={"address": Address(fias_house_guid=uuid.UUID(rnd.choice(guids)), apartment=str(i % 90 + 1))})
-            records.append((raw.source_id, *samples.raw_record(raw, topics=inf.topics)))
+        records = raw_records(inf, count, guids)
 
         assert inf.pids is not None
         b_meter = CpuMeter(dict(inf.pids))
