@@ -63,7 +63,9 @@ def _sdk_raw(raw: c.RawAppealSubmitted, *, full: bool, drop: tuple[str, ...] = (
     return ce_kafka.KafkaMessage(headers=headers, key=f"{raw.channel.value}:{raw.source_id}", value=msg.value)
 
 
-async def _registered_via_sdk(infra, prefix, msg: ce_kafka.KafkaMessage, raw: c.RawAppealSubmitted):  # noqa: ANN001, ANN202
+async def _registered_via_sdk(  # noqa: ANN202
+    infra, prefix, msg: ce_kafka.KafkaMessage, raw: c.RawAppealSubmitted,  # noqa: ANN001
+):
     from intake.main import create_app
     from intake.settings import IntakeSettings
 

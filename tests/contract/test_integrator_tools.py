@@ -149,7 +149,8 @@ def test_ajv_strict_compiles_every_schema_and_agrees_on_every_case(tools: Path, 
 
 
 def test_asyncapi_cli_validates_the_document_without_warnings(tools: Path, tmp_path: Path):
-    done = subprocess.run([str(tools / "asyncapi"), "validate", str(ASYNCAPI), "--fail-severity", "warn"], capture_output=True, text=True, timeout=180, env=_node_env(tmp_path))
+    done = subprocess.run([str(tools / "asyncapi"), "validate", str(ASYNCAPI), "--fail-severity", "warn"],
+                          capture_output=True, text=True, timeout=180, env=_node_env(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "is valid" in done.stdout
 

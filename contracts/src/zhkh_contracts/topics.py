@@ -43,7 +43,9 @@ PREFIX = "zhkh"
 SERVICES = ("intake", "router", "notifier", "gis_sync", "analytics")
 EXTERNAL_PRODUCERS: dict[str, tuple[type[EventData], ...]] = {
     "channel adapters": (RawAppealSubmitted,),
-    "responsible parties' systems": (PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension),
+    "responsible parties' systems": (
+        PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension,
+    ),
     "citizen portal": (CitizenRatedAnswer, CitizenComplained, CitizenWithdrew),
     "operators": (OperatorAssigned,),
 }
