@@ -16,6 +16,9 @@ from .service import AnalyticsService
 from .settings import AnalyticsSettings
 from .uow import MongoAnalyticsUoW
 
+PUBLISHES: tuple[type, ...] = ()
+"""Analytics publishes nothing (see intake.main.PUBLISHES)."""
+
 
 def create_app(settings: AnalyticsSettings | None = None) -> AsgiFastStream:
     settings = settings or AnalyticsSettings()

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 
+from zhkh_contracts import Channel, CitizenWithdrew, GisActionFailed, GisActionMirrored, RawAppealSubmitted
 from zhkh_runtime.app import ServiceRuntime, json_response
 from zhkh_runtime.engine import Emit
 
@@ -28,6 +29,11 @@ from .settings import GisSyncSettings
 from .soap import GisClient, NoopSigner, load_signer
 
 log = structlog.get_logger(__name__)
+
+PUBLISHES = (GisActionMirrored, GisActionFailed, CitizenWithdrew, RawAppealSubmitted)
+"""What gis_sync publishes (see intake.main.PUBLISHES): CitizenWithdrew (withdrawn in ГИС) on the actions topic,
+RawAppealSubmitted (pulled) on the raw topics of RAW_CHANNELS."""
+RAW_CHANNELS = (Channel.GIS,)
 
 
 def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:

@@ -6,7 +6,14 @@ from datetime import timedelta
 
 from faststream.asgi import AsgiFastStream
 
-from zhkh_contracts import Channel
+from zhkh_contracts import (
+    AppealDuplicateLinked,
+    AppealJoinedIncident,
+    AppealRegistered,
+    Channel,
+    MassIncidentDetected,
+    RawAppealSubmitted,
+)
 from zhkh_runtime.app import ServiceRuntime
 
 from .classifier import Classifier
@@ -16,6 +23,11 @@ from .repository import IntakeRepository
 from .service import IntakeService
 from .settings import IntakeSettings
 from .uow import MongoIntakeUoW
+
+PUBLISHES = (AppealRegistered, AppealDuplicateLinked, MassIncidentDetected, AppealJoinedIncident, RawAppealSubmitted)
+"""What intake publishes (the HTTP ingress: RawAppealSubmitted on every channel's raw topic); topics from the
+catalog. devtools/gen_contracts.py builds the catalog's producers and the AsyncAPI operations from it;
+tests/contract checks it against the event classes this package constructs."""
 
 
 def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:

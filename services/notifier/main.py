@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
+from zhkh_contracts import DeadlineAlert, DeadlineExpired, DeadlinePlanned
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.engine import Emit
 
@@ -22,6 +23,9 @@ from .settings import NotifierSettings
 from .uow import Doc, MongoNotifierUoW
 
 DELIVERY_BATCH = 100
+
+PUBLISHES = (DeadlinePlanned, DeadlineAlert, DeadlineExpired)
+"""What the notifier publishes (see intake.main.PUBLISHES): DeadlineExpired goes on the actions topic."""
 
 
 def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:

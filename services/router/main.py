@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
+from zhkh_contracts import AppealAnswered, AppealAssigned, AppealExtended, AppealStatusChanged, AppealTransitionRejected
 from zhkh_runtime.app import ServiceRuntime
 
 from . import api
@@ -12,6 +13,9 @@ from .rules import RoutingRules
 from .service import RouterService
 from .settings import RouterSettings
 from .uow import MongoRouterUoW
+
+PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealTransitionRejected)
+"""What the router publishes (see intake.main.PUBLISHES)."""
 
 
 def create_app(settings: RouterSettings | None = None) -> AsgiFastStream:

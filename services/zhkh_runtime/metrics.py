@@ -1,8 +1,15 @@
-"""Prometheus metrics every service exposes on /metrics."""
+"""Prometheus metrics every service exposes on /metrics.
+
+Counters and histograms export no ``*_created`` series (a timestamp per label set that nobody here
+queries and that doubles the series count); importing this module turns them off process-wide, and
+every service imports it (through the runtime) before its own metrics are made.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()
 
 CONSUMED = Counter(
     "zhkh_events_consumed_total", "Records handled by outcome", ["service", "topic", "type", "outcome"]

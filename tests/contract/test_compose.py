@@ -183,3 +183,15 @@ def test_non_editable_install_ships_the_data_files(tmp_path: Path):
     out = subprocess.run([sys.executable, str(ROOT / "deploy" / "verify_image.py")], capture_output=True, text=True,
                          timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)})
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_kafka_has_an_external_listener_for_host_clients_on_loopback_only():
+    kafka = compose()["services"]["kafka"]
+    env = kafka["environment"]
+    listeners = dict(x.split("://", 1) for x in env["KAFKA_LISTENERS"].split(","))
+    advertised = dict(x.split("://", 1) for x in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    protocols = dict(x.split(":", 1) for x in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert listeners["EXTERNAL"] == ":29092" and protocols["EXTERNAL"] == "PLAINTEXT"
+    assert advertised["EXTERNAL"].endswith(":29092") and advertised["PLAINTEXT"] == "kafka:9092"
+    assert kafka["ports"] == ["127.0.0.1:29092:29092"]  # no TLS/auth: never on every interface
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"

@@ -329,3 +329,14 @@ def test_gis_sync_party_map_is_mounted_and_valid(tmp_path: Path):
     assert env["ZHKH_GIS_DEFAULT_ANSWERER"] in {p.answerer_guid for p in parties.values() if p.answerer_guid}
     assert env["ZHKH_GIS_ENDPOINT"].endswith("/ext-bus-appeals-service/services/AppealsAsync")
     assert re.fullmatch(r"[0-9a-f-]{36}", env["ZHKH_GIS_ORG_PPA_GUID"])
+
+
+def test_the_plain_kafka_listener_is_fenced_to_the_services_namespace():
+    """The example promises a NetworkPolicy: Strimzi writes it from the listener's networkPolicyPeers."""
+    kafka = {d["kind"]: d for d in load_docs(K8S / "operators" / "strimzi-kafka.yaml")}
+    (plain,) = [x for x in kafka["Kafka"]["spec"]["kafka"]["listeners"] if x["name"] == "plain"]
+    namespace = load_docs(K8S / "namespace.yaml")[0]["metadata"]["name"]
+    assert plain["tls"] is False and plain["type"] == "internal"
+    assert plain["networkPolicyPeers"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+    ]

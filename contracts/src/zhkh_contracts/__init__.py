@@ -56,9 +56,10 @@ from .events import (
     PartyRequestedExtension,
     RawAppealSubmitted,
 )
+from . import resources
 from .topics import CATALOG, DEFAULT_TOPICS, LIFECYCLE, PREFIX, SERVICES, Topics, TopicSpec, dlq_topic, raw_topic
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 __all__ = [
     "GisActionFailed",
@@ -119,5 +120,6 @@ __all__ = [
     "house_key_of",
     "raw_topic",
     "read_headers",
+    "resources",
     "to_kafka",
 ]

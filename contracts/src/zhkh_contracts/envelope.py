@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from .resources import dataschema
+
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
@@ -103,6 +105,7 @@ def to_kafka(envelope: Envelope[Any]) -> tuple[bytes, bytes, dict[str, str]]:
         "ce_schemaversion": envelope.schema_version,
         "ce_correlationid": str(envelope.correlation_id),
         "ce_partitionkey": envelope.appeal_id,
+        "ce_dataschema": dataschema(envelope.type),
         "content-type": CONTENT_TYPE,
     }
     value = envelope.data.model_dump_json().encode("utf-8")

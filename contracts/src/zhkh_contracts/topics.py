@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import _wiring
 from .appeal import Channel
 from .envelope import EventData
 from .events import (
     ACTION_CLASSES,
+    CitizenComplained,
+    CitizenRatedAnswer,
+    CitizenWithdrew,
+    OperatorAssigned,
+    PartyAccepted,
+    PartyAnswered,
+    PartyRejectedNotResponsible,
+    PartyRequestedExtension,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -32,6 +41,18 @@ PREFIX = "zhkh"
 """Default topic prefix. A deployment may set its own (ZHKH_TOPIC_PREFIX), e.g. one per region."""
 
 SERVICES = ("intake", "router", "notifier", "gis_sync", "analytics")
+EXTERNAL_PRODUCERS: dict[str, tuple[type[EventData], ...]] = {
+    "channel adapters": (RawAppealSubmitted,),
+    "responsible parties' systems": (
+        PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension,
+    ),
+    "citizen portal": (CitizenRatedAnswer, CitizenComplained, CitizenWithdrew),
+    "operators": (OperatorAssigned,),
+}
+"""Systems outside this repository that publish to our topics, and what each sends (channel adapters: on the
+raw topics of every channel but ``gis``, which gis_sync fills). What the services themselves publish and
+consume is not written here: ``_wiring`` is generated from their code (devtools/gen_contracts.py)."""
+
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
@@ -86,8 +107,8 @@ class Topics:
                     events=(RawAppealSubmitted,),
                     description=f"Raw submissions from the '{ch.value}' channel, before validation.",
                     retention_ms=SEVEN_DAYS_MS,
-                    producers=("gis_sync",) if ch is Channel.GIS else ("channel adapters", "intake HTTP ingress"),
-                    consumers=("intake",),
+                    producers=_producers(f"intake.raw.{ch.value}", () if ch is Channel.GIS else ("channel adapters",)),
+                    consumers=_consumers(f"intake.raw.{ch.value}"),
                 )
                 for ch in Channel
             ),
@@ -110,8 +131,8 @@ class Topics:
                 ),
                 description="Lifecycle events of every appeal (keyed by appeal id) and incident (incident:<id>).",
                 retention_ms=THIRTY_DAYS_MS,
-                producers=("intake", "router", "notifier", "gis_sync"),
-                consumers=("router", "notifier", "gis_sync", "analytics"),
+                producers=_producers("appeals.lifecycle"),
+                consumers=_consumers("appeals.lifecycle"),
             ),
             TopicSpec(
                 name=self.actions,
@@ -119,8 +140,8 @@ class Topics:
                 description="Actions on appeals (accept, answer, not ours, extension, rating, complaint, "
                 "withdrawal, operator routing, deadline expiry), keyed by appeal id or incident:<id>.",
                 retention_ms=THIRTY_DAYS_MS,
-                producers=("responsible parties' systems", "citizen portal", "operators", "notifier"),
-                consumers=("router",),
+                producers=_producers("appeals.actions", _external(ACTION_CLASSES)),
+                consumers=_consumers("appeals.actions"),
             ),
             TopicSpec(
                 name=self.rejected,
@@ -131,7 +152,7 @@ class Topics:
                 ),
                 partitions=1,
                 retention_ms=THIRTY_DAYS_MS,
-                producers=("intake",),
+                producers=_producers("intake.rejected"),
             ),
             *(
                 TopicSpec(
@@ -143,11 +164,23 @@ class Topics:
                     ),
                     partitions=1,
                     retention_ms=THIRTY_DAYS_MS,
-                    producers=(svc,),
+                    producers=_producers(f"{svc}.dlq"),
                 )
                 for svc in SERVICES
             ),
         )
+
+
+def _producers(kind: str, external: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return (*_wiring.PRODUCERS.get(kind, ()), *external)
+
+
+def _consumers(kind: str) -> tuple[str, ...]:
+    return _wiring.CONSUMERS.get(kind, ())
+
+
+def _external(events: tuple[type[EventData], ...]) -> tuple[str, ...]:
+    return tuple(name for name, sent in EXTERNAL_PRODUCERS.items() if set(sent) & set(events))
 
 
 DEFAULT_TOPICS = Topics()
