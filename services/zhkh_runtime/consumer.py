@@ -45,10 +45,13 @@ class _Rebalance(ConsumerRebalanceListener):
 class ConsumerLoop:
     """One consumer group member reading ``topics`` into ``engine``."""
 
-    def __init__(self, settings: RuntimeSettings, engine: Engine, topics: tuple[str, ...]) -> None:
+    def __init__(self, settings: RuntimeSettings, engine: Engine, topics: tuple[str, ...], pattern: str | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.topics = topics
+        self.pattern = pattern
+        """A regex of topic names read besides ``topics`` (e.g. every ``<prefix>.intake.raw.*``,
+        so a record on a raw topic someone made up is refused rather than never read)."""
         self.busy = asyncio.Lock()
         self.running = False
         self.consumer: AIOKafkaConsumer | None = None
@@ -68,11 +71,15 @@ class ConsumerLoop:
             max_poll_interval_ms=s.max_poll_interval_ms,
             fetch_max_wait_ms=s.idle_max_ms,
             max_partition_fetch_bytes=max(1_048_576, s.max_record_bytes * 4),
+            metadata_max_age_ms=s.topic_discovery_ms,
         )
 
     async def start(self) -> None:
         self.consumer = self.make_consumer()
-        self.consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        if self.pattern is not None:
+            self.consumer.subscribe(pattern=self.pattern, listener=_Rebalance(self))
+        else:
+            self.consumer.subscribe(list(self.topics), listener=_Rebalance(self))
         await self.consumer.start()
         self.running = True
         self._task = asyncio.create_task(self._run(), name=f"{self.settings.service_name}.consumer")

@@ -35,7 +35,7 @@ def test_occurred_at_must_be_timezone_aware():
 def test_time_offsets_survive_the_wire():
     msk = timezone(timedelta(hours=3))
     env = samples.raw_envelope(samples.raw_submission())
-    env = env.model_copy(update={"occurred_at": datetime(2026, 12, 31, 23, 59, tzinfo=msk)})
+    env = env.model_copy(update={"occurred_at": datetime(2025, 12, 31, 23, 59, tzinfo=msk)})
     _, value, headers = to_kafka(env)
     back = from_kafka(value, [(k, v.encode()) for k, v in headers.items()], REGISTRY)
     assert back.occurred_at == env.occurred_at and back.occurred_at.utcoffset() == timedelta(hours=3)
