@@ -47,7 +47,8 @@ from zhkh_contracts import (
 from zhkh_contracts.envelope import validation_reason
 from zhkh_runtime.app import error_response, json_response, query_params
 from zhkh_runtime.errors import PermanentError
-from zhkh_runtime.kafka import RecordPublisher, failure_headers
+from zhkh_runtime.kafka import RecordPublisher
+from zhkh_runtime.records import failure_headers
 
 from .messages import MESSAGES_RU
 from .repository import IntakeRepository

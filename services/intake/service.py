@@ -327,16 +327,17 @@ class IntakeService:
         A copy with the same content (see :func:`submission_digest`) registers nothing: the first
         registration's events went out when it was processed. A copy with other content is refused
         (``conflicting_duplicate``)."""
-        if uow.message.key != f"{raw.channel.value}:{raw.source_id}":
-            raise PermanentError("key_mismatch", "raw event key must be <channel>:<source_id>")
         topic = uow.message.topic
         if topic:  # read through the raw-topic pattern: the topic must be the channel's own
             channel_of_topic = topic.rpartition(".intake.raw.")[2]
             if channel_of_topic not in {c.value for c in Channel}:
                 raise PermanentError("unknown_channel", "the record is on a raw topic of no known channel")
-            if channel_of_topic != raw.channel.value:
-                raise PermanentError("channel_mismatch", "channel differs from the raw topic's channel")
+        # what the citizen can fix first, then how the publisher addressed it
         prepared = prepare(raw, self.phone_region)  # received_at checked against the wall clock
+        if topic and topic.rpartition(".intake.raw.")[2] != raw.channel.value:
+            raise PermanentError("channel_mismatch", "channel differs from the raw topic's channel")
+        if uow.message.key != f"{raw.channel.value}:{raw.source_id}":
+            raise PermanentError("key_mismatch", "raw event key must be <channel>:<source_id>")
         digest = submission_digest(raw)
         known = await uow.appeals.submission(raw.channel, raw.source_id)
         if known is not None:

@@ -381,6 +381,14 @@ def decode(
                 raise EnvelopeError("bad_header", f"{prefix}correlationid is not a UUID") from None
             correlation_id = uuid.uuid5(INBOUND_ID_NS, f"{source}\x00{corr_text}")
 
+    if prefix:  # binary mode: the value is the data
+        body = parse_json(value)
+    try:
+        data = data_cls.model_validate(body)
+    except ValidationError as exc:
+        raise EnvelopeError(validation_reason(exc), describe_validation_error(exc)) from None
+    except RecursionError:
+        raise EnvelopeError("bad_json", "nested too deeply") from None
     pkey = _attr(attrs, "partitionkey")
     record_key: str | None = None
     if key is not False and key is not None:
@@ -395,14 +403,6 @@ def decode(
         if subject is not None and subject != pkey:
             raise EnvelopeError("key_mismatch", "ce_subject differs from ce_partitionkey")
 
-    if prefix:  # binary mode: the value is the data
-        body = parse_json(value)
-    try:
-        data = data_cls.model_validate(body)
-    except ValidationError as exc:
-        raise EnvelopeError(validation_reason(exc), describe_validation_error(exc)) from None
-    except RecursionError:
-        raise EnvelopeError("bad_json", "nested too deeply") from None
     appeal_id = pkey or record_key
     if appeal_id is None and inbound and key_of is not None:
         appeal_id = key_of(data)
