@@ -109,7 +109,7 @@ class ConsumerLoop:
                 batches = await c.getmany(timeout_ms=self.settings.poll_ms, max_records=self.settings.batch_max_records)
             except ConsumerStoppedError:
                 return
-            except KafkaError as exc:
+            except (KafkaError, UnicodeDecodeError) as exc:  # e.g. a header name that is not UTF-8
                 log.warning("fetch_failed", error_type=type(exc).__name__)
                 await self._sleep(1.0)
                 continue
@@ -126,18 +126,24 @@ class ConsumerLoop:
 
     async def _batch(self, c: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]) -> None:
         while True:
+            if tp not in c.assignment():
+                # revoked meanwhile (e.g. a pattern subscription saw a new topic and rejoins): whoever
+                # gets the partition reads from the last commit; processing is idempotent
+                log.info("batch_dropped_after_revoke", topic=self.engine.topic_label(tp.topic), partition=tp.partition)
+                return
             try:
                 await self.engine.process(records)
                 await c.commit({tp: records[-1].offset + 1})
                 break
             except Exception as exc:  # noqa: BLE001 - the batch is not committed: process it again
-                log.warning("batch_failed", topic=tp.topic, partition=tp.partition, error_type=type(exc).__name__)
+                log.warning("batch_failed", topic=self.engine.topic_label(tp.topic), partition=tp.partition,
+                            error_type=type(exc).__name__)
                 if self._stop.is_set():
                     return
                 await self._sleep(1.0)
         hw = c.highwater(tp)
         if hw is not None:
-            metrics.CONSUMER_LAG.labels(self.settings.service_name, tp.topic, str(tp.partition)).set(
+            metrics.CONSUMER_LAG.labels(self.settings.service_name, self.engine.topic_label(tp.topic), str(tp.partition)).set(
                 max(0, hw - records[-1].offset - 1))
 
     async def _idle(self, c: AIOKafkaConsumer, n: int) -> None:

@@ -328,7 +328,9 @@ class Engine:
             return _Refuse(record, "undecodable", safe_detail(exc))
         env = decoded.envelope
         if decoded.original_id is not None:
-            log.info("event_id_mapped", event_id=str(env.id), source_event_id=decoded.original_id[:128],
+            # the producer's own id (not a UUID) is known by its digest: an id chosen outside may say anything
+            log.info("event_id_mapped", event_id=str(env.id),
+                     source_event_id_sha256=hashlib.sha256(decoded.original_id.encode()).hexdigest()[:16],
                      topic=self._topic_label(record.topic), partition=record.partition, offset=record.offset)
         handler = self.handlers.by_type.get(env.type)
         if handler is None or not self.handlers.wants(env.type, env.data):
@@ -368,6 +370,9 @@ class Engine:
     def _type_label(self, event_type: str) -> str:
         """Metric label: only types this service knows (a fixed set), never an input value."""
         return event_type if event_type in REGISTRY else "unknown"
+
+    def topic_label(self, topic: str) -> str:
+        return self._topic_label(topic)
 
     def _topic_label(self, topic: str) -> str:
         """Metric label and log field: the catalog's topics only (a raw topic someone made up, read
