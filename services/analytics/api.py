@@ -28,7 +28,7 @@ import structlog
 from faststream.asgi import AsgiResponse, get
 from faststream.asgi.types import Receive, Scope, Send
 
-from zhkh_runtime.app import json_response, query_params
+from zhkh_runtime.app import error_response, json_response, query_params
 
 from .report import FilterError, parse_filters
 from .service import AnalyticsService
@@ -74,7 +74,7 @@ def dashboard_page(path: Path = DASHBOARD) -> tuple[bytes, dict[str, str]]:
 
 
 def _bad(exc: FilterError) -> AsgiResponse:
-    return json_response({"error": {"code": "invalid_data", "fields": exc.fields}}, 400)
+    return error_response("invalid_data", 400, exc.fields, "Параметры отчёта заданы неверно.")
 
 
 def routes(service: AnalyticsService, settings: AnalyticsSettings) -> list[tuple[str, Any]]:
@@ -94,7 +94,7 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings) -> list[tuple
         params = query_params(scope)
         key = (params.get("house_key") or [""])[0].strip()
         if not key or len(key) > MAX_HOUSE_KEY:
-            return json_response({"error": {"code": "missing_filter", "fields": ["house_key"]}}, 400)
+            return error_response("missing_filter", 400, ["house_key"], "Укажите дом (house_key).")
         try:
             filters = parse_filters(params, tz, house_key=key)
         except FilterError as exc:

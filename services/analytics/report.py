@@ -36,6 +36,11 @@ CSV_PROJECTION = {c: 1 for c in CSV_COLUMNS if c != "overdue"} | {"overdue_fixed
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+"""``from``/``to`` outside these are refused: the calendar's edges overflow in time zone arithmetic."""
+
+
 class FilterError(ValueError):
     def __init__(self, fields: list[str]) -> None:
         super().__init__(",".join(fields))
@@ -103,10 +108,14 @@ def parse_filters(params: Mapping[str, Sequence[str]], tz: str, house_key: str |
         if v is None:
             return None
         try:
-            return date.fromisoformat(v[:10]) if len(v) >= 10 else date.fromisoformat(v)
+            d = date.fromisoformat(v[:10]) if len(v) >= 10 else date.fromisoformat(v)
         except ValueError:
             bad.append(name)
             return None
+        if not FIRST_DAY <= d <= LAST_DAY:  # year 1 or 9999 would overflow on the way to UTC
+            bad.append(name)
+            return None
+        return d
 
     f, t = day("from"), day("to")
     channel = one("channel")

@@ -10,6 +10,9 @@ so the answers carry the same machine-readable reasons and Russian messages as t
       4xx {"error": {"code", "message", "fields"}} nothing published to the raw topic; the body goes
                                                     to the rejected topic (x-dlq-service=intake-http;
                                                     a too_large body is not read, so its copy is empty)
+      409 conflicting_duplicate                    the (channel, source_id) is registered with other
+                                                    content: its number is never handed out
+      503 unavailable                              the broker did not take it: send it again
     GET  /api/v1/appeals/status?channel=<channel>&source_id=<id>
       200 {"status": "registered", ...}  |  404 {"status": "not_found", "message"}
 
@@ -30,15 +33,26 @@ from faststream.asgi import AsgiResponse, Request, get, post
 from faststream.asgi.request import ClientDisconnectError
 from pydantic import ValidationError
 
-from zhkh_contracts import Channel, Envelope, RawAppealSubmitted, Topics, to_kafka
+from zhkh_contracts import (
+    Channel,
+    Envelope,
+    EnvelopeError,
+    RawAppealSubmitted,
+    Topics,
+    describe_validation_error,
+    parse_json,
+    safe_fields,
+    to_kafka,
+)
 from zhkh_contracts.envelope import validation_reason
-from zhkh_runtime.app import json_response, query_params
+from zhkh_runtime.app import error_response, json_response, query_params
 from zhkh_runtime.errors import PermanentError
-from zhkh_runtime.kafka import RecordPublisher, failure_headers
+from zhkh_runtime.kafka import RecordPublisher
+from zhkh_runtime.records import failure_headers
 
 from .messages import MESSAGES_RU
 from .repository import IntakeRepository
-from .service import prepare
+from .service import prepare, submission_digest
 from .settings import IntakeSettings
 
 log = structlog.get_logger(__name__)
@@ -81,25 +95,23 @@ class Ingress:
         return b"".join(chunks)
 
     def _parse(self, body: bytes, content_type: str) -> RawAppealSubmitted:
+        """Every check intake's consumer makes, before the ingress answers (the same reader and
+        rules: zhkh_contracts.parse_json, the schema, intake.service.prepare)."""
         if not content_type.split(";")[0].strip().lower() == "application/json":
             raise Refused(415, "unsupported_media_type", "content-type must be application/json")
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Refused(400, "bad_encoding", f"body is not UTF-8 at byte {exc.start}") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise Refused(400, "bad_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+            data = parse_json(body)
+        except EnvelopeError as exc:
+            raise Refused(400 if exc.reason in ("bad_json", "bad_encoding") else 422, exc.reason, exc.detail) from None
         try:
             raw = RawAppealSubmitted.model_validate(data)
         except ValidationError as exc:
-            fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False, include_url=False)]
-            raise Refused(422, validation_reason(exc), "; ".join(fields[:10]), fields[:20]) from exc
+            fields = safe_fields(exc)
+            raise Refused(422, validation_reason(exc), describe_validation_error(exc), fields) from None
         try:
             prepare(raw, self.settings.default_phone_region)
         except PermanentError as exc:
-            raise Refused(422, exc.reason, exc.detail) from exc
+            raise Refused(422, exc.reason, exc.detail) from None
         return raw
 
     async def submit(self, request: Request) -> AsgiResponse:
@@ -107,20 +119,39 @@ class Ingress:
         body = b""
         try:
             body = await self._read(request)
-            raw = self._parse(body, request.headers.get("content-type", ""))
+            try:
+                raw = self._parse(body, request.headers.get("content-type", ""))
+            except Refused:
+                raise
+            except Exception as exc:  # noqa: BLE001 - input we cannot read is refused, never a 5xx
+                log.error("http_parse_failed", error_type=type(exc).__name__)
+                raise Refused(422, "invalid_data", "unreadable submission") from None
+            key = f"{raw.channel.value}:{raw.source_id}"
+            digest = submission_digest(raw)
+            doc = await self.repo.find_by_source(raw.channel, raw.source_id)
+            if doc is not None and doc.get("submission_digest") not in (None, digest):
+                raise Refused(409, "conflicting_duplicate", "channel and source_id are registered with other content")
         except ClientDisconnectError:
-            return json_response({"error": {"code": "client_disconnected"}}, 400)
+            return json_response({"error": {"code": "client_disconnected", "message": "", "fields": []}}, 400)
         except Refused as r:
             await self._reject(body, r)
-            return json_response({"error": {"code": r.code, "message": MESSAGES_RU.get(r.code, ""), "fields": r.fields}}, r.status)
-        env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{raw.channel.value}:{raw.source_id}")
-        key, value, headers = to_kafka(env)
-        await self.publisher.send(self.topics.raw(raw.channel), key, value, [(k, v.encode()) for k, v in headers.items()])
+            return error_response(r.code, r.status, r.fields, MESSAGES_RU.get(r.code, ""))
         status_url = f"{STATUS_PATH}?{urlencode({'channel': raw.channel.value, 'source_id': raw.source_id})}"
+        if doc is None:  # a resend of a registered submission is answered from what is stored
+            env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=key)
+            k, value, headers = to_kafka(env)
+            try:
+                await self.publisher.send(self.topics.raw(raw.channel), k, value, [(n, v.encode()) for n, v in headers.items()])
+            except Exception as exc:  # noqa: BLE001 - not taken: the caller may send it again
+                log.error("http_publish_failed", error_type=type(exc).__name__)
+                return error_response("unavailable", 503, message="Сервис временно недоступен. Повторите отправку позже.")
         deadline = started + self.settings.ingress_wait_s
         while True:
-            doc = await self.repo.find_by_source(raw.channel, raw.source_id)
             if doc is not None:
+                if doc.get("submission_digest") not in (None, digest):
+                    # another submission under this (channel, source_id) registered first: the
+                    # consumer refuses this copy to the rejected topic; never hand out its number
+                    return error_response("conflicting_duplicate", 409, [], MESSAGES_RU["conflicting_duplicate"])
                 return json_response(
                     {"status": "registered", "registration_number": doc["registration_number"],
                      "appeal_id": doc["_id"], "status_url": status_url},
@@ -129,14 +160,17 @@ class Ingress:
             if time.monotonic() >= deadline:
                 return json_response({"status": "accepted", "status_url": status_url}, 202)
             await asyncio.sleep(0.05)
+            doc = await self.repo.find_by_source(raw.channel, raw.source_id)
 
     async def status(self, scope: Any) -> AsgiResponse:
         q = query_params(scope)
         try:
             channel = Channel((q.get("channel") or [""])[0])
         except ValueError:
-            return json_response({"error": {"code": "unknown_channel", "message": MESSAGES_RU["unknown_channel"], "fields": ["channel"]}}, 400)
+            return error_response("unknown_channel", 400, ["channel"], MESSAGES_RU["unknown_channel"])
         source_id = (q.get("source_id") or [""])[0]
+        if len(source_id) > 200:
+            return error_response("too_long", 400, ["source_id"], MESSAGES_RU["too_long"])
         doc = await self.repo.find_by_source(channel, source_id) if source_id else None
         if doc is None:
             return json_response({"status": "not_found", "message": "Обращение не найдено или ещё регистрируется."}, 404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from faststream.asgi import AsgiFastStream
@@ -45,6 +46,10 @@ def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
         tuple(rt.topics.raw(ch) for ch in Channel), service.handlers(),
         lambda session: MongoIntakeUoW(repo, session),
         strict_types=True,  # raw topics carry RawAppealSubmitted only: any other type is refused
+        inbound=True,  # from outside: what the CloudEvents Kafka binding allows (zhkh_contracts.decode)
+        # every <prefix>.intake.raw.* topic, so a record on a raw topic of no known channel (a client
+        # can make one where the broker auto-creates topics) is refused, not left unread
+        pattern=rf"^{re.escape(rt.topics.prefix)}\.intake\.raw\..+$",
         reject_topic=rt.topics.rejected, messages_ru=MESSAGES_RU,
     )
     rt.on_startup(repo.ensure_indexes)

@@ -26,4 +26,5 @@ MESSAGES_RU: dict[str, str] = {
     "empty_text": "Текст обращения пуст. Опишите, пожалуйста, проблему.",
     "unsupported_media_type": "Обращение нужно отправить в формате JSON.",
     "conflicting_duplicate": "Обращение с таким идентификатором уже зарегистрировано с другим содержанием.",
+    "channel_mismatch": _UNREADABLE,
 }

@@ -42,7 +42,8 @@ class IntakeRepository:
     async def find_by_source(self, channel: Channel, source_id: str) -> dict[str, Any] | None:
         return await self.appeals.find_one(
             {"channel": channel.value, "source_id": source_id},
-            {"registration_number": 1, "registered_at": 1, "category": 1, "emergency": 1, "incident_id": 1},
+            {"registration_number": 1, "registered_at": 1, "category": 1, "emergency": 1, "incident_id": 1,
+             "submission_digest": 1},
         )
 
 

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 
 import phonenumbers
 import structlog
+from pydantic import ValidationError
 
 from zhkh_contracts import (
+    MAX_TEXT_CHARS,
     Address,
     Appeal,
     AppealDuplicateLinked,
@@ -27,12 +29,15 @@ from zhkh_contracts import (
     AppealRegistered,
     Applicant,
     Category,
+    Channel,
     Clarification,
     EventData,
     MassIncidentDetected,
     RawAppealSubmitted,
+    describe_validation_error,
     house_key_of,
 )
+from zhkh_contracts.envelope import validation_reason
 from zhkh_runtime.engine import Handlers
 from zhkh_runtime.errors import PermanentError
 
@@ -126,13 +131,36 @@ class Prepared:
     clarifications: tuple[Clarification, ...]
 
 
-def prepare(raw: RawAppealSubmitted, region: str = "RU") -> Prepared:
-    """Clean and validate beyond the schema. Raises PermanentError with a reason code."""
+MAX_INT64 = 2**63 - 1
+EARLIEST_RECEIVED = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(days=1)
+
+
+def prepare(raw: RawAppealSubmitted, region: str = "RU", now: datetime | None = None) -> Prepared:
+    """Clean and validate beyond the schema: everything intake checks, so the HTTP ingress can
+    check it before it answers. Raises PermanentError with a reason code; a limit that cleaning
+    (Unicode NFC) pushes a field past is ``too_long``, as the schema would say."""
+    try:
+        return _prepare(raw, region, now or datetime.now(UTC))
+    except ValidationError as exc:
+        raise PermanentError(validation_reason(exc), describe_validation_error(exc)) from None
+
+
+def _prepare(raw: RawAppealSubmitted, region: str, now: datetime) -> Prepared:
+    if raw.received_at > now + MAX_CLOCK_AHEAD:
+        raise PermanentError("invalid_data", "received_at: in the future")
+    if raw.received_at < EARLIEST_RECEIVED:
+        raise PermanentError("invalid_data", "received_at: before 2000")
+    for i, a in enumerate(raw.attachments):
+        if a.size_bytes is not None and a.size_bytes > MAX_INT64:
+            raise PermanentError("invalid_data", f"attachments.{i}.size_bytes: beyond 64 bits")
     if not raw.consent.personal_data:
         raise PermanentError("no_consent", "consent.personal_data is required to register an appeal")
     text = clean_text(raw.text)
     if text is None:
         raise PermanentError("empty_text", "text is empty after removing invisible characters")
+    if len(text) > MAX_TEXT_CHARS:
+        raise PermanentError("too_long", "text: string_too_long (after normalisation)")
     applicant = Applicant(
         kind=raw.applicant.kind,
         name=clean_text(raw.applicant.name),
@@ -299,9 +327,17 @@ class IntakeService:
         A copy with the same content (see :func:`submission_digest`) registers nothing: the first
         registration's events went out when it was processed. A copy with other content is refused
         (``conflicting_duplicate``)."""
+        topic = uow.message.topic
+        if topic:  # read through the raw-topic pattern: the topic must be the channel's own
+            channel_of_topic = topic.rpartition(".intake.raw.")[2]
+            if channel_of_topic not in {c.value for c in Channel}:
+                raise PermanentError("unknown_channel", "the record is on a raw topic of no known channel")
+        # what the citizen can fix first, then how the publisher addressed it
+        prepared = prepare(raw, self.phone_region)  # received_at checked against the wall clock
+        if topic and topic.rpartition(".intake.raw.")[2] != raw.channel.value:
+            raise PermanentError("channel_mismatch", "channel differs from the raw topic's channel")
         if uow.message.key != f"{raw.channel.value}:{raw.source_id}":
             raise PermanentError("key_mismatch", "raw event key must be <channel>:<source_id>")
-        prepared = prepare(raw, self.phone_region)
         digest = submission_digest(raw)
         known = await uow.appeals.submission(raw.channel, raw.source_id)
         if known is not None:

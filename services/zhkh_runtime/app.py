@@ -17,7 +17,8 @@ from urllib.parse import parse_qs
 
 import structlog
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.asgi.types import ASGIApp, Scope
+from faststream.asgi.handlers import HttpHandler
+from faststream.asgi.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import make_asgi_app
 
 from zhkh_contracts import Topics
@@ -56,16 +57,19 @@ class ServiceRuntime:
         self._consumers: list[ConsumerLoop] = []
 
     def process(self, topics: tuple[str, ...], handlers: Handlers, make_uow: Callable[[Any], Any], *,
-                strict_types: bool = False, reject_topic: str | None = None,
+                strict_types: bool = False, strict_topics: tuple[str, ...] = (), inbound: bool = False,
+                pattern: str | None = None, reject_topic: str | None = None,
                 messages_ru: dict[str, str] | None = None) -> Engine:
-        """Consume ``topics`` with the engine: ``handlers`` decide, ``make_uow(session)`` gives the
-        service's unit of work on one MongoDB transaction (see zhkh_runtime.engine)."""
+        """Consume ``topics`` (or every topic matching ``pattern``) with the engine: ``handlers``
+        decide, ``make_uow(session)`` gives the service's unit of work on one MongoDB transaction
+        (see zhkh_runtime.engine for ``strict_types``, ``strict_topics`` and ``inbound``)."""
         engine = Engine(
             settings=self.settings, handlers=handlers, tracking=MongoTracking(self.mongo, self.db, make_uow),
             publisher=self.publisher, emitter=self.emitter, reject_topic=reject_topic,
-            messages_ru=messages_ru or {}, strict_types=strict_types,
+            messages_ru=messages_ru or {}, strict_types=strict_types, strict_topics=frozenset(strict_topics),
+            inbound=inbound,
         )
-        self._consumers.append(ConsumerLoop(self.settings, engine, topics))
+        self._consumers.append(ConsumerLoop(self.settings, engine, topics, pattern))
         return engine
 
     def on_startup(self, hook: Hook) -> Hook:
@@ -172,7 +176,7 @@ class ServiceRuntime:
             ok = all(checks.values())
             return json_response({"ready": ok, **checks}, 200 if ok else 503)
 
-        return AsgiFastStream(
+        return JsonErrorsApp(
             self.broker,
             asgi_routes=[("/health", health), ("/ready", ready), ("/metrics", make_asgi_app()), *extra_routes],
             on_startup=[self._start],
@@ -182,6 +186,68 @@ class ServiceRuntime:
         )
 
 
+HTTP_ERRORS_RU = {
+    "not_found": "Такого адреса нет.",
+    "method_not_allowed": "Этот метод здесь не поддерживается.",
+    "internal_error": "Внутренняя ошибка сервиса. Повторите запрос позже.",
+}
+
+
+def error_response(code: str, status: int, fields: list[str] | None = None, message: str | None = None,
+                   headers: dict[str, str] | None = None) -> AsgiResponse:
+    """The one error body every HTTP answer uses: ``{"error": {"code", "message", "fields"}}``."""
+    return json_response({"error": {"code": code, "message": message if message is not None else HTTP_ERRORS_RU.get(code, ""),
+                                     "fields": fields or []}}, status, headers)
+
+
+def allowed_methods(route: Any) -> tuple[str, ...]:
+    """GET routes answer HEAD too; POST routes do not (FastStream's ``post`` would also run the
+    handler for HEAD: a HEAD with a body registered an appeal). Plain ASGI apps (/metrics): GET."""
+    methods = tuple(getattr(route, "methods", ()) or ()) if isinstance(route, HttpHandler) else ("GET", "HEAD")
+    if "HEAD" in methods and "GET" not in methods:
+        methods = tuple(m for m in methods if m != "HEAD")
+    return methods
+
+
+class JsonErrorsApp(AsgiFastStream):
+    """FastStream's ASGI app with our error answers: an unknown path (404), a method the route
+    does not serve (405) and a failure inside a route (500, no exception text) all get the JSON
+    error body; FastStream's own answers are plain text."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        route = next((app for path, app in self.routes if scope["path"] == path), None)
+        if route is None:
+            await error_response("not_found", 404)(scope, receive, send)
+            return
+        methods = allowed_methods(route)
+        if scope["method"] not in methods:
+            await error_response("method_not_allowed", 405, headers={"allow": ", ".join(methods)})(scope, receive, send)
+            return
+        state = {"started": False, "replaced": False}
+
+        async def guarded(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                ctype = dict(message.get("headers") or []).get(b"content-type", b"")
+                if message["status"] >= 500 and not ctype.startswith(b"application/json"):
+                    state["replaced"] = True  # FastStream's text 500 after a failed route
+                    await error_response("internal_error", 500)(scope, receive, send)
+                    return
+            if state["replaced"]:
+                return
+            await send(message)
+
+        try:
+            await route(scope, receive, guarded)
+        except Exception as exc:  # noqa: BLE001 - a failure is answered, never a dropped connection
+            log.error("http_route_failed", path_known=True, error_type=type(exc).__name__)
+            if not state["started"]:
+                await error_response("internal_error", 500)(scope, receive, send)
+
+
 def query_params(scope: Scope) -> dict[str, list[str]]:
     """Query parameters decoded as UTF-8. (FastStream 0.7.8's AsgiRequest.query_params hands bytes
     to parse_qs and fails on percent-encoded non-ASCII such as a Cyrillic address.)"""
@@ -189,9 +255,10 @@ def query_params(scope: Scope) -> dict[str, list[str]]:
     return parse_qs(raw, encoding="utf-8", errors="replace")
 
 
-def json_response(body: dict[str, Any], status: int = 200) -> AsgiResponse:
+def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> AsgiResponse:
     return AsgiResponse(
-        json.dumps(body, ensure_ascii=False).encode(), status, headers={"content-type": "application/json; charset=utf-8"}
+        json.dumps(body, ensure_ascii=False).encode(), status,
+        headers={"content-type": "application/json; charset=utf-8", **(headers or {})},
     )
 
 

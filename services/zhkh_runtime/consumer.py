@@ -45,10 +45,13 @@ class _Rebalance(ConsumerRebalanceListener):
 class ConsumerLoop:
     """One consumer group member reading ``topics`` into ``engine``."""
 
-    def __init__(self, settings: RuntimeSettings, engine: Engine, topics: tuple[str, ...]) -> None:
+    def __init__(self, settings: RuntimeSettings, engine: Engine, topics: tuple[str, ...], pattern: str | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.topics = topics
+        self.pattern = pattern
+        """A regex of topic names read besides ``topics`` (e.g. every ``<prefix>.intake.raw.*``,
+        so a record on a raw topic someone made up is refused rather than never read)."""
         self.busy = asyncio.Lock()
         self.running = False
         self.consumer: AIOKafkaConsumer | None = None
@@ -68,11 +71,15 @@ class ConsumerLoop:
             max_poll_interval_ms=s.max_poll_interval_ms,
             fetch_max_wait_ms=s.idle_max_ms,
             max_partition_fetch_bytes=max(1_048_576, s.max_record_bytes * 4),
+            metadata_max_age_ms=s.topic_discovery_ms,
         )
 
     async def start(self) -> None:
         self.consumer = self.make_consumer()
-        self.consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        if self.pattern is not None:
+            self.consumer.subscribe(pattern=self.pattern, listener=_Rebalance(self))
+        else:
+            self.consumer.subscribe(list(self.topics), listener=_Rebalance(self))
         await self.consumer.start()
         self.running = True
         self._task = asyncio.create_task(self._run(), name=f"{self.settings.service_name}.consumer")
@@ -102,7 +109,7 @@ class ConsumerLoop:
                 batches = await c.getmany(timeout_ms=self.settings.poll_ms, max_records=self.settings.batch_max_records)
             except ConsumerStoppedError:
                 return
-            except KafkaError as exc:
+            except (KafkaError, UnicodeDecodeError) as exc:  # e.g. a header name that is not UTF-8
                 log.warning("fetch_failed", error_type=type(exc).__name__)
                 await self._sleep(1.0)
                 continue
@@ -127,18 +134,24 @@ class ConsumerLoop:
 
     async def _batch(self, c: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]) -> None:
         while True:
+            if tp not in c.assignment():
+                # revoked meanwhile (e.g. a pattern subscription saw a new topic and rejoins): whoever
+                # gets the partition reads from the last commit; processing is idempotent
+                log.info("batch_dropped_after_revoke", topic=self.engine.topic_label(tp.topic), partition=tp.partition)
+                return
             try:
                 await self.engine.process(records)
                 await c.commit({tp: records[-1].offset + 1})
                 break
             except Exception as exc:  # noqa: BLE001 - the batch is not committed: process it again
-                log.warning("batch_failed", topic=tp.topic, partition=tp.partition, error_type=type(exc).__name__)
+                log.warning("batch_failed", topic=self.engine.topic_label(tp.topic), partition=tp.partition,
+                            error_type=type(exc).__name__)
                 if self._stop.is_set():
                     return
                 await self._sleep(1.0)
         hw = c.highwater(tp)
         if hw is not None:
-            metrics.CONSUMER_LAG.labels(self.settings.service_name, tp.topic, str(tp.partition)).set(
+            metrics.CONSUMER_LAG.labels(self.settings.service_name, self.engine.topic_label(tp.topic), str(tp.partition)).set(
                 max(0, hw - records[-1].offset - 1))
 
     async def _idle(self, c: AIOKafkaConsumer, n: int) -> None:

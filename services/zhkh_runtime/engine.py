@@ -46,7 +46,7 @@ from zhkh_contracts import (
     MassIncidentDetected,
     RawAppealSubmitted,
     Topics,
-    from_kafka,
+    decode,
 )
 
 from . import metrics
@@ -73,10 +73,11 @@ class Message:
     source: str
     occurred_at: datetime
     correlation_id: uuid.UUID
+    topic: str = ""
 
     @classmethod
-    def of(cls, env: Envelope[Any]) -> Message:
-        return cls(env.id, env.appeal_id, env.source, env.occurred_at, env.correlation_id)
+    def of(cls, env: Envelope[Any], topic: str = "") -> Message:
+        return cls(env.id, env.appeal_id, env.source, env.occurred_at, env.correlation_id, topic)
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,18 @@ class Engine:
     messages_ru: Mapping[str, str] = field(default_factory=dict)
     strict_types: bool = False
     """True: a record of a type without a handler is bad input (unknown_type), not 'ignored'."""
+    strict_topics: frozenset[str] = frozenset()
+    """Topics on which an event type outside ``REGISTRY``'s types for that topic is refused
+    (``unknown_type``) rather than ignored, e.g. the actions topic, whose every type is the router's."""
+    inbound: bool = False
+    """The topics come from outside (raw submissions): accept what the CloudEvents Kafka binding
+    allows (zhkh_contracts.decode); our own topics are read strictly."""
     retry_sleep: Callable[[float], Awaitable[None]] | None = None
+
+    def __post_init__(self) -> None:
+        catalog = self.emitter.topics.catalog()
+        self._known_topics = frozenset(spec.name for spec in catalog)
+        self._topic_types = {spec.name: {cls.EVENT_TYPE: cls for cls in spec.events} for spec in catalog}
 
     @property
     def service(self) -> str:
@@ -291,18 +303,35 @@ class Engine:
     # -- decoding --
 
     def _decode(self, record: Any) -> _Work | _Refuse | _Ignore:
-        size = len(record.value or b"")
+        size = len(record.value or b"") + len(record.key or b"")
         if size > self.settings.max_record_bytes:
             return _Refuse(record, "too_large", f"{size} bytes > {self.settings.max_record_bytes}")
-        registry = self.handlers.classes if self.strict_types else REGISTRY
+        strict = self.strict_types or record.topic in self.strict_topics
+        registry: Mapping[str, type[EventData]] = REGISTRY
+        if self.strict_types:
+            registry = self.handlers.classes
+        elif record.topic in self.strict_topics:
+            registry = self._topic_types.get(record.topic, {})
+        ts = getattr(record, "timestamp", None)
         try:
-            env = from_kafka(record.value, record.headers, registry)
+            received = datetime.fromtimestamp(ts / 1000, UTC) if isinstance(ts, int) and ts > 0 else None
+        except (OverflowError, OSError, ValueError):
+            received = None
+        try:
+            decoded = decode(record.value, record.headers, registry, key=record.key, inbound=self.inbound,
+                             received_at=received, key_of=partition_key)
         except EnvelopeError as exc:
-            if exc.reason == "unknown_type" and not self.strict_types:
+            if exc.reason == "unknown_type" and not strict:
                 return _Ignore(record, "unknown")
             return _Refuse(record, exc.reason, exc.detail)
         except Exception as exc:  # noqa: BLE001 - whatever the decoder trips on, the record is routed
             return _Refuse(record, "undecodable", safe_detail(exc))
+        env = decoded.envelope
+        if decoded.original_id is not None:
+            # the producer's own id (not a UUID) is known by its digest: an id chosen outside may say anything
+            log.info("event_id_mapped", event_id=str(env.id),
+                     source_event_id_sha256=hashlib.sha256(decoded.original_id.encode()).hexdigest()[:16],
+                     topic=self._topic_label(record.topic), partition=record.partition, offset=record.offset)
         handler = self.handlers.by_type.get(env.type)
         if handler is None or not self.handlers.wants(env.type, env.data):
             return _Ignore(record, env.type)
@@ -329,7 +358,7 @@ class Engine:
             for item in items:
                 await self._finish_simple(item)
                 if isinstance(item, _Work):
-                    metrics.CONSUMED.labels(self.service, item.record.topic, self._type_label(item.env.type), "ok").inc()
+                    metrics.CONSUMED.labels(self.service, self._topic_label(item.record.topic), self._type_label(item.env.type), "ok").inc()
         else:
             for item in items:
                 if isinstance(item, _Work):
@@ -342,14 +371,22 @@ class Engine:
         """Metric label: only types this service knows (a fixed set), never an input value."""
         return event_type if event_type in REGISTRY else "unknown"
 
+    def topic_label(self, topic: str) -> str:
+        return self._topic_label(topic)
+
+    def _topic_label(self, topic: str) -> str:
+        """Metric label and log field: the catalog's topics only (a raw topic someone made up, read
+        through the raw-topic pattern, is ``other``)."""
+        return topic if topic in self._known_topics else "other"
+
     async def _finish_simple(self, item: _Work | _Refuse | _Ignore) -> None:
         if isinstance(item, _Ignore):
-            metrics.CONSUMED.labels(self.service, item.record.topic, self._type_label(item.type_label), "ignored").inc()
+            metrics.CONSUMED.labels(self.service, self._topic_label(item.record.topic), self._type_label(item.type_label), "ignored").inc()
         elif isinstance(item, _Refuse):
             await self.dead_letter(item.record, item.reason, item.detail, 0, bad_input=True)
 
     async def _call(self, uow: Any, item: _Work) -> list[OutboundRecord]:
-        msg = Message.of(item.env)
+        msg = Message.of(item.env, item.record.topic)
         uow.message = msg
         out = await item.handler(item.env.data, uow)
         return self.emitter.records(out or (), msg)
@@ -379,7 +416,7 @@ class Engine:
         env, record = item.env, item.record
         structlog.contextvars.bind_contextvars(
             event_id=str(env.id), appeal_id=env.appeal_id, event_type=env.type, correlation_id=str(env.correlation_id),
-            topic=record.topic, partition=record.partition, offset=record.offset,
+            topic=self._topic_label(record.topic), partition=record.partition, offset=record.offset,
         )
         attempts = 0
         try:
@@ -409,7 +446,7 @@ class Engine:
             structlog.contextvars.unbind_contextvars(
                 "event_id", "appeal_id", "event_type", "correlation_id", "topic", "partition", "offset"
             )
-        metrics.CONSUMED.labels(self.service, record.topic, self._type_label(env.type), "ok").inc()
+        metrics.CONSUMED.labels(self.service, self._topic_label(record.topic), self._type_label(env.type), "ok").inc()
 
     async def _once(self, item: _Work) -> list[OutboundRecord]:
         """Run the handler and write its marker; only when that fails, look at the marker: a
@@ -448,10 +485,10 @@ class Engine:
         except Exception:
             log.exception("dead_letter_publish_failed", reason=reason)
             raise
-        metrics.DEAD_LETTERED.labels(self.service, record.topic, reason).inc()
-        metrics.CONSUMED.labels(self.service, record.topic, "unknown", "dead_lettered").inc()
+        metrics.DEAD_LETTERED.labels(self.service, self._topic_label(record.topic), reason).inc()
+        metrics.CONSUMED.labels(self.service, self._topic_label(record.topic), "unknown", "dead_lettered").inc()
         log.warning("dead_lettered", reason=reason, error_type=error_type, dlq_topic=topic, attempts=attempts,
-                    topic=record.topic, partition=record.partition, offset=record.offset)
+                    topic=self._topic_label(record.topic), partition=record.partition, offset=record.offset)
 
 
 async def send_fitting(publisher: Publisher, topic: str, key: bytes | None, value: bytes | None,

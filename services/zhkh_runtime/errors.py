@@ -64,11 +64,13 @@ def reason_of(exc: BaseException) -> str:
 
 
 def safe_detail(exc: BaseException, limit: int = 1000) -> str:
-    """Error text without input values: pydantic errors list field paths and error types only."""
+    """Error text without input values: pydantic errors list field paths and error types only,
+    a PermanentError its fixed detail; any other exception only its class name (its message may
+    quote input: a KeyError of a name, a ValueError of a phone number, ...)."""
     if isinstance(exc, ValidationError):
         text = describe_validation_error(exc)
     elif isinstance(exc, PermanentError):
         text = exc.detail or exc.reason
     else:
-        text = f"{exc.__class__.__name__}: {exc}"
+        text = exc.__class__.__name__
     return text[:limit]

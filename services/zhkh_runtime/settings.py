@@ -46,6 +46,9 @@ class RuntimeSettings(BaseSettings):
         default=900_000, description="A dead letter larger than this (original + x-dlq-* headers) keeps only its "
         "first bytes, with x-dlq-truncated, x-dlq-original-size and x-dlq-original-sha256 (below the producer's "
         "and broker's 1 MiB limits, so a refusal always fits)")
+    topic_discovery_ms: int = Field(
+        default=30_000, ge=500, description="Consumer metadata refresh: a topic matching a subscribed pattern "
+        "(intake's <prefix>.intake.raw.*) is found within this long after it appears")
     batch_max_records: int = Field(default=500, ge=1, description="At most this many records per fetch")
     poll_ms: int = Field(default=1, ge=0, description="How long one poll waits for records before the loop idles")
     idle_min_ms: int = Field(default=5, ge=1, description="First pause after an empty poll")

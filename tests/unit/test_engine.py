@@ -211,3 +211,31 @@ async def test_emit_overrides_key_topic_and_id():
     await eng.process([accept(A)])
     r = pub.records[0]
     assert (r.topic, r.key, decoded(r).id) == ("elsewhere", b"k1", eid)
+
+
+async def test_a_strict_topic_refuses_types_that_do_not_belong_there_and_labels_stay_fixed():
+    from zhkh_runtime import metrics
+
+    actions = Topics().actions
+    eng, pub, uow, _ = engine(strict_topics=frozenset({actions}))
+    odd = rec(envelope(PartyAccepted(appeal_id=A, actor="p")), topic=actions)
+    odd.headers = [(k, b"ru.attacker.Ivanov.v1" if k == "ce_type" else v) for k, v in odd.headers]
+    lifecycle_type_on_actions = rec(envelope(AppealStatusChanged(
+        appeal_id=A, registration_number="ZH-2026-0000001", from_status=AppealStatus.ASSIGNED,
+        to_status=AppealStatus.IN_PROGRESS, action="accept", party_id="p", version=1, changed_at=envelope(
+            PartyAccepted(appeal_id=A, actor="p")).occurred_at)), topic=actions)
+    made_up = rec(envelope(PartyAccepted(appeal_id=B, actor="p")), topic="zhkh.made.up.Иванов")
+    await eng.process([odd, lifecycle_type_on_actions, made_up])
+    reasons = [(t, dict(h)["x-dlq-reason"]) for t, _, _, h in pub.sent]
+    assert reasons == [("zhkh.svc.dlq", b"unknown_type"), ("zhkh.svc.dlq", b"unknown_type")]
+    assert uow.seen == {str(B): ["PartyAccepted"]}  # a non-strict topic still works
+    text = "".join(f"{m.name}{m.labels}" for fam in metrics.CONSUMED.collect() for m in fam.samples)
+    assert "Ivanov" not in text and "Иванов" not in text and "attacker" not in text
+
+
+async def test_a_record_key_that_differs_from_the_partition_key_is_refused():
+    eng, pub, uow, _ = engine()
+    r = accept(A)
+    r.key = str(B).encode()
+    await eng.process([r])
+    assert dict(pub.sent[0][3])["x-dlq-reason"] == b"key_mismatch" and uow.seen == {}

@@ -168,10 +168,32 @@ BAD = [
     ("unknown_type", lambda r: _record(r, ce_type=b"ru.zhkh-appeals.appeal.assigned.v1")),
     ("bad_json", lambda r: _record(r, value=b"{not json")),
     ("missing_field", lambda r: _record(r, value=b'{"channel": "site_form"}')),
+    # every input: limits that Unicode NFC pushes a field past, dates that confuse deadlines,
+    # numbers MongoDB cannot store, a record key or topic that disagrees with the event
+    ("too_long", lambda r: _record(r.model_copy(update={"text": "\ufb2c" * 7000}))),  # NFC: 3 code points each
+    ("too_long", lambda r: _record(r.model_copy(update={"applicant": r.applicant.model_copy(update={"name": "\ufb2c" * 101})}))),
+    ("invalid_data", lambda r: _record(r.model_copy(update={"received_at": datetime(9999, 12, 31, tzinfo=UTC)}))),
+    ("invalid_data", lambda r: _record(r, value=r.model_dump_json().replace('"attachments":[]', '"attachments":[{"uri":"s3://a","size_bytes":1e30}]').encode())),
+    ("invalid_data", lambda r: _record(r, value=r.model_dump_json().replace('"attachments":[]', '"attachments":[{"uri":"s3://a","size_bytes":99999999999999999999}]').encode())),
+    ("invalid_data", lambda r: _record(r, value=r.model_dump_json().replace('"applicant":{', '"applicant":{"$gt":"",').encode())),
+    ("key_mismatch", lambda r: _with(_record(r), key=b"site_form:other")),
+    ("channel_mismatch", lambda r: _with(_record(r), topic=TOPICS.raw(Channel.HOTLINE))),
+    ("unknown_channel", lambda r: _with(_record(r), topic="zhkh.intake.raw.fax")),
+    ("bad_header", lambda r: _with(_record(r), headers_add=[("ce_id", b"6a3c7f1e-0000-4000-8000-000000000000")])),
 ]
 
 
-@pytest.mark.parametrize(("reason", "make"), BAD, ids=[b[0] for b in BAD])
+def _with(r: Rec, key: bytes | None = None, topic: str | None = None, headers_add: list | None = None) -> Rec:
+    if key is not None:
+        r.key = key
+    if topic is not None:
+        r.topic = topic
+    if headers_add:
+        r.headers = [*r.headers, *headers_add]
+    return r
+
+
+@pytest.mark.parametrize(("reason", "make"), BAD, ids=[f"{i}-{b[0]}" for i, b in enumerate(BAD)])
 async def test_bad_input_is_refused_with_its_reason_and_registers_nothing(intake, reason, make):
     bad = make(samples.raw_submission(source_id="bad"))
     assert await intake.process(bad) == []
