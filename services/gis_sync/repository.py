@@ -129,3 +129,51 @@ class MongoGisUoW:
 
     def __init__(self, links: GisRepository) -> None:
         self.links = links
+
+
+class MemoryLinks:
+    """Links and the queue in memory (fast tests of behaviour); ``snapshot``/``restore`` give the
+    in-memory tracking its rollback."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, dict[str, Any]] = {}
+        self.queue: list[dict[str, Any]] = []
+
+    async def link(self, appeal_id: str) -> dict[str, Any] | None:
+        doc = self.links.get(appeal_id)
+        return dict(doc) if doc is not None else None
+
+    async def create_link(self, doc: dict[str, Any]) -> bool:
+        if doc["_id"] in self.links:
+            return False
+        self.links[doc["_id"]] = dict(doc)
+        return True
+
+    async def update_link(self, appeal_id: str, changes: dict[str, Any]) -> None:
+        if appeal_id in self.links and changes:
+            self.links[appeal_id].update(changes)
+
+    async def enqueue(self, link: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        if not items:
+            return
+        seq = int(self.links[link["_id"]].get("next_seq", 0))
+        for item in items:
+            if any(q["_id"] == item["_id"] for q in self.queue):
+                raise ValueError(f"duplicate TransportGUID {item['_id']}")
+            self.queue.append({**item, "seq": seq})
+            seq += 1
+        self.links[link["_id"]]["next_seq"] = seq
+        link["next_seq"] = seq
+
+
+class MemoryGisUoW:
+    def __init__(self) -> None:
+        self.links = MemoryLinks()
+
+    def snapshot(self) -> Any:
+        import copy
+
+        return copy.deepcopy(self.links)
+
+    def restore(self, snap: Any) -> None:
+        self.links = snap
