@@ -95,15 +95,6 @@ async def test_an_sdk_produced_appeal_with_every_attribute_is_registered(infra, 
     await _registered_via_sdk(infra, prefix, _sdk_raw(raw, full=True), raw)
 
 
-def _decoder_takes_only_the_required_attributes() -> bool:
-    msg = _sdk_raw(samples.raw_submission(), full=False, drop=("ce_time",))
-    try:
-        c.from_kafka(msg.value, list(msg.headers.items()), c.REGISTRY)
-    except c.EnvelopeError:
-        return False
-    return True
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("drop", [(), ("ce_time",)], ids=["as-the-sdk-makes-it", "without-ce_time"])
 async def test_an_sdk_produced_appeal_with_only_the_required_attributes_is_registered(
@@ -112,6 +103,3 @@ async def test_an_sdk_produced_appeal_with_only_the_required_attributes_is_regis
     raw = samples.raw_submission(channel=c.Channel.CHATBOT)
     await _registered_via_sdk(infra, prefix, _sdk_raw(raw, full=False, drop=drop), raw)
 
-
-def test_the_decoder_takes_an_sdk_event_with_only_the_required_attributes():
-    assert _decoder_takes_only_the_required_attributes()
