@@ -55,6 +55,10 @@ class RuntimeSettings(BaseSettings):
     idle_max_ms: int = Field(
         default=250, ge=1, description="Longest pause while idle (doubling from idle_min_ms): the most an idle "
         "consumer adds to a record's latency; also the long-poll wait asked of a real broker")
+    rewind_on_assign: int = Field(
+        default=0, ge=0, description="Re-read this many records before the committed offset of each newly assigned "
+        "partition: only for a broker that may reuse offsets of acknowledged records it lost (the embedded noida-db "
+        "after a kill -9; tests/e2e/test_faults.py sets 20). Real Kafka with acks=all and replication never does: keep 0")
     lease_ttl_s: float = Field(default=15.0, gt=0, description="Background loops (scanner, ГИС push/pull/reconcile) "
                                "run on one replica at a time under a lease that expires this long after its holder stops renewing it")
 

@@ -74,6 +74,7 @@ class View:
     broker_lost: dict[str, datetime] = field(default_factory=dict)
     not_registered: set[str] = field(default_factory=set)  # kept source ids, unexplained
     not_assigned: set[str] = field(default_factory=set)  # registered appeal ids, unexplained
+    lost_registrations: set[str] = field(default_factory=set)  # appeal ids whose AppealRegistered the broker lost
 
     def unexplained(self) -> list[str]:
         return [f"raw {x} not registered" for x in sorted(self.not_registered)] + \
@@ -115,6 +116,8 @@ class Ledger:
             gone = [h for h in outbox if h["ce_type"] == event_type.EVENT_TYPE and h["ce_id"] not in in_topic]
             for h in gone:
                 v.broker_lost[h["ce_id"]] = datetime.fromisoformat(h["ce_time"])
+                if event_type is AppealRegistered:
+                    v.lost_registrations.add(h["ce_partitionkey"])
             return bool(gone)
 
         unregistered = [sid for sid in raw_ids if sid not in v.registered]
@@ -156,6 +159,11 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
     monkeypatch.setenv("ZHKH_CITIZEN_WEBHOOKS", json.dumps({ch.value: receiver.url(f"/{ch.value}") for ch in Channel}))
     monkeypatch.setenv("ZHKH_QUIET_HOURS", "")
     monkeypatch.setenv("ZHKH_LOG_LEVEL", "WARNING")
+    # noida-db loses the records it acknowledged just before a kill -9 and gives their offsets to the
+    # records published after its restart; a consumer that had read the lost ones has committed past
+    # those offsets and would skip the new records there (seen: 1 appeal in ~5 runs). Each newly
+    # assigned partition is re-read from 20 records before its commit (README, Known limits).
+    monkeypatch.setenv("ZHKH_REWIND_ON_ASSIGN", "20")
     cfg = Config(data_dir=tmp_path / "data", kafka_port=embedded.free_port(), mongo_port=embedded.free_port(),
                  http_base_port=embedded.free_port_block(5), gis_port=embedded.free_port(), gis_seed=0)
     system = System(cfg)
@@ -268,7 +276,11 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
         if body["kind"] == "registered":
             by_appeal.setdefault(body["appeal_id"], set()).add(headers["idempotency-key"])
             deliveries += 1
-    assert set(by_appeal) == {view.appeal_of[x] for x in reg}, f"citizens not notified: {len(reg) - len(by_appeal)}"
-    assert total == len(reg), f"analytics counts {total} appeals for {len(reg)}"
+    registered = {view.appeal_of[x] for x in reg}
+    assert registered <= set(by_appeal), f"citizens not notified: {len(registered - set(by_appeal))}"
+    # the notifier may have read an AppealRegistered that the broker then lost (explained above)
+    assert set(by_appeal) - registered <= view.lost_registrations, "a notice for an appeal nobody registered"
+    # analytics, too, may have read a registration the broker lost afterwards
+    assert len(reg) <= total <= len(reg) + len(view.lost_registrations), f"analytics counts {total} appeals for {len(reg)}"
     assert all(len(keys) == 1 for keys in by_appeal.values()), "an appeal got two different 'registered' notices"
     print(f"lifecycle records read: {copies}; 'registered' webhook deliveries: {deliveries} for {N} notices")
