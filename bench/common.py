@@ -93,7 +93,7 @@ def cpu_line(used: dict[str, float], count: int) -> str:
     return f"CPU ms per appeal: {parts}; all but the bench client {servers:.2f}"
 
 
-async def quiet_getmany(consumer: AIOKafkaConsumer, idle: list[int], timeout_ms: int = 5) -> dict[Any, list[Any]]:
+async def quiet_getmany(consumer: AIOKafkaConsumer, idle: list[int], timeout_ms: int = 1) -> dict[Any, list[Any]]:
     """getmany that does not spin against a broker that ignores fetch.max.wait.ms: after an empty
     poll the partitions are paused for a growing moment (5 ms doubling to 100 ms), as the services'
     consumer loop does (zhkh_runtime/consumer.py)."""
@@ -105,7 +105,7 @@ async def quiet_getmany(consumer: AIOKafkaConsumer, idle: list[int], timeout_ms:
     parts = consumer.assignment()
     consumer.pause(*parts)
     try:
-        await asyncio.sleep(min(0.1, 0.005 * 2 ** min(idle[0] - 1, 8)))
+        await asyncio.sleep(min(0.1, 0.01 * 2 ** min(idle[0] - 1, 8)))
     finally:
         consumer.resume(*(p for p in parts if p in consumer.assignment()))
     return {}
