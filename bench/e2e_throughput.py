@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import statistics
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,21 @@ TEXTS = [
     "Протекает крыша над последним этажом после дождя.",
     "Во дворе не убирают снег, невозможно пройти.",
 ]
+
+
+def deadline_planned() -> Callable[[Envelope], str | None]:
+    """For ``measure``: an appeal is done when the deadline of its first assignment is planned;
+    names it by the source id it was submitted with."""
+    source_of: dict[str, str] = {}
+
+    def planned(e: Envelope) -> str | None:
+        if isinstance(e.data, AppealRegistered):
+            source_of[str(e.data.appeal.appeal_id)] = e.data.appeal.source_id
+        elif isinstance(e.data, DeadlinePlanned) and e.data.generation == 1:
+            return source_of.get(str(e.data.appeal_id))
+        return None
+
+    return planned
 
 
 def raw_records(inf: Any, count: int, guids: list[str], prefix: str = "e") -> list[Record]:
@@ -90,14 +106,7 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
         b_meter = CpuMeter(dict(inf.pids))
         b_t0, b_end, b_lat = await baseline(inf.bootstrap, records, rate, b_meter)
 
-        source_of: dict[str, str] = {}
-
-        def planned(e: Envelope) -> str | None:
-            if isinstance(e.data, AppealRegistered):
-                source_of[str(e.data.appeal.appeal_id)] = e.data.appeal.source_id
-            elif isinstance(e.data, DeadlinePlanned) and e.data.generation == 1:
-                return source_of.get(str(e.data.appeal_id))
-            return None
+        planned = deadline_planned()
 
         async with service("intake", inf) as intake, service("router", inf) as router, service("notifier", inf) as notifier:
             procs = (("intake", intake), ("router", router), ("notifier", notifier))

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from common import CpuMeter, cpu_line, infra, measure, service
-from e2e_throughput import opcounters, raw_records
+from e2e_throughput import deadline_planned, opcounters, raw_records
 from pymongo import AsyncMongoClient
 from router_throughput import write_directory
 
-from zhkh_contracts import AppealRegistered, DeadlinePlanned, Envelope
 
 CLONED = ("intake_appeals", "router_appeals", "notifier_appeals", "notifier_deadlines", "notifier_alerts", "processed_events")
 PER_APPEAL = {"notifier_alerts": 1, "processed_events": 3}
@@ -90,14 +89,7 @@ async def one(size: int, count: int, houses: int, base: Path) -> None:
     async with infra(base) as inf:
         guids = write_directory(base / "directory", houses)
         await import_directory(sorted((base / "directory").glob("*.csv")), RouterSettings(mongo_uri=inf.mongo_uri, mongo_db="zhkh"))
-        source_of: dict[str, str] = {}
-
-        def planned(e: Envelope) -> str | None:
-            if isinstance(e.data, AppealRegistered):
-                source_of[str(e.data.appeal.appeal_id)] = e.data.appeal.source_id
-            elif isinstance(e.data, DeadlinePlanned) and e.data.generation == 1:
-                return source_of.get(str(e.data.appeal_id))
-            return None
+        planned = deadline_planned()
 
         async with service("intake", inf) as intake, service("router", inf) as router, service("notifier", inf) as notifier:
             await measure(inf, raw_records(inf, 30, guids, prefix="warm"), planned, 0)
