@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,14 +31,10 @@ from gis_sync.mapping import (
     zeep_action,
 )
 from gis_sync.soap import GisClient
-from tests.contract.test_gis_published_xsd import Wire
+from tests.contract.test_gis_published_xsd import PARTY_MAP, TEPLO, UK, Wire
 from tests.support.gis_xsd import BUNDLES, envelope_parts, errors, published
 from zhkh_contracts import AttachmentRef
 
-ROOT = Path(__file__).resolve().parents[2]
-PARTY_MAP = ROOT / "devtools" / "sample_gis" / "gis_parties.csv"
-UK = "c32e262b-dfb9-5b4c-9d8e-8df0e87b94f2"
-TEPLO = "e28a2919-a17c-5705-8937-efadbc97b6e1"
 PHOTO = {"name": "Фото протечки.jpg", "description": "Потолок в спальне", "attachment_guid":
          "3f0c2a9e-8d1b-4c55-9a7e-1b2c3d4e5f60", "hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 ACT = {"name": "Акт осмотра.pdf", "attachment_guid": "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}
