@@ -9,8 +9,6 @@ bundles (that part skips, saying why, without them).
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,16 +20,15 @@ from devtools.gis_emulator.state import Answer
 from gis_sync.mapping import (
     ANSWER,
     GIS_FILE_URI,
-    action_payload,
     gis_attachment,
     raw_from_export,
     redirect_comment,
     rollover_comment,
     transport_guid,
-    zeep_action,
 )
 from gis_sync.soap import GisClient
-from tests.contract.test_gis_published_xsd import PARTY_MAP, TEPLO, UK, Wire
+from tests.contract.test_gis_published_xsd import PARTY_MAP, TEPLO, UK, Wire, _done, _item
+from tests.contract.test_gis_published_xsd import _import as _submit_import
 from tests.support.gis_xsd import BUNDLES, envelope_parts, errors, published
 from zhkh_contracts import AttachmentRef
 
@@ -45,26 +42,8 @@ ROLLOVER_FILE = {"Name": "График работ.pdf", "Description": "Граф
                  "Attachment": {"AttachmentGUID": "1c2d3e4f-5061-4b72-8c83-9d4e5f607182"}}
 
 
-def _item(kind: str, appeal_guid: str, **kw: Any) -> dict[str, Any]:
-    return {"_id": str(uuid.uuid4()), "appeal_guid": appeal_guid, "kind": kind,
-            "payload": action_payload(kind, UK, **kw)}
-
-
-async def _done(client: GisClient, message_guid: str):
-    for _ in range(50):
-        st = await client.get_state(message_guid)
-        if st.done:
-            return st
-        await asyncio.sleep(0.02)
-    raise AssertionError("message never completed")
-
-
 async def _import(client: GisClient, items: list[dict[str, Any]]):
-    answer, appeal = [], []
-    for item in items:
-        section, action = zeep_action(item)
-        (answer if section == "answer" else appeal).append(action)
-    st = await _done(client, await client.submit_import(answer_actions=answer, appeal_actions=appeal))
+    st = await _submit_import(client, items)
     assert all(r.ok for r in st.import_results), st.import_results
     return st
 
