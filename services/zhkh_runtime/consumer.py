@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import structlog
@@ -138,15 +138,9 @@ class ConsumerLoop:
             # once, and aiokafka's fetcher would send one after another for the partitions that have
             # nothing (measured: a third of intake's CPU in a burst). Paused partitions keep what
             # was fetched already; the next poll resumes them.
-            parts = c.assignment()
-            c.pause(*parts)
-            try:
-                async with self.busy:
-                    for tp, records in batches.items():
-                        await self._batch(c, tp, records)
-            finally:
-                still = c.assignment()
-                c.resume(*(p for p in parts if p in still))
+            async with self.busy, _paused(c):
+                for tp, records in batches.items():
+                    await self._batch(c, tp, records)
 
     async def _batch(self, c: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]) -> None:
         while True:
@@ -173,17 +167,22 @@ class ConsumerLoop:
     async def _idle(self, c: AIOKafkaConsumer, n: int) -> None:
         s = self.settings
         delay = min(s.idle_max_ms, s.idle_min_ms * 2 ** min(n - 1, 16)) / 1000
-        parts = c.assignment()
-        if not parts:
+        async with _paused(c):
             await self._sleep(delay)
-            return
-        c.pause(*parts)
-        try:
-            await self._sleep(delay)
-        finally:
-            still = c.assignment()
-            c.resume(*(p for p in parts if p in still))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+@contextlib.asynccontextmanager
+async def _paused(c: AIOKafkaConsumer) -> AsyncIterator[None]:
+    """Every assigned partition paused (the fetcher sends nothing for them); on the way out, those
+    still assigned are resumed (a rebalance meanwhile may have taken some away)."""
+    parts = c.assignment()
+    c.pause(*parts)
+    try:
+        yield
+    finally:
+        still = c.assignment()
+        c.resume(*(p for p in parts if p in still))

@@ -331,7 +331,7 @@ class Engine:
             # the producer's own id (not a UUID) is known by its digest: an id chosen outside may say anything
             log.info("event_id_mapped", event_id=str(env.id),
                      source_event_id_sha256=hashlib.sha256(decoded.original_id.encode()).hexdigest()[:16],
-                     topic=self._topic_label(record.topic), partition=record.partition, offset=record.offset)
+                     topic=self.topic_label(record.topic), partition=record.partition, offset=record.offset)
         handler = self.handlers.by_type.get(env.type)
         if handler is None or not self.handlers.wants(env.type, env.data):
             return _Ignore(record, env.type)
@@ -358,7 +358,7 @@ class Engine:
             for item in items:
                 await self._finish_simple(item)
                 if isinstance(item, _Work):
-                    metrics.CONSUMED.labels(self.service, self._topic_label(item.record.topic), self._type_label(item.env.type), "ok").inc()
+                    metrics.CONSUMED.labels(self.service, self.topic_label(item.record.topic), self._type_label(item.env.type), "ok").inc()
         else:
             for item in items:
                 if isinstance(item, _Work):
@@ -372,16 +372,13 @@ class Engine:
         return event_type if event_type in REGISTRY else "unknown"
 
     def topic_label(self, topic: str) -> str:
-        return self._topic_label(topic)
-
-    def _topic_label(self, topic: str) -> str:
         """Metric label and log field: the catalog's topics only (a raw topic someone made up, read
         through the raw-topic pattern, is ``other``)."""
         return topic if topic in self._known_topics else "other"
 
     async def _finish_simple(self, item: _Work | _Refuse | _Ignore) -> None:
         if isinstance(item, _Ignore):
-            metrics.CONSUMED.labels(self.service, self._topic_label(item.record.topic), self._type_label(item.type_label), "ignored").inc()
+            metrics.CONSUMED.labels(self.service, self.topic_label(item.record.topic), self._type_label(item.type_label), "ignored").inc()
         elif isinstance(item, _Refuse):
             await self.dead_letter(item.record, item.reason, item.detail, 0, bad_input=True)
 
@@ -416,7 +413,7 @@ class Engine:
         env, record = item.env, item.record
         structlog.contextvars.bind_contextvars(
             event_id=str(env.id), appeal_id=env.appeal_id, event_type=env.type, correlation_id=str(env.correlation_id),
-            topic=self._topic_label(record.topic), partition=record.partition, offset=record.offset,
+            topic=self.topic_label(record.topic), partition=record.partition, offset=record.offset,
         )
         attempts = 0
         try:
@@ -446,7 +443,7 @@ class Engine:
             structlog.contextvars.unbind_contextvars(
                 "event_id", "appeal_id", "event_type", "correlation_id", "topic", "partition", "offset"
             )
-        metrics.CONSUMED.labels(self.service, self._topic_label(record.topic), self._type_label(env.type), "ok").inc()
+        metrics.CONSUMED.labels(self.service, self.topic_label(record.topic), self._type_label(env.type), "ok").inc()
 
     async def _once(self, item: _Work) -> list[OutboundRecord]:
         """Run the handler and write its marker; only when that fails, look at the marker: a
@@ -485,10 +482,10 @@ class Engine:
         except Exception:
             log.exception("dead_letter_publish_failed", reason=reason)
             raise
-        metrics.DEAD_LETTERED.labels(self.service, self._topic_label(record.topic), reason).inc()
-        metrics.CONSUMED.labels(self.service, self._topic_label(record.topic), "unknown", "dead_lettered").inc()
+        metrics.DEAD_LETTERED.labels(self.service, self.topic_label(record.topic), reason).inc()
+        metrics.CONSUMED.labels(self.service, self.topic_label(record.topic), "unknown", "dead_lettered").inc()
         log.warning("dead_lettered", reason=reason, error_type=error_type, dlq_topic=topic, attempts=attempts,
-                    topic=self._topic_label(record.topic), partition=record.partition, offset=record.offset)
+                    topic=self.topic_label(record.topic), partition=record.partition, offset=record.offset)
 
 
 async def send_fitting(publisher: Publisher, topic: str, key: bytes | None, value: bytes | None,
