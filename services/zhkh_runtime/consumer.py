@@ -90,13 +90,27 @@ class ConsumerLoop:
             metadata_max_age_ms=s.topic_discovery_ms,
         )
 
-    async def start(self) -> None:
-        self.consumer = self.make_consumer()
-        if self.pattern is not None:
-            self.consumer.subscribe(pattern=self.pattern, listener=_Rebalance(self))
-        else:
-            self.consumer.subscribe(list(self.topics), listener=_Rebalance(self))
-        await self.consumer.start()
+    async def start(self, attempts: int = 5) -> None:
+        """Join the group. A failed first join is tried again with a new consumer (seen with the
+        embedded broker: two members joining at once, one got an empty assignment that aiokafka
+        cannot parse and ``start`` raised); the last failure is raised."""
+        for attempt in range(1, attempts + 1):
+            self.consumer = self.make_consumer()
+            if self.pattern is not None:
+                self.consumer.subscribe(pattern=self.pattern, listener=_Rebalance(self))
+            else:
+                self.consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+            try:
+                await self.consumer.start()
+                break
+            except KafkaError as exc:
+                with contextlib.suppress(Exception):
+                    await self.consumer.stop()
+                self.consumer = None
+                if attempt == attempts:
+                    raise
+                log.warning("consumer_join_failed", attempt=attempt, error_type=type(exc).__name__)
+                await asyncio.sleep(1.0)
         self.running = True
         self._task = asyncio.create_task(self._run(), name=f"{self.settings.service_name}.consumer")
 

@@ -85,3 +85,32 @@ async def test_stop_cancels_the_loops_before_the_shutdown_hooks_run():
     await asyncio.wait_for(running.wait(), 2)
     await rt._stop()
     assert order == ["loop cancelled", "shutdown hook"]
+
+
+async def test_a_failed_first_join_is_tried_again_with_a_new_consumer():
+    from aiokafka.errors import KafkaError
+
+    from zhkh_runtime.consumer import ConsumerLoop
+
+    made: list[object] = []
+
+    class FlakyConsumer:
+        def __init__(self) -> None:
+            self.stopped = False
+            made.append(self)
+
+        def subscribe(self, *args: object, **kw: object) -> None:
+            return None
+
+        async def start(self) -> None:
+            if len(made) == 1:
+                raise KafkaError("Unexpected error during coordination")
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+    loop = ConsumerLoop(RuntimeSettings(service_name="jointest"), engine=None, topics=("t",))  # type: ignore[arg-type]
+    loop.make_consumer = FlakyConsumer  # type: ignore[method-assign]
+    loop._run = lambda: asyncio.sleep(0)  # type: ignore[method-assign]
+    await loop.start()
+    assert len(made) == 2 and made[0].stopped and loop.consumer is made[1] and loop.running  # type: ignore[attr-defined]
