@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import ConsumerStoppedError, KafkaError
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
 
 from . import metrics
 from .engine import Engine
@@ -167,6 +167,13 @@ class ConsumerLoop:
                 await self.engine.process(records)
                 await c.commit({tp: records[-1].offset + 1})
                 break
+            except CommitFailedError:
+                # the group rebalanced under us: this member must rejoin, which waits for this batch
+                # (the revoke listener takes ``busy``), so retrying the commit would never succeed.
+                # Leave it uncommitted: whoever gets the partition reads from the last commit, and
+                # processing it again is idempotent (markers)
+                log.info("batch_left_to_rebalance", topic=self.engine.topic_label(tp.topic), partition=tp.partition)
+                return
             except Exception as exc:  # noqa: BLE001 - the batch is not committed: process it again
                 log.warning("batch_failed", topic=self.engine.topic_label(tp.topic), partition=tp.partition,
                             error_type=type(exc).__name__)

@@ -114,3 +114,38 @@ async def test_a_failed_first_join_is_tried_again_with_a_new_consumer():
     loop._run = lambda: asyncio.sleep(0)  # type: ignore[method-assign]
     await loop.start()
     assert len(made) == 2 and made[0].stopped and loop.consumer is made[1] and loop.running  # type: ignore[attr-defined]
+
+
+async def test_a_commit_refused_by_a_rebalance_leaves_the_batch_to_the_next_owner():
+    """Retrying such a commit would never succeed: the rejoin waits for the batch in hand."""
+    from aiokafka import TopicPartition
+    from aiokafka.errors import CommitFailedError
+
+    from zhkh_runtime.consumer import ConsumerLoop
+
+    processed: list[int] = []
+    tp = TopicPartition("t", 0)
+
+    class Engine:
+        async def process(self, records: list[object]) -> None:
+            processed.append(len(records))
+
+        def topic_label(self, topic: str) -> str:
+            return topic
+
+    class Consumer:
+        commits = 0
+
+        def assignment(self) -> set[TopicPartition]:
+            return {tp}
+
+        async def commit(self, offsets: object) -> None:
+            Consumer.commits += 1
+            raise CommitFailedError("the group rebalanced")
+
+    class Rec:
+        offset = 41
+
+    loop = ConsumerLoop(RuntimeSettings(service_name="committest"), engine=Engine(), topics=("t",))  # type: ignore[arg-type]
+    await asyncio.wait_for(loop._batch(Consumer(), tp, [Rec()]), 5)  # type: ignore[arg-type]
+    assert processed == [1] and Consumer.commits == 1
