@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qs
 
 import structlog
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.asgi.handlers import HttpHandler
-from faststream.asgi.types import ASGIApp, Receive, Scope, Send
-from prometheus_client import make_asgi_app
+import uvicorn
+from fastapi import APIRouter, FastAPI
 
 from zhkh_contracts import Topics
 
 from .errors import safe_detail
 from .consumer import ConsumerLoop
 from .engine import Emitter, Engine, Handlers
+from .auth import TokenVerifier
+from .http import Auth, build_app
 from .kafka import RecordPublisher, ensure_topics, make_broker
 from .lease import Lease
 from .logging import configure_logging
@@ -54,6 +51,9 @@ class ServiceRuntime:
         self._loops: dict[str, Hook] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.emitter = Emitter(settings.service_name, self.topics)
+        self.verifier = TokenVerifier(settings)
+        self.auth = Auth(self.verifier, settings.service_name)
+        self.on_shutdown(self.verifier.close)
         self._consumers: list[ConsumerLoop] = []
 
     def process(self, topics: tuple[str, ...], handlers: Handlers, make_uow: Callable[[Any], Any], *,
@@ -165,116 +165,44 @@ class ServiceRuntime:
         k, m = await asyncio.gather(kafka_ok(), mongo_ok())
         return {"started": self.started, "kafka": k, "mongo": m}
 
-    def asgi_app(self, extra_routes: Sequence[tuple[str, ASGIApp]] = ()) -> AsgiFastStream:
-        @get(include_in_schema=False)
-        async def health(scope: Scope) -> AsgiResponse:  # noqa: ARG001
-            return json_response({"status": "ok", "service": self.settings.service_name})
+    def http_app(self, routers: Sequence[APIRouter] = (), *, title: str | None = None, description: str = "",
+                 version: str = "1.0.0") -> FastAPI:
+        """The service's HTTP app (FastAPI): its routers plus /health, /ready, /metrics, problem-details
+        errors, and the process lifecycle (start: topics, hooks, publisher, FastStream broker, consumers,
+        loops; stop: the reverse) run by uvicorn's lifespan."""
 
-        @get(include_in_schema=False)
-        async def ready(scope: Scope) -> AsgiResponse:  # noqa: ARG001
+        @contextlib.asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:  # noqa: ARG001
+            await self._start()
+            await self.broker.start()
+            try:
+                await self._started()
+                yield
+            finally:
+                try:
+                    await self._stop()
+                finally:
+                    await self.broker.stop()
+
+        async def health() -> dict[str, Any]:
+            return {"status": "ok", "service": self.settings.service_name}
+
+        async def ready() -> dict[str, Any]:
             checks = await self.ready()
-            ok = all(checks.values())
-            return json_response({"ready": ok, **checks}, 200 if ok else 503)
+            return {"ready": all(checks.values()), **checks}
 
-        return JsonErrorsApp(
-            self.broker,
-            asgi_routes=[("/health", health), ("/ready", ready), ("/metrics", make_asgi_app()), *extra_routes],
-            on_startup=[self._start],
-            after_startup=[self._started],
-            after_shutdown=[self._stop],
-            logger=logging.getLogger(f"zhkh.{self.settings.service_name}.faststream"),
-        )
+        return build_app(title or f"zhkh-appeals {self.settings.service_name}", description, version, routers,
+                         health, ready, lifespan)
 
 
-HTTP_ERRORS_RU = {
-    "not_found": "Такого адреса нет.",
-    "method_not_allowed": "Этот метод здесь не поддерживается.",
-    "internal_error": "Внутренняя ошибка сервиса. Повторите запрос позже.",
-}
-
-
-def error_response(code: str, status: int, fields: list[str] | None = None, message: str | None = None,
-                   headers: dict[str, str] | None = None) -> AsgiResponse:
-    """The one error body every HTTP answer uses: ``{"error": {"code", "message", "fields"}}``."""
-    return json_response({"error": {"code": code, "message": message if message is not None else HTTP_ERRORS_RU.get(code, ""),
-                                     "fields": fields or []}}, status, headers)
-
-
-def allowed_methods(route: Any) -> tuple[str, ...]:
-    """GET routes answer HEAD too; POST routes do not (FastStream's ``post`` would also run the
-    handler for HEAD: a HEAD with a body registered an appeal). Plain ASGI apps (/metrics): GET."""
-    methods = tuple(getattr(route, "methods", ()) or ()) if isinstance(route, HttpHandler) else ("GET", "HEAD")
-    if "HEAD" in methods and "GET" not in methods:
-        methods = tuple(m for m in methods if m != "HEAD")
-    return methods
-
-
-class JsonErrorsApp(AsgiFastStream):
-    """FastStream's ASGI app with our error answers: an unknown path (404), a method the route
-    does not serve (405) and a failure inside a route (500, no exception text) all get the JSON
-    error body; FastStream's own answers are plain text."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        route = next((app for path, app in self.routes if scope["path"] == path), None)
-        if route is None:
-            await error_response("not_found", 404)(scope, receive, send)
-            return
-        methods = allowed_methods(route)
-        if scope["method"] not in methods:
-            await error_response("method_not_allowed", 405, headers={"allow": ", ".join(methods)})(scope, receive, send)
-            return
-        state = {"started": False, "replaced": False}
-
-        async def guarded(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                state["started"] = True
-                ctype = dict(message.get("headers") or []).get(b"content-type", b"")
-                if message["status"] >= 500 and not ctype.startswith(b"application/json"):
-                    state["replaced"] = True  # FastStream's text 500 after a failed route
-                    await error_response("internal_error", 500)(scope, receive, send)
-                    return
-            if state["replaced"]:
-                return
-            await send(message)
-
-        try:
-            await route(scope, receive, guarded)
-        except Exception as exc:  # noqa: BLE001 - a failure is answered, never a dropped connection
-            log.error("http_route_failed", path_known=True, error_type=type(exc).__name__)
-            if not state["started"]:
-                await error_response("internal_error", 500)(scope, receive, send)
-
-
-def query_params(scope: Scope) -> dict[str, list[str]]:
-    """Query parameters decoded as UTF-8. (FastStream 0.7.8's AsgiRequest.query_params hands bytes
-    to parse_qs and fails on percent-encoded non-ASCII such as a Cyrillic address.)"""
-    raw = scope.get("query_string", b"").decode("ascii", "replace")
-    return parse_qs(raw, encoding="utf-8", errors="replace")
-
-
-def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> AsgiResponse:
-    return AsgiResponse(
-        json.dumps(body, ensure_ascii=False).encode(), status,
-        headers={"content-type": "application/json; charset=utf-8", **(headers or {})},
-    )
-
-
-def serve(app: AsgiFastStream, settings: RuntimeSettings) -> None:
+def serve(app: FastAPI, settings: RuntimeSettings) -> None:
     """Entry point of ``python -m <service>``: JSON logs, HTTP on ZHKH_HTTP_HOST:ZHKH_HTTP_PORT,
-    graceful stop on SIGTERM/SIGINT."""
+    graceful stop on SIGTERM/SIGINT (uvicorn's lifespan stops consumers, loops, publisher, Mongo)."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    asyncio.run(
-        app.run(
-            log_level=logging.getLevelName(settings.log_level.upper()),
-            run_extra_options={
-                "host": settings.http_host,
-                "port": settings.http_port,
-                "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
-                "access_log": "false",
-                "log_config": None,  # uvicorn logs through our JSON handler
-            },
-        )
+    config = uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, lifespan="on",
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s), access_log=False, log_config=None,
+        log_level=settings.log_level.lower(), proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None, server_header=False,
     )
+    asyncio.run(uvicorn.Server(config).serve())

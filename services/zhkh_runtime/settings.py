@@ -5,8 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .auth import AuthFields
 
-class RuntimeSettings(BaseSettings):
+
+class RuntimeSettings(AuthFields, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZHKH_", extra="ignore")
 
     service_name: str = "zhkh"
@@ -18,6 +20,9 @@ class RuntimeSettings(BaseSettings):
     mongo_db: str = "zhkh"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    forwarded_allow_ips: str = Field(default="", description="Proxies trusted for X-Forwarded-For (comma "
+                                     "separated, as uvicorn's --forwarded-allow-ips); empty: the peer address counts "
+                                     "(rate limits per client use it)")
     log_level: str = "INFO"
     log_json: bool = True
     topic_prefix: str = Field(default="zhkh", description="Prefix of every topic name")
