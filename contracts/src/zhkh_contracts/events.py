@@ -24,6 +24,7 @@ from .appeal import (
 from .envelope import EventData
 
 TYPE_PREFIX = "ru.zhkh-appeals."
+ACCESS_CODE_PATTERN = r"^[0-9A-Z]{5}-[0-9A-Z]{5}$"
 
 
 class RawAppealSubmitted(EventData):
@@ -34,7 +35,7 @@ class RawAppealSubmitted(EventData):
     """
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "intake.raw_submitted.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: access_code
 
     channel: Channel
     source_id: str = Field(min_length=1, max_length=200)
@@ -55,15 +56,26 @@ class RawAppealSubmitted(EventData):
         max_length=50,
         description="Channel-specific ids: operator_id, call_recording_ref, clerk_id, bot_session...",
     )
+    access_code: str | None = Field(
+        default=None, pattern=ACCESS_CODE_PATTERN,
+        description="(1.1) The citizen's access code, when the channel already showed one (intake's HTTP ingress "
+        "does); otherwise intake makes one at registration. A secret: never logged",
+    )
 
 
 class AppealRegistered(EventData):
     """Intake registered a new appeal (published once per (channel, source_id))."""
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.registered.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: access_code
 
     appeal: Appeal
+    access_code: str | None = Field(
+        default=None, pattern=ACCESS_CODE_PATTERN,
+        description="(1.1) The citizen's access code (status, rating, complaint and withdrawal need it with the "
+        "number): the notifier puts it in the 'registered' notice, the router keeps only its hash. A secret on a "
+        "topic only the services may read; never logged",
+    )
 
 
 class PartyKind(StrEnum):
