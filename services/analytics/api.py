@@ -1,15 +1,17 @@
 """HTTP API and dashboard of the analytics service (served on its ZHKH_HTTP_PORT, default 8005).
+Every /api route needs a bearer token with role ``analyst``, ``inspector`` or ``admin``.
 
     GET /api/v1/analytics/summary?from=2026-01-01&to=2026-01-31&district=…&channel=…
         counts by channel, category, party, district and status; overdue count and share; answered
         count and median hours to the first answer; the ten houses with most appeals
     GET /api/v1/analytics/houses?house_key=fias:…   (same filters)
-        one house: its summary and its latest 100 appeals (FastStream's router matches exact paths,
-        so the house key is a query parameter, not a path segment)
+        one house: its summary and its latest 100 appeals
     GET /api/v1/analytics/export.csv   (same filters)
         one row per appeal, UTF-8 with a BOM (Excel), streamed in chunks; no personal data
     GET /dashboard
-        the dashboard page (static/dashboard.html): vanilla JS draws SVG bar charts from the summary
+        the dashboard page (static/dashboard.html, no data in it): its script takes the access token
+        from the URL fragment (``#access_token=…``, as an IdP redirect or a portal link gives it), keeps
+        it in sessionStorage and sends it as a bearer token; vanilla JS draws SVG bar charts
 
 ``from``/``to`` are dates (inclusive) in ZHKH_REPORT_TIMEZONE on the registration time.
 """
@@ -19,18 +21,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
-from faststream.asgi import AsgiResponse, get
-from faststream.asgi.types import Receive, Scope, Send
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
-from zhkh_runtime.app import error_response, json_response, query_params
+from zhkh_runtime.auth import Principal
+from zhkh_runtime.http import Auth, Problem, problem_responses
 
-from .report import FilterError, parse_filters
+from .report import FilterError, Filters, parse_filters
 from .service import AnalyticsService
 from .settings import AnalyticsSettings
 
@@ -38,21 +40,6 @@ log = structlog.get_logger(__name__)
 STATIC = Path(__file__).with_name("static")
 DASHBOARD = STATIC / "dashboard.html"
 MAX_HOUSE_KEY = 600
-
-
-class StreamingResponse:
-    """An ASGI response sent chunk by chunk (the CSV export never sits in memory whole)."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], headers: dict[str, str], status: int = 200) -> None:
-        self.chunks, self.status = chunks, status
-        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        if scope.get("method") != "HEAD":
-            async for chunk in self.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _sha256(text: str) -> str:
@@ -73,59 +60,78 @@ def dashboard_page(path: Path = DASHBOARD) -> tuple[bytes, dict[str, str]]:
     return html.encode("utf-8"), headers
 
 
-def _bad(exc: FilterError) -> AsgiResponse:
-    return error_response("invalid_data", 400, exc.fields, "Параметры отчёта заданы неверно.")
+def _bad(exc: FilterError) -> Problem:
+    return Problem(400, "invalid_data", "Параметры отчёта заданы неверно.", exc.fields)
 
 
-def routes(service: AnalyticsService, settings: AnalyticsSettings) -> list[tuple[str, Any]]:
+def _params(request: Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k, v in request.query_params.multi_items():
+        out.setdefault(k, []).append(v)
+    return out
+
+
+READERS = ("analyst", "inspector", "admin")
+ERRORS = problem_responses(400, 401, 403, 429)
+
+
+def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -> APIRouter:
     tz = settings.report_timezone
     page, page_headers = dashboard_page()
+    api = APIRouter(tags=["analytics"])
+    reader = Depends(auth.require(*READERS))
 
-    @get(description="Counts, overdue share, median time to answer and problem addresses")
-    async def summary(scope: Any) -> AsgiResponse:
+    def filters(request: Request, house_key: str | None = None) -> Filters:
         try:
-            filters = parse_filters(query_params(scope), tz)
+            return parse_filters(_params(request), tz, house_key=house_key)
         except FilterError as exc:
-            return _bad(exc)
-        return json_response(await service.summary(filters))
+            raise _bad(exc) from None
 
-    @get(description="One house: its summary and latest appeals")
-    async def house(scope: Any) -> AsgiResponse:
-        params = query_params(scope)
-        key = (params.get("house_key") or [""])[0].strip()
-        if not key or len(key) > MAX_HOUSE_KEY:
-            return error_response("missing_filter", 400, ["house_key"], "Укажите дом (house_key).")
-        try:
-            filters = parse_filters(params, tz, house_key=key)
-        except FilterError as exc:
-            return _bad(exc)
-        body = await service.summary(filters)
+    q_from = Query(None, alias="from", description="First day (YYYY-MM-DD), inclusive")
+    q_to = Query(None, alias="to", description="Last day (YYYY-MM-DD), inclusive")
+    q_district = Query(None, max_length=200, description="District id from the directory")
+    q_channel = Query(None, description="Channel (site_form, hotline, ...)")
+
+    @api.get("/api/v1/analytics/summary", operation_id="analytics_summary", responses=ERRORS,
+             summary="Counts, overdue share, median time to answer and problem addresses")
+    async def summary(request: Request, _: Principal = reader, date_from: str | None = q_from,  # noqa: ARG001
+                      date_to: str | None = q_to, district: str | None = q_district,  # noqa: ARG001
+                      channel: str | None = q_channel) -> dict[str, Any]:  # noqa: ARG001
+        return await service.summary(filters(request))
+
+    @api.get("/api/v1/analytics/houses", operation_id="analytics_house", responses=ERRORS,
+             summary="One house: its summary and latest appeals")
+    async def house(request: Request, house_key: str = Query(min_length=1, max_length=MAX_HOUSE_KEY),
+                    _: Principal = reader, date_from: str | None = q_from, date_to: str | None = q_to,  # noqa: ARG001
+                    district: str | None = q_district, channel: str | None = q_channel) -> dict[str, Any]:  # noqa: ARG001
+        key = house_key.strip()
+        if not key:
+            raise Problem(400, "missing_filter", "Укажите дом (house_key).", ["house_key"])
+        f = filters(request, key)
+        body = await service.summary(f)
         body["house_key"] = key
         body["address"] = body["top_addresses"][0]["address"] if body["top_addresses"] else None
-        body["appeals"] = await service.house_appeals(filters)
-        return json_response(body)
+        body["appeals"] = await service.house_appeals(f)
+        return body
 
-    @get(description="One CSV row per appeal (UTF-8 with BOM), no personal data")
-    async def export(scope: Any) -> Any:
-        try:
-            filters = parse_filters(query_params(scope), tz)
-        except FilterError as exc:
-            return _bad(exc)
+    @api.get("/api/v1/analytics/export.csv", operation_id="analytics_export_csv",
+             responses={**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                                        "description": "One row per appeal"}},
+             summary="One CSV row per appeal (UTF-8 with BOM), no personal data", response_class=StreamingResponse)
+    async def export(request: Request, p: Principal = reader, date_from: str | None = q_from,  # noqa: ARG001
+                     date_to: str | None = q_to, district: str | None = q_district,  # noqa: ARG001
+                     channel: str | None = q_channel) -> StreamingResponse:  # noqa: ARG001
+        f = filters(request)
         name = f"zhkh-appeals-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
-        log.info("csv_export", **{k: v for k, v in filters.period().items() if v is not None})
+        log.info("csv_export", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
         return StreamingResponse(
-            service.export_csv(filters, settings.export_batch),
-            {"content-type": "text/csv; charset=utf-8", "content-disposition": f'attachment; filename="{name}"',
-             "cache-control": "no-store", "x-content-type-options": "nosniff"},
+            service.export_csv(f, settings.export_batch), media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
+                     "x-content-type-options": "nosniff"},
         )
 
-    @get(include_in_schema=False)
-    async def dashboard(scope: Any) -> AsgiResponse:  # noqa: ARG001
-        return AsgiResponse(page, 200, headers=page_headers)
+    @api.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> Response:
+        return Response(page, 200, headers=page_headers)
 
-    return [
-        ("/api/v1/analytics/summary", summary),
-        ("/api/v1/analytics/houses", house),
-        ("/api/v1/analytics/export.csv", export),
-        ("/dashboard", dashboard),
-    ]
+    return api

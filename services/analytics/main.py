@@ -1,4 +1,4 @@
-"""Wiring of the analytics service. ``faststream run analytics.main:app`` or ``python -m analytics``.
+"""Wiring of the analytics service. ``uvicorn --factory analytics.main:create_app`` or ``python -m analytics``.
 
 Reads the lifecycle topic into a per-appeal read model (``analytics_appeals``) and serves the
 summary API, the CSV export and the dashboard page. Publishes nothing. See docs/analytics.md.
@@ -6,7 +6,7 @@ summary API, the CSV export and the dashboard page. Publishes nothing. See docs/
 
 from __future__ import annotations
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from zhkh_runtime.app import ServiceRuntime
 
@@ -20,17 +20,18 @@ PUBLISHES: tuple[type, ...] = ()
 """Analytics publishes nothing (see intake.main.PUBLISHES)."""
 
 
-def create_app(settings: AnalyticsSettings | None = None) -> AsgiFastStream:
+def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     settings = settings or AnalyticsSettings()
     rt = ServiceRuntime(settings)
     repo = AnalyticsRepository(rt.db)
     service = AnalyticsService(repo)
     rt.process((rt.topics.lifecycle,), service.handlers(), lambda session: MongoAnalyticsUoW(repo.appeals, session))
     rt.on_startup(repo.ensure_indexes)
-    return rt.asgi_app(extra_routes=api.routes(service, settings))
+    return rt.http_app([api.routes(service, settings, rt.auth)], title="zhkh-appeals analytics",
+                       description="Read model and reports (roles analyst, inspector, admin).")
 
 
-def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run analytics.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory analytics.main:create_app``
     if name == "app":
         return create_app()
     raise AttributeError(name)

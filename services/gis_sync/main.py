@@ -1,10 +1,10 @@
-"""Wiring of gis_sync. ``faststream run gis_sync.main:app`` or ``python -m gis_sync``.
+"""Wiring of gis_sync. ``uvicorn --factory gis_sync.main:create_app`` or ``python -m gis_sync``.
 
 * Consumer: the lifecycle topic (group ``<prefix>.gis_sync``) -> queue of ГИС actions (links.py).
 * Loops, each under a lease (one replica at a time): push (push.py, every ``push_interval_s``),
   pull (pull.py, exportAppeal by date window, every ``pull_interval_s``), reconcile (reconcile.py,
   exportAppeal by GUID, every ``reconcile_interval_s``).
-* HTTP: /health, /ready, /metrics, and GET /api/v1/gis/queue (counts by state).
+* HTTP: /health, /ready, /metrics, and GET /api/v1/gis/queue (counts by state; roles operator, inspector, admin).
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from fastapi import APIRouter, Depends, FastAPI
 
 from zhkh_contracts import Channel, CitizenWithdrew, GisActionFailed, GisActionMirrored, RawAppealSubmitted
-from zhkh_runtime.app import ServiceRuntime, json_response
+from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.auth import Principal
+from zhkh_runtime.http import problem_responses
 from zhkh_runtime.engine import Emit
 
 from .links import LinkHandlers
@@ -36,7 +38,7 @@ RawAppealSubmitted (pulled) on the raw topics of RAW_CHANNELS."""
 RAW_CHANNELS = (Channel.GIS,)
 
 
-def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
+def create_app(settings: GisSyncSettings | None = None) -> FastAPI:
     settings = settings or GisSyncSettings()
     rt = ServiceRuntime(settings)
     repo = GisRepository(rt.db, rt.mongo)
@@ -79,14 +81,17 @@ def create_app(settings: GisSyncSettings | None = None) -> AsgiFastStream:
     rt.after_startup(warn_unsigned)
     rt.on_shutdown(client.close)  # after the loops, which the runtime cancels first
 
-    @get
-    async def queue(scope: Any) -> AsgiResponse:  # noqa: ARG001
-        return json_response({"queue": await repo.count_by_state()})
+    api = APIRouter(tags=["ГИС ЖКХ queue"])
 
-    return rt.asgi_app([("/api/v1/gis/queue", queue)])
+    @api.get("/api/v1/gis/queue", summary="ГИС actions by state (pending, in flight, done, failed)",
+             responses=problem_responses(401, 403), operation_id="gis_queue")
+    async def queue(_: Principal = Depends(rt.auth.require("operator", "inspector", "admin"))) -> dict[str, Any]:
+        return {"queue": await repo.count_by_state()}
+
+    return rt.http_app([api], title="zhkh-appeals gis_sync", description="ГИС ЖКХ mirror: queue counts. Kafka does the rest.")
 
 
-def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run gis_sync.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory gis_sync.main:create_app``
     if name == "app":
         return create_app()
     raise AttributeError(name)

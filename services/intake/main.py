@@ -1,11 +1,11 @@
-"""Wiring of the intake service. ``faststream run intake.main:app`` or ``python -m intake``."""
+"""Wiring of the intake service. ``uvicorn --factory intake.main:create_app`` or ``python -m intake``."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from zhkh_contracts import (
     AppealDuplicateLinked,
@@ -31,7 +31,7 @@ catalog. devtools/gen_contracts.py builds the catalog's producers and the AsyncA
 tests/contract checks it against the event classes this package constructs."""
 
 
-def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     rt = ServiceRuntime(settings)
     repo = IntakeRepository(rt.db)
@@ -57,7 +57,7 @@ def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
     return rt.asgi_app(extra_routes=ingress.routes())
 
 
-def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run intake.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory intake.main:create_app``
     if name == "app":
         return create_app()
     raise AttributeError(name)

@@ -1,8 +1,8 @@
-"""Wiring of the router service. ``faststream run router.main:app`` or ``python -m router``."""
+"""Wiring of the router service. ``uvicorn --factory router.main:create_app`` or ``python -m router``."""
 
 from __future__ import annotations
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from zhkh_contracts import AppealAnswered, AppealAssigned, AppealExtended, AppealStatusChanged, AppealTransitionRejected
 from zhkh_runtime.app import ServiceRuntime
@@ -18,7 +18,7 @@ PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 
-def create_app(settings: RouterSettings | None = None) -> AsgiFastStream:
+def create_app(settings: RouterSettings | None = None) -> FastAPI:
     settings = settings or RouterSettings()
     rt = ServiceRuntime(settings)
     repo = RouterRepository(rt.db, rt.mongo)
@@ -31,7 +31,7 @@ def create_app(settings: RouterSettings | None = None) -> AsgiFastStream:
     return rt.asgi_app(extra_routes=api.routes(repo))
 
 
-def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run router.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory router.main:create_app``
     if name == "app":
         return create_app()
     raise AttributeError(name)

@@ -67,6 +67,8 @@ class RouterRepository:
         self.districts = db["router_districts"]
         self.houses = db["router_houses"]
         self.meta = db["router_meta"]
+        self.details = db["router_appeal_details"]
+        self.history = db["appeal_history"]
 
     async def ensure_indexes(self) -> None:
         await self.appeals.create_index("registration_number", unique=True)
@@ -78,7 +80,7 @@ class RouterRepository:
         await self.appeals.update_many({"deadline_generation": {"$exists": False}}, {"$set": {"deadline_generation": 0}})
 
     def appeals_in(self, session: Any) -> MongoAppeals:
-        return MongoAppeals(self.appeals, session)
+        return MongoAppeals(self.appeals, session, self.details)
 
     async def load_directory(self) -> Directory:
         """The whole directory, for the router's in-memory cache."""
@@ -135,8 +137,8 @@ class MongoAppeals:
     written in the unit are kept (identity map); saves and deadlines are buffered and written with
     one ``bulk_write`` per batch (``flush``), each save still a compare-and-set on the version."""
 
-    def __init__(self, col: Any, session: Any) -> None:
-        self.col, self.session = col, session
+    def __init__(self, col: Any, session: Any, details: Any = None) -> None:
+        self.col, self.session, self.details_col = col, session, details
         self.states: dict[str, AppealState | None] = {}
         self.saves: dict[str, tuple[AppealState, int]] = {}  # appeal id -> (state, version it was read at)
         self.deadlines: dict[str, dict[str, Any]] = {}
@@ -174,6 +176,12 @@ class MongoAppeals:
             return False
         self.states[key] = state
         return True
+
+    async def keep_details(self, appeal_id: uuid.UUID, details: dict[str, Any]) -> None:
+        """Personal data and the access code's hash, kept apart from the lifecycle documents (only
+        the parties' and staff API read them; a retention job can purge them alone)."""
+        await self.details_col.update_one({"_id": str(appeal_id)}, {"$setOnInsert": details}, upsert=True,
+                                          session=self.session)
 
     async def save(self, state: AppealState, expected_version: int) -> None:
         """Compare-and-set on the version: a concurrent change makes the flush fail and the batch

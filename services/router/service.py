@@ -28,6 +28,7 @@ from zhkh_contracts import (
     OperatorAssigned,
     PartyRejectedNotResponsible,
 )
+from zhkh_runtime import access_codes
 from zhkh_runtime.engine import Handlers, Message
 
 from .directory import context_of
@@ -36,6 +37,20 @@ from .rules import Context, Decision, RoutingRules, escalate, level_of, route
 from .uow import RouterUoW
 
 NEEDS_ROUTING = (PartyRejectedNotResponsible, CitizenComplained, DeadlineExpired, OperatorAssigned)
+
+
+def details_of(e: AppealRegistered) -> dict[str, Any]:
+    """What the assigned party and staff see through the API, and the access code only as a hash."""
+    a = e.appeal
+    return {
+        "text": a.text,
+        "channel": a.channel.value,
+        "registered_at": a.registered_at,
+        "address": a.address.model_dump(mode="json"),
+        "applicant": a.applicant.model_dump(mode="json"),
+        "attachments": [x.model_dump(mode="json") for x in a.attachments],
+        "access_code_hash": e.access_code_hash or (access_codes.hash_code(e.access_code) if e.access_code else None),
+    }
 
 
 class RouterService:
@@ -72,6 +87,7 @@ class RouterService:
                    supervisor_id=self._supervisor(ctx, a.category, d))
         if not await uow.appeals.create(t.state):
             return []  # already routed (the registration was replayed with another event id)
+        await uow.appeals.keep_details(a.appeal_id, details_of(e))
         return t.events
 
     def _supervisor(self, ctx: Context, category: Any, d: Decision) -> str | None:

@@ -26,6 +26,11 @@ class Appeals(Protocol):
 
     async def set_deadline(self, appeal_id: uuid.UUID, generation: int, due_at: datetime, regime: str, tz: str) -> None: ...
 
+    async def keep_details(self, appeal_id: uuid.UUID, details: dict[str, Any]) -> None:
+        """What the parties' API shows the assigned party (text, address, contacts) and the access
+        code's hash; written once, at registration."""
+        ...
+
 
 class RouterUoW(Protocol):
     message: Message
@@ -54,6 +59,10 @@ class MongoRouterUoW:
 class MemoryAppeals:
     states: dict[str, AppealState] = field(default_factory=dict)
     deadlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def keep_details(self, appeal_id: uuid.UUID, details: dict[str, Any]) -> None:
+        self.details.setdefault(str(appeal_id), details)
 
     async def load(self, appeal_id: uuid.UUID | str) -> AppealState | None:
         return self.states.get(str(appeal_id))

@@ -73,8 +73,12 @@ class AppealRegistered(EventData):
     access_code: str | None = Field(
         default=None, pattern=ACCESS_CODE_PATTERN,
         description="(1.1) The citizen's access code (status, rating, complaint and withdrawal need it with the "
-        "number): the notifier puts it in the 'registered' notice, the router keeps only its hash. A secret on a "
-        "topic only the services may read; never logged",
+        "number): the notifier puts it in the 'registered' notice. A secret on a topic only the services may read; "
+        "never logged",
+    )
+    access_code_hash: str | None = Field(
+        default=None, max_length=200,
+        description="(1.1) Salted scrypt hash of access_code (zhkh_runtime.access_codes): the router keeps only this",
     )
 
 
