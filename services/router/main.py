@@ -7,7 +7,9 @@ from fastapi import FastAPI
 from zhkh_contracts import AppealAnswered, AppealAssigned, AppealExtended, AppealStatusChanged, AppealTransitionRejected
 from zhkh_runtime.app import ServiceRuntime
 
-from . import api
+from . import api as api_module
+from .api import RouterApi
+from .queries import Queries
 from .repository import DirectoryCache, RouterRepository
 from .rules import RoutingRules
 from .service import RouterService
@@ -28,7 +30,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                lambda session: MongoRouterUoW(repo.appeals_in(session), cache),
                strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused
     rt.on_startup(repo.ensure_indexes)
-    return rt.asgi_app(extra_routes=api.routes(repo))
+    queries = Queries(repo)
+    api = RouterApi(rt, queries, settings)
+    rt.on_startup(queries.ensure_indexes)
+    rt.on_startup(api.ensure_indexes)
+    return rt.http_app([api.router()], title="zhkh-appeals router",
+                       description=(api_module.__doc__ or "").strip())
 
 
 def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory router.main:create_app``

@@ -243,14 +243,17 @@ def _add_problem_schema(app: FastAPI) -> None:
         schema = original()
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
         comps.setdefault("ProblemDetails", ProblemDetails.model_json_schema())
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
         for path_item in schema.get("paths", {}).values():
             for op in path_item.values():
                 if not isinstance(op, dict):
                     continue
-                for resp in op.get("responses", {}).values():
-                    content = resp.get("content", {})
-                    if "application/json" in content and PROBLEM_JSON in content:
-                        del content["application/json"]
+                for status, resp in op.get("responses", {}).items():
+                    if str(status)[0] in "45":  # FastAPI's own 422 included: every error is problem details
+                        resp["content"] = dict(problem)
+                        resp["description"] = TITLES.get(int(status), resp.get("description", "Error"))
+        for unused in ("HTTPValidationError", "ValidationError"):
+            comps.pop(unused, None)
         app.openapi_schema = schema
         return schema
 
