@@ -43,6 +43,7 @@ from zhkh_contracts import (
 from zhkh_runtime.kafka import ensure_topics
 
 from . import embedded, samples
+from .dev_issuer import DevIssuer
 
 SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "gis_sync": 8004, "analytics": 8005}
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,16 @@ class Config:
     gis_port: int = 18080
     gis_seed: int = 3
     gis_endpoint: str | None = None  # None: start the emulator on gis_port
+    issuer_port: int = 18443
+    issuer: str | None = None  # None: start the dev issuer (devtools.dev_issuer) on issuer_port
+
+    @property
+    def issuer_url(self) -> str:
+        return self.issuer or f"http://127.0.0.1:{self.issuer_port}"
+
+    @property
+    def issuer_key(self) -> Path:
+        return self.data_dir / "dev-issuer" / "signing-key.json"
 
     @property
     def gis_url(self) -> str:
@@ -96,6 +107,13 @@ class System:
         self.mongo = embedded.mongo_server(cfg.data_dir / "mongo", cfg.mongo_port, self.logs)
         self.services: dict[str, embedded.ServerProcess] = {}
         self.gis: embedded.ServerProcess | None = None
+        self.issuer: embedded.ServerProcess | None = None
+        if cfg.issuer is None:
+            self.issuer = embedded.ServerProcess(
+                name="dev_issuer", port=cfg.issuer_port, log_path=self.logs / "dev_issuer.log",
+                argv=[sys.executable, "-m", "devtools.dev_issuer", "--host", "127.0.0.1", "--port", str(cfg.issuer_port),
+                      "--key-file", str(cfg.issuer_key)],
+            )
         if cfg.gis_endpoint is None:
             self.gis = embedded.ServerProcess(
                 name="gis_emulator", port=cfg.gis_port, log_path=self.logs / "gis_emulator.log",
@@ -114,6 +132,7 @@ class System:
             ZHKH_GROUP_INSTANCE_ID=f"{name}-1",
             PYTHONUNBUFFERED="1",
         )
+        env.setdefault("ZHKH_AUTH_ISSUER", self.cfg.issuer_url)
         if name == "gis_sync":
             env.setdefault("ZHKH_GIS_ENDPOINT", self.cfg.gis_url)
             env.setdefault("ZHKH_GIS_PARTY_MAP", str(GIS_PARTIES))
@@ -137,6 +156,10 @@ class System:
                 embedded.wait_mongo(self.cfg.mongo_uri, server=self.mongo),
             )
         await ensure_topics(self.cfg.bootstrap, self.cfg.topics.catalog())
+        if self.issuer is not None:
+            DevIssuer.with_key_file(self.cfg.issuer_url, self.cfg.issuer_key)  # the key the launcher signs with too
+            self.issuer.start()
+            await embedded.wait_port(self.cfg.issuer_port, server=self.issuer)
         if self.gis is not None:
             self.gis.start()
             await embedded.wait_port(self.cfg.gis_port, server=self.gis)
@@ -190,6 +213,8 @@ class System:
             srv.stop()
         if self.gis is not None:
             self.gis.stop()
+        if self.issuer is not None:
+            self.issuer.stop()
         if not self.cfg.external:
             self.mongo.stop()
             self.kafka.stop()
@@ -228,7 +253,8 @@ async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
                         continue
                     if isinstance(env.data, AppealRegistered):
                         a = env.data.appeal
-                        seen.update(registered=a.registration_number, appeal_id=str(a.appeal_id), category=a.category.value)
+                        seen.update(registered=a.registration_number, appeal_id=str(a.appeal_id), category=a.category.value,
+                                    access_code=env.data.access_code or "")
                         print(f"<- registered as {a.registration_number} (appeal {a.appeal_id}, category {a.category.value}, house {a.house_key})")
                     elif isinstance(env.data, AppealAssigned):
                         d = env.data
@@ -245,6 +271,47 @@ async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+def demo_tokens(cfg: Config) -> dict[str, str]:
+    """Ready tokens from the dev issuer's key (12 h): a party user of every sample managing company and
+    resource supplier would be too many to print, so the demo party holds the sample parties' ids."""
+    issuer = DevIssuer.with_key_file(cfg.issuer_url, cfg.issuer_key)
+    parties = [line.split(",", 1)[0] for line in (cfg.directory / "parties.csv").read_text().splitlines()[1:]] \
+        if cfg.directory else ["uk-zarechye"]
+    tokens = issuer.demo_tokens()
+    tokens["demo-party"] = issuer.mint("demo-party", ["party"], 12 * 3600, party_ids=[p for p in parties if p])
+    return tokens
+
+
+async def api_demo(cfg: Config, seen: dict[str, str], party_token: str) -> dict[str, str]:
+    """The assigned party acts through the router's HTTP API with a printed token, then the citizen
+    checks the status with the number and the access code."""
+    import httpx
+
+    base = f"http://127.0.0.1:{cfg.port('router')}"
+    number = seen["registered"]
+    auth = {"authorization": f"Bearer {party_token}"}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        r = await http.get(f"/api/v1/party/appeals/{number}", headers=auth)
+        r.raise_for_status()
+        print(f"-> party API: GET /api/v1/party/appeals/{number} -> {r.status_code} (status {r.json()['status']}, "
+              f"the citizen's contacts included for the assigned party)")
+        for step, body in (("accept", None), ("answer", {"text": "Неисправность устранена, проверьте, пожалуйста."})):
+            r = await http.post(f"/api/v1/party/appeals/{number}/{step}", json=body, headers={
+                **auth, "Idempotency-Key": f"demo-{number}-{step}"})
+            r.raise_for_status()
+            out = r.json()
+            print(f"-> party API: POST .../{step} -> {r.status_code} {out['status']} "
+                  f"(actor {(out.get('outcome') or {}).get('actor', '?')})")
+        anon = await http.get("/api/v1/appeals", params={"open": "true"})
+        print(f"-> anonymous GET /api/v1/appeals?open=true -> {anon.status_code} ({anon.json().get('code')})")
+        status = "?"
+        if seen.get("access_code"):
+            r = await http.post("/api/v1/citizen/status", json={"number": number, "access_code": seen["access_code"]})
+            status = r.json().get("status", "?") if r.status_code == 200 else f"HTTP {r.status_code}"
+            print(f"-> citizen: POST /api/v1/citizen/status (number + access code) -> {status}")
+        return {"party_api": out["status"], "citizen_status": status}
 
 
 async def gis_demo(cfg: Config, since: float, timeout: float = 60.0) -> dict[str, str]:
@@ -290,6 +357,8 @@ async def main_async(args: argparse.Namespace) -> int:
         gis_port=args.gis_port,
         gis_seed=args.gis_seed,
         gis_endpoint=args.gis_endpoint,
+        issuer_port=args.issuer_port,
+        issuer=args.issuer,
     )
     if args.reset and cfg.data_dir.exists():
         shutil.rmtree(cfg.data_dir)
@@ -304,11 +373,18 @@ async def main_async(args: argparse.Namespace) -> int:
         await system.start()
         print(f"all up in {time.monotonic() - t0:.1f}s: kafka {cfg.bootstrap}, mongodb {cfg.mongo_uri}")
         for name in SERVICES:
-            print(f"   {name:9s} http://127.0.0.1:{cfg.port(name)}/health  /ready  /metrics")
-        print(f"   dashboard http://127.0.0.1:{cfg.port('analytics')}/dashboard  (CSV: /api/v1/analytics/export.csv)")
+            print(f"   {name:9s} http://127.0.0.1:{cfg.port(name)}/health  /ready  /metrics  /openapi.json  /docs")
+        print(f"   issuer    {cfg.issuer_url}" + ("  (dev issuer: tokens below are valid 12 h)" if system.issuer else ""))
+        tokens = demo_tokens(cfg) if system.issuer else {}
+        for who, tok in tokens.items():
+            print(f"   token {who:14s} {tok}")
+        print(f"   dashboard http://127.0.0.1:{cfg.port('analytics')}/dashboard#access_token=<analyst token>  "
+              "(CSV: /api/v1/analytics/export.csv)")
         print(f"   ГИС ЖКХ   {cfg.gis_url}" + ("  (emulator; control API under /emulator)" if system.gis else ""))
         if not args.no_demo:
-            await demo(cfg)
+            seen = await demo(cfg)
+            if tokens:
+                await api_demo(cfg, seen, tokens["demo-party"])
             if system.gis is not None and cfg.gis_seed > 0:
                 await gis_demo(cfg, since=started_at - 1)
         if args.once:
@@ -345,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gis-port", type=int, default=18080, help="port of the ГИС ЖКХ emulator")
     ap.add_argument("--gis-seed", type=int, default=3, help="appeals the emulator starts with (pulled by gis_sync)")
     ap.add_argument("--gis-endpoint", default=None, help="use this AppealsAsync endpoint instead of starting the emulator")
+    ap.add_argument("--issuer-port", type=int, default=18443, help="port of the dev token issuer")
+    ap.add_argument("--issuer", default=None, help="use this OIDC issuer instead of starting the dev issuer "
+                    "(the services then need ZHKH_AUTH_* set for it)")
     return asyncio.run(main_async(ap.parse_args(argv)))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -56,6 +57,36 @@ async def _wait(infra: Infra) -> None:
     await asyncio.gather(
         embedded.wait_kafka(infra.bootstrap, server=infra.kafka), embedded.wait_mongo(infra.mongo_uri, server=infra.mongo)
     )
+
+
+@dataclass
+class Issuer:
+    """The dev OIDC issuer as a real server (its JWKS over HTTP); ``mint`` signs with its key."""
+
+    url: str
+    dev: object  # devtools.dev_issuer.DevIssuer
+
+    def token(self, subject: str, *roles: str, **kw: object) -> str:
+        return self.dev.mint(subject, list(roles), **kw)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
+    from devtools.dev_issuer import DevIssuer
+
+    base: Path = tmp_path_factory.mktemp("issuer")
+    port = embedded.free_port()
+    url = f"http://127.0.0.1:{port}"
+    key = base / "key.json"
+    dev = DevIssuer.with_key_file(url, key)
+    srv = embedded.ServerProcess(name="dev_issuer", port=port, log_path=base / "issuer.log", argv=[
+        sys.executable, "-m", "devtools.dev_issuer", "--port", str(port), "--key-file", str(key)])
+    srv.start()
+    try:
+        asyncio.run(embedded.wait_port(port, server=srv))
+        yield Issuer(url, dev)
+    finally:
+        srv.stop()
 
 
 @pytest.fixture

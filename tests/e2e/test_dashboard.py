@@ -87,21 +87,23 @@ class Dom(HTMLParser):
         self.text.append(data)
 
 
-async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path):
+async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path, issuer):
     from analytics.main import create_app
 
     binary = chromium()
     s = scenario()
     await publish(infra.bootstrap, Topics(prefix).lifecycle, s.events)
-    async with served(create_app(settings_for(infra, prefix))) as base:
-        await poll(f"{base}/api/v1/analytics/summary", lambda b: figures(b) == EXPECTED)
+    tok = issuer.token("analyst-1", "analyst")
+    async with served(create_app(settings_for(infra, prefix, issuer))) as base:
+        await poll(f"{base}/api/v1/analytics/summary", lambda b: figures(b) == EXPECTED, token=tok)
         status, page = await asyncio.to_thread(request, "GET", f"{base}/dashboard")
         assert status == 200 and "Обращения по каналам".encode() in page
 
         shot = tmp_path / "dashboard.png"
-        html = await browse(binary, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}", f"{base}/dashboard")
+        html = await browse(binary, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}",
+                            f"{base}/dashboard#access_token={tok}")
         filtered = await browse(binary, tmp_path / "profile", "--dump-dom",
-                                f"{base}/dashboard?channel=hotline&from=2026-01-01")
+                                f"{base}/dashboard?channel=hotline&from=2026-01-01#access_token={tok}")
 
     dom = Dom()
     dom.feed(html)

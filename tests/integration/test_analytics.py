@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import io
 import time
 import uuid
@@ -169,10 +170,11 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k] for k in EXPECTED}
 
 
-async def poll(url: str, done: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+async def poll(url: str, done: Callable[[dict[str, Any]], bool], timeout: float = 30.0,
+               token: str | None = None) -> dict[str, Any]:
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        status, body = await asyncio.to_thread(get_json, url)
+        status, body = await asyncio.to_thread(get_json, url, token)
         assert status == 200, body
         last = body
         if done(body):
@@ -201,21 +203,38 @@ async def caught_up(bootstrap: str, group: str, topic: str, timeout: float = 30.
         await asyncio.sleep(0.25)
 
 
-def settings_for(infra, prefix):  # noqa: ANN001, ANN201
+def settings_for(infra, prefix, issuer=None):  # noqa: ANN001, ANN201
     from analytics.settings import AnalyticsSettings
 
-    return service_settings(AnalyticsSettings, infra, prefix, report_timezone="Asia/Yekaterinburg")
+    return service_settings(AnalyticsSettings, infra, prefix, report_timezone="Asia/Yekaterinburg",
+                            auth_issuer=issuer.url if issuer else "")
 
 
-async def test_summary_csv_and_redelivery(infra, prefix, mongo_db):
+async def test_summary_csv_and_redelivery(infra, prefix, mongo_db, issuer):
     from analytics.main import create_app
 
     s = scenario()
     topic = Topics(prefix).lifecycle
     await publish(infra.bootstrap, topic, s.events)
-    async with served(create_app(settings_for(infra, prefix))) as base:
+    tok = issuer.token("analyst-1", "analyst")
+    async with served(create_app(settings_for(infra, prefix, issuer))) as base:
         api = f"{base}/api/v1/analytics"
-        summary = await poll(f"{api}/summary", lambda b: figures(b) == EXPECTED)
+
+        # who may read: analysts, inspectors, admins; nobody anonymously, not a party nor an operator
+        for who, token, want in (("anonymous", None, 401), ("garbage", "not-a-jwt", 401),
+                                 ("party", issuer.token("p", "party", party_ids=["uk-tsentr"]), 403),
+                                 ("operator", issuer.token("o", "operator"), 403),
+                                 ("inspector", issuer.token("i", "inspector"), 200),
+                                 ("admin", issuer.token("a", "admin"), 200)):
+            for path in ("/summary", "/houses?house_key=x", "/export.csv"):
+                status, body = await asyncio.to_thread(request, "GET", f"{api}{path}", token=token)
+                assert status == want, (who, path, status)
+                if want != 200:
+                    problem = json.loads(body)
+                    assert problem["status"] == want and problem["code"] in ("unauthenticated", "invalid_token",
+                                                                             "forbidden"), (who, problem)
+
+        summary = await poll(f"{api}/summary", lambda b: figures(b) == EXPECTED, token=tok)
         assert summary["period"] == {"from": None, "to": None, "timezone": "Asia/Yekaterinburg", "district": None,
                                      "channel": None}
 
@@ -226,7 +245,7 @@ async def test_summary_csv_and_redelivery(infra, prefix, mongo_db):
                       address="г. Пермь, ул. 25 Октября, д. 3", party="uk-tsentr", district="d-sverdlovsky")
         await publish(infra.bootstrap, topic, marker.events)
         await caught_up(infra.bootstrap, f"{prefix}.analytics", topic)  # every redelivered record was consumed
-        again = await poll(f"{api}/summary", lambda b: b["total"] == 8)
+        again = await poll(f"{api}/summary", lambda b: b["total"] == 8, token=tok)
         assert again["by_channel"] == {**EXPECTED["by_channel"], "reception": 1}
         assert again["overdue"]["count"] == 2 and again["answered"] == EXPECTED["answered"]
         assert again["top_addresses"][2] == {"house_key": f"fias:{OKTYABRYA}",
@@ -236,29 +255,30 @@ async def test_summary_csv_and_redelivery(infra, prefix, mongo_db):
         assert processed == len(s.events) + len(marker.events)  # once each (the 80% alert's marker too: it is handled)
 
         # filters: channel, district (and the unknown one), days in the report zone
-        _, hot = await asyncio.to_thread(get_json, f"{api}/summary?channel=hotline")
+        _, hot = await asyncio.to_thread(get_json, f"{api}/summary?channel=hotline", tok)
         assert (hot["total"], hot["by_category"], hot["by_district"]) == (2, {"heating": 1, "lifts": 1},
                                                                            {"d-leninsky": 1, "unknown": 1})
-        _, sv = await asyncio.to_thread(get_json, f"{api}/summary?district=d-sverdlovsky")
+        _, sv = await asyncio.to_thread(get_json, f"{api}/summary?district=d-sverdlovsky", tok)
         assert (sv["total"], sv["overdue"]["count"], sv["answered"]["median_hours_to_answer"]) == (4, 1, 50.0)
-        _, unk = await asyncio.to_thread(get_json, f"{api}/summary?district=unknown")
+        _, unk = await asyncio.to_thread(get_json, f"{api}/summary?district=unknown", tok)
         assert unk["by_party"] == {"fallback:operators": 1}
         # 12 Jan 14:00 and 15:00 in Yekaterinburg (UTC+5) are A and B; C is 13 Jan
-        _, day = await asyncio.to_thread(get_json, f"{api}/summary?from=2026-01-12&to=2026-01-12")
+        _, day = await asyncio.to_thread(get_json, f"{api}/summary?from=2026-01-12&to=2026-01-12", tok)
         assert (day["total"], day["period"]["from"]) == (2, "2026-01-12")
-        _, week = await asyncio.to_thread(get_json, f"{api}/summary?from=2026-01-13&to=2026-01-15")
+        _, week = await asyncio.to_thread(get_json, f"{api}/summary?from=2026-01-13&to=2026-01-15", tok)
         assert week["total"] == 3 and week["overdue"] == {"count": 2, "share": 0.6667}
-        status, bad = await asyncio.to_thread(get_json, f"{api}/summary?from=soon&channel=pigeon")
-        assert (status, bad["error"]["fields"]) == (400, ["from", "channel"])
+        status, bad = await asyncio.to_thread(get_json, f"{api}/summary?from=soon&channel=pigeon", tok)
+        assert (status, bad["code"], bad["fields"]) == (400, "invalid_data", ["from", "channel"])
 
         # one house
-        _, house = await asyncio.to_thread(get_json, f"{api}/houses?house_key={quote(MIRA_KEY)}")
+        _, house = await asyncio.to_thread(get_json, f"{api}/houses?house_key={quote(MIRA_KEY)}", tok)
         assert (house["total"], house["address"], house["overdue"]["count"]) == (3, "г. Пермь, ул. Мира, д. 1", 1)
         assert [a["registration_number"] for a in house["appeals"]] == [s.numbers[n] for n in ("G", "E", "D")]
-        assert (await asyncio.to_thread(get_json, f"{api}/houses"))[0] == 400
+        status, missing = await asyncio.to_thread(get_json, f"{api}/houses", tok)
+        assert (status, missing["code"], missing["fields"]) == (422, "invalid_data", ["house_key"])
 
         # CSV
-        status, raw = await asyncio.to_thread(request, "GET", f"{api}/export.csv")
+        status, raw = await asyncio.to_thread(request, "GET", f"{api}/export.csv", token=tok)
         assert status == 200 and raw.startswith(b"\xef\xbb\xbf")
         text = raw.decode("utf-8-sig")
         rows = list(csv.DictReader(io.StringIO(text)))
@@ -275,7 +295,7 @@ async def test_summary_csv_and_redelivery(infra, prefix, mongo_db):
                                                 "г. Пермь, ул. 25 Октября, д. 3"}
         for personal in (NAME, "Иванова", PHONE, "345-67-89", EMAIL, "example.ru", "кв", "квартире", "нет тепла"):
             assert personal not in text, personal
-        status, only = await asyncio.to_thread(request, "GET", f"{api}/export.csv?channel=gis")
+        status, only = await asyncio.to_thread(request, "GET", f"{api}/export.csv?channel=gis", token=tok)
         assert len(list(csv.DictReader(io.StringIO(only.decode("utf-8-sig"))))) == 1
 
     # nothing personal in the read model at all

@@ -9,8 +9,11 @@ from typing import Any
 
 
 def request(method: str, url: str, body: bytes | None = None, content_type: str = "application/json",
-            timeout: float = 30) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method=method, headers={"content-type": content_type})
+            timeout: float = 30, token: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    h = {"content-type": content_type, **(headers or {})}
+    if token:
+        h["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=body, method=method, headers=h)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - loopback
             return r.status, r.read()
@@ -18,10 +21,17 @@ def request(method: str, url: str, body: bytes | None = None, content_type: str 
         return e.code, e.read()
 
 
-def json_call(method: str, url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
-    status, raw = request(method, url, body, content_type)
+def json_call(method: str, url: str, body: bytes | None = None, content_type: str = "application/json",
+              token: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    status, raw = request(method, url, body, content_type, token=token, headers=headers)
     return status, json.loads(raw)
 
 
-def get_json(url: str) -> tuple[int, Any]:
-    return json_call("GET", url)
+def get_json(url: str, token: str | None = None) -> tuple[int, Any]:
+    return json_call("GET", url, token=token)
+
+
+def post_json(url: str, body: Any, token: str | None = None, key: str | None = None) -> tuple[int, Any]:
+    """POST a JSON body; ``key``: the Idempotency-Key header."""
+    return json_call("POST", url, json.dumps(body).encode() if body is not None else None, token=token,
+                     headers={"Idempotency-Key": key} if key else None)
