@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import structlog
 from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, JoseError
+from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from pydantic import Field
 
@@ -152,17 +152,18 @@ class TokenVerifier:
         try:
             decoded = self._decode(token, keys)
         except MissingKid:
-            decoded = self._decode(token, await self.keys(refresh=True))
+            try:
+                decoded = self._decode(token, await self.keys(refresh=True))
+            except MissingKid:
+                raise AuthError("invalid_token") from None
         return self._principal(decoded.claims)
 
     def _decode(self, token: str, keys: KeySet) -> jwt.Token:
         try:
             decoded = jwt.decode(token, keys, algorithms=list(self.s.auth_algorithms))
-        except ValueError as exc:  # joserfc: no key with this kid in the set
-            if "kid" in str(exc).lower() or "key" in str(exc).lower():
-                raise MissingKid() from None
-            raise AuthError("invalid_token") from None
-        except JoseError:
+        except InvalidKeyIdError:  # no key with this kid in the set: perhaps the IdP rotated its key
+            raise MissingKid() from None
+        except (JoseError, ValueError):
             raise AuthError("invalid_token") from None
         registry = jwt.JWTClaimsRegistry(
             leeway=self.s.auth_leeway_s,
