@@ -183,6 +183,8 @@ def init_script(topic_prefix: str = c.PREFIX, group_prefix: str = c.PREFIX) -> s
         'BIN="${KAFKA_BIN:-/opt/kafka/bin}"',
         'ARGS=(--bootstrap-server "${KAFKA_BOOTSTRAP:?}" --command-config "${KAFKA_ADMIN_CONFIG:?}")',
         'REPLICATION="${KAFKA_REPLICATION:-1}"',
+        "# every password first: fail before changing anything",
+        *(f': "${{{p.password_var}:?}}"' for p in ps),
         "",
         "# ---- topics ----",
     ]

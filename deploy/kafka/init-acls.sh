@@ -12,6 +12,21 @@ set -euo pipefail
 BIN="${KAFKA_BIN:-/opt/kafka/bin}"
 ARGS=(--bootstrap-server "${KAFKA_BOOTSTRAP:?}" --command-config "${KAFKA_ADMIN_CONFIG:?}")
 REPLICATION="${KAFKA_REPLICATION:-1}"
+# every password first: fail before changing anything
+: "${KAFKA_PASSWORD_ANALYTICS:?}"
+: "${KAFKA_PASSWORD_GIS_SYNC:?}"
+: "${KAFKA_PASSWORD_INTAKE:?}"
+: "${KAFKA_PASSWORD_NOTIFIER:?}"
+: "${KAFKA_PASSWORD_ROUTER:?}"
+: "${KAFKA_PASSWORD_ADAPTER_CHATBOT:?}"
+: "${KAFKA_PASSWORD_ADAPTER_HOTLINE:?}"
+: "${KAFKA_PASSWORD_ADAPTER_PAPER:?}"
+: "${KAFKA_PASSWORD_ADAPTER_RECEPTION:?}"
+: "${KAFKA_PASSWORD_ADAPTER_SITE_FORM:?}"
+: "${KAFKA_PASSWORD_ADAPTER_SOCIAL:?}"
+: "${KAFKA_PASSWORD_CITIZEN_PORTAL:?}"
+: "${KAFKA_PASSWORD_OPERATORS:?}"
+: "${KAFKA_PASSWORD_RESPONSIBLE_PARTIES_SYSTEMS:?}"
 
 # ---- topics ----
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.raw.gis --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=604800000
