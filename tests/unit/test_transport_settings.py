@@ -140,3 +140,21 @@ def test_mongo_client_gets_the_uri_and_tls(monkeypatch):
     mongo.make_mongo(RuntimeSettings(mongo_uri=f"mongodb://zhkh:{SECRET}@db/?authSource=zhkh", mongo_tls_ca_file="/ca.pem"))
     assert seen["uri"] == f"mongodb://zhkh:{SECRET}@db/?authSource=zhkh"
     assert seen["tls"] is True and seen["tlsCAFile"] == "/ca.pem"
+
+
+def test_every_kafka_client_of_the_services_and_tools_takes_the_security_settings():
+    """No aiokafka client is built from a bare bootstrap address in the services, the launcher's
+    clients or the DLQ replay tool: all go through client_kwargs (the embedded-broker helpers in
+    devtools/embedded.py, the tests and the benchmarks talk to the embedded broker only)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    files = [*sorted((root / "services").rglob("*.py")), root / "devtools" / "launcher.py", root / "deploy" / "dlq_replay.py"]
+    offenders = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for m in re.finditer(r"AIOKafka(?:Producer|Consumer|AdminClient)\(([^)]*)", text):
+            if "bootstrap_servers=" in m[1]:
+                offenders.append(f"{path.relative_to(root)}: {m[0][:80]}")
+    assert not offenders, offenders
