@@ -1,7 +1,7 @@
 """List the dead letters of one DLQ and, with --apply, re-publish them to their original topics.
 
-Runs with the Python of the service image (aiokafka and ZHKH_KAFKA_BOOTSTRAP are there), fed on
-stdin, so nothing has to be installed or copied:
+Runs with the Python of the service image (aiokafka, zhkh_runtime and the ZHKH_KAFKA_* settings are
+there), fed on stdin, so nothing has to be installed or copied:
 
     kubectl -n zhkh-appeals exec -i deploy/router -- python - zhkh.router.dlq < deploy/dlq_replay.py
     kubectl -n zhkh-appeals exec -i deploy/router -- python - zhkh.router.dlq --reason retries_exhausted --apply < deploy/dlq_replay.py
@@ -14,6 +14,11 @@ x-dlq-error; never the value). With --apply every listed record that has x-dlq-o
 already handled changes nothing there, and running this twice is harmless. Records without
 x-dlq-original-topic (the notifier's undeliverable notifications) are listed, never re-published.
 See docs/operations.md, "Dead letters and replay".
+
+Kafka security: the ZHKH_KAFKA_SECURITY_PROTOCOL / ZHKH_KAFKA_SASL_* / ZHKH_KAFKA_SSL_* settings of
+the environment (zhkh_runtime.kafka.client_kwargs). With ACLs, a service's own principal may neither
+read its DLQ nor write every original topic: run it with the admin principal's credentials (see
+docs/operations.md, "Transport security").
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -34,9 +41,19 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def client(bootstrap: str) -> dict[str, Any]:
+    try:
+        from zhkh_runtime.kafka import client_kwargs
+        from zhkh_runtime.settings import RuntimeSettings
+    except ImportError:  # outside the image, without the project: plaintext only
+        return {"bootstrap_servers": bootstrap}
+    return client_kwargs(RuntimeSettings(kafka_bootstrap=bootstrap))
+
+
 async def main(args: argparse.Namespace) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", enable_idempotence=True)
+    kw = client(args.bootstrap)
+    consumer = AIOKafkaConsumer(**kw, enable_auto_commit=False, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(**kw, acks="all", enable_idempotence=True)
     await consumer.start()
     await producer.start()
     listed = replayed = 0

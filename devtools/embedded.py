@@ -184,4 +184,6 @@ async def wait_mongo(uri: str, timeout: float = 60.0, server: ServerProcess | No
         finally:
             await client.close()
         await asyncio.sleep(0.3)
-    raise TimeoutError(f"mongodb at {uri} not ready after {timeout}s: {last!r}")
+    from zhkh_runtime.mongo import redact_uri
+
+    raise TimeoutError(f"mongodb at {redact_uri(uri)} not ready after {timeout}s: {last!r}")

@@ -25,6 +25,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -40,7 +41,9 @@ from zhkh_contracts import (
     Topics,
     from_kafka,
 )
-from zhkh_runtime.kafka import ensure_topics
+from zhkh_runtime.kafka import client_kwargs, ensure_topics
+from zhkh_runtime.mongo import redact_uri
+from zhkh_runtime.settings import RuntimeSettings
 
 from . import embedded, samples
 from .dev_issuer import DevIssuer
@@ -93,6 +96,13 @@ class Config:
     def mongo_uri(self) -> str:
         return os.environ.get("ZHKH_MONGO_URI", embedded.mongo_uri(self.mongo_port)) if self.external else embedded.mongo_uri(self.mongo_port)
 
+    def kafka_client(self) -> dict[str, Any]:
+        """Arguments of the launcher's own Kafka clients: with --external, the ZHKH_KAFKA_* security
+        settings of the environment (zhkh_runtime.kafka.client_kwargs); the embedded broker: plaintext."""
+        if not self.external:
+            return {"bootstrap_servers": self.bootstrap}
+        return client_kwargs(RuntimeSettings(kafka_bootstrap=self.bootstrap))
+
     def port(self, service: str) -> int:
         return self.http_base_port + list(SERVICES).index(service) + 1
 
@@ -133,6 +143,8 @@ class System:
             PYTHONUNBUFFERED="1",
         )
         env.setdefault("ZHKH_AUTH_ISSUER", self.cfg.issuer_url)
+        if not self.cfg.external:
+            env["ZHKH_KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"  # the embedded broker has no TLS or SASL
         if name == "gis_sync":
             env.setdefault("ZHKH_GIS_ENDPOINT", self.cfg.gis_url)
             env.setdefault("ZHKH_GIS_PARTY_MAP", str(GIS_PARTIES))
@@ -155,7 +167,7 @@ class System:
                 embedded.wait_kafka(self.cfg.bootstrap, server=self.kafka),
                 embedded.wait_mongo(self.cfg.mongo_uri, server=self.mongo),
             )
-        await ensure_topics(self.cfg.bootstrap, self.cfg.topics.catalog())
+        await ensure_topics(self.cfg.bootstrap, self.cfg.topics.catalog(), client=self.cfg.kafka_client())
         if self.issuer is not None:
             DevIssuer.with_key_file(self.cfg.issuer_url, self.cfg.issuer_key)  # the key the launcher signs with too
             self.issuer.start()
@@ -233,10 +245,10 @@ async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
     raw = samples.raw_submission()
     topic, key, value, headers = samples.raw_record(raw, topics=cfg.topics)
     correlation = dict(headers)["ce_correlationid"].decode()
-    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, bootstrap_servers=cfg.bootstrap, auto_offset_reset="latest",
+    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, **cfg.kafka_client(), auto_offset_reset="latest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**cfg.kafka_client(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         await asyncio.sleep(0.5)  # let the consumer take its 'latest' positions before we publish
@@ -317,7 +329,7 @@ async def api_demo(cfg: Config, seen: dict[str, str], party_token: str) -> dict[
 async def gis_demo(cfg: Config, since: float, timeout: float = 60.0) -> dict[str, str]:
     """Follow the appeals the emulator was seeded with: pulled by gis_sync, registered by intake,
     assigned by the router, and the assignment mirrored back to ГИС ЖКХ as a Performer."""
-    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, bootstrap_servers=cfg.bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, **cfg.kafka_client(), auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
@@ -371,7 +383,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"starting broker, database and services (data: {cfg.data_dir}, logs: {system.logs}) ...")
         t0, started_at = time.monotonic(), time.time()
         await system.start()
-        print(f"all up in {time.monotonic() - t0:.1f}s: kafka {cfg.bootstrap}, mongodb {cfg.mongo_uri}")
+        print(f"all up in {time.monotonic() - t0:.1f}s: kafka {cfg.bootstrap}, mongodb {redact_uri(cfg.mongo_uri)}")
         for name in SERVICES:
             print(f"   {name:9s} http://127.0.0.1:{cfg.port(name)}/health  /ready  /metrics  /openapi.json  /docs")
         print(f"   issuer    {cfg.issuer_url}" + ("  (dev issuer: tokens below are valid 12 h)" if system.issuer else ""))

@@ -23,7 +23,7 @@ from .consumer import ConsumerLoop
 from .engine import Emitter, Engine, Handlers
 from .auth import TokenVerifier
 from .http import Auth, build_app
-from .kafka import RecordPublisher, ensure_topics, make_broker
+from .kafka import RecordPublisher, client_kwargs, ensure_topics, make_broker
 from .lease import Lease
 from .logging import configure_logging
 from .mongo import MongoTracking, make_mongo
@@ -116,14 +116,16 @@ class ServiceRuntime:
     async def _start(self) -> None:
         if self.settings.create_topics:
             created = await ensure_topics(
-                self.settings.kafka_bootstrap, self.topics.catalog(), replication=self.settings.topic_replication
+                self.settings.kafka_bootstrap, self.topics.catalog(), replication=self.settings.topic_replication,
+                client=client_kwargs(self.settings),
             )
             if created:
                 log.info("topics_created", topics=created)
         for hook in self._startup:
             await hook()
         await self.publisher.start()
-        log.info("starting", kafka=self.settings.kafka_bootstrap, group_id=self.settings.group_id)
+        log.info("starting", kafka=self.settings.kafka_bootstrap, kafka_security=self.settings.kafka_security_protocol,
+                 kafka_user=self.settings.kafka_sasl_username, group_id=self.settings.group_id)
 
     async def _started(self) -> None:
         for consumer in self._consumers:

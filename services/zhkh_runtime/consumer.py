@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
 
 from . import metrics
 from .engine import Engine
+from .kafka import client_kwargs
 from .settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
@@ -77,7 +78,7 @@ class ConsumerLoop:
     def make_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
         return AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
+            **client_kwargs(s),
             group_id=s.group_id,
             group_instance_id=s.group_instance_id,
             client_id=f"zhkh-{s.service_name}",

@@ -4,6 +4,8 @@
   dead letters keep the original bytes (null value and null header values included).
 * Consuming is the engine's (engine.py, consumer.py): explicit commits after the batch's state,
   markers and outbox are stored and its events published; bounded retries; then a DLQ.
+* Security: every client (producer, consumer, admin, the FastStream broker) gets its TLS and SASL
+  settings from ``client_kwargs`` / ``broker_security`` (ZHKH_KAFKA_SECURITY_PROTOCOL and friends).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.helpers import create_ssl_context
 from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, TopicAlreadyExistsError, UnknownProducerId
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from zhkh_contracts import CATALOG, TopicSpec
 
@@ -30,10 +35,58 @@ log = structlog.get_logger(__name__)
 LOST_PRODUCER_STATE = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 
+def _ssl_context(settings: RuntimeSettings) -> Any:
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return create_ssl_context(cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile,
+                              keyfile=settings.kafka_ssl_keyfile)
+
+
+def client_kwargs(settings: RuntimeSettings) -> dict[str, Any]:
+    """The connection and security arguments of every aiokafka client (AIOKafkaProducer,
+    AIOKafkaConsumer, AIOKafkaAdminClient) a service, a tool or the launcher builds: bootstrap
+    servers, security protocol, SASL mechanism and credentials, and an SSL context (server
+    certificates verified against ZHKH_KAFKA_SSL_CAFILE or the system's CAs, host names checked)."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    ssl = _ssl_context(settings)
+    if ssl is not None:
+        kwargs["ssl_context"] = ssl
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_username and settings.kafka_sasl_password  # checked by the settings
+        kwargs.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return kwargs
+
+
+_SASL_SECURITY = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+
+
+def broker_security(settings: RuntimeSettings) -> BaseSecurity | None:
+    """The same settings as FastStream's ``security`` object (it turns it into the same aiokafka arguments)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl = _ssl_context(settings)
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=ssl, use_ssl=True)
+    assert settings.kafka_sasl_username and settings.kafka_sasl_password  # checked by the settings
+    return _SASL_SECURITY[settings.kafka_sasl_mechanism](
+        settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value(),
+        ssl_context=ssl, use_ssl=protocol == "SASL_SSL",
+    )
+
+
 def make_broker(settings: RuntimeSettings) -> KafkaBroker:
     """The FastStream broker: subscribers and the app lifecycle. Publishing goes through RecordPublisher."""
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=broker_security(settings),
         client_id=f"zhkh-{settings.service_name}",
         graceful_timeout=settings.graceful_timeout_s,
         logger=None,  # our own structured logs replace FastStream's per-message lines
@@ -53,7 +106,7 @@ class RecordPublisher:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_kwargs(self.settings),
             client_id=f"zhkh-{self.settings.service_name}-producer",
             acks="all",
             enable_idempotence=True,
@@ -105,9 +158,11 @@ class RecordPublisher:
             metrics.PUBLISHED.labels(self.settings.service_name, r.topic, r.headers.get("ce_type", "")).inc()
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = CATALOG, replication: int = 1) -> list[str]:
-    """Create missing topics with their partitions and retention. Returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec] = CATALOG, replication: int = 1,
+                        client: dict[str, Any] | None = None) -> list[str]:
+    """Create missing topics with their partitions and retention. Returns the names created.
+    ``client``: the security arguments of ``client_kwargs`` (its bootstrap_servers wins)."""
+    admin = AIOKafkaAdminClient(**{"bootstrap_servers": bootstrap, **(client or {})})
     await admin.start()
     try:
         existing = set(await admin.list_topics())

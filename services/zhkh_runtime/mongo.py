@@ -17,8 +17,32 @@ from .records import OutboundRecord
 from .settings import RuntimeSettings
 
 
+def redact_uri(uri: str) -> str:
+    """The URI without its password (for a log line or a printout): mongodb://user:***@host/..."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return uri
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hosts}{slash}{tail}"
+
+
+def mongo_kwargs(settings: RuntimeSettings) -> dict[str, Any]:
+    """TLS options of the MongoDB client: a CA file and/or a client certificate+key file turn TLS on
+    (credentials and other options come in the URI, ZHKH_MONGO_URI)."""
+    kwargs: dict[str, Any] = {}
+    if settings.mongo_tls_ca_file:
+        kwargs.update(tls=True, tlsCAFile=settings.mongo_tls_ca_file)
+    if settings.mongo_tls_cert_key_file:
+        kwargs.update(tls=True, tlsCertificateKeyFile=settings.mongo_tls_cert_key_file)
+    return kwargs
+
+
 def make_mongo(settings: RuntimeSettings) -> AsyncMongoClient:
-    return AsyncMongoClient(settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=10_000, appname=f"zhkh-{settings.service_name}")
+    return AsyncMongoClient(settings.mongo_uri.get_secret_value(), tz_aware=True, serverSelectionTimeoutMS=10_000,
+                            appname=f"zhkh-{settings.service_name}", **mongo_kwargs(settings))
 
 
 class MongoTracking:

@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth import AuthFields
 
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
 
 class RuntimeSettings(AuthFields, BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ZHKH_", extra="ignore")
+    # hide_input_in_errors: a refused value (a password, a URI with credentials) never shows in the error
+    model_config = SettingsConfigDict(env_prefix="ZHKH_", extra="ignore", hide_input_in_errors=True)
 
     service_name: str = "zhkh"
     kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers")
-    mongo_uri: str = Field(
-        default="mongodb://127.0.0.1:27117/?retryWrites=false",
-        description="MongoDB URI; retryWrites=false only for the embedded SecantusDB",
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT (only the embedded broker and a fenced dev network), SSL, "
+        "SASL_PLAINTEXT or SASL_SSL; every Kafka client of the service uses it (zhkh_runtime.kafka.client_kwargs)")
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(default="SCRAM-SHA-512", description="With SASL_*: the mechanism")
+    kafka_sasl_username: str | None = Field(default=None, description="With SASL_*: this service's Kafka principal")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="With SASL_*: its password (never logged)")
+    kafka_ssl_cafile: str | None = Field(default=None, description="With SSL/SASL_SSL: CA bundle (PEM) that signed "
+                                         "the brokers' certificates; unset: the system's CAs")
+    kafka_ssl_certfile: str | None = Field(default=None, description="With SSL/SASL_SSL: client certificate (PEM), "
+                                           "for brokers that require mutual TLS")
+    kafka_ssl_keyfile: str | None = Field(default=None, description="...and its private key (PEM)")
+    mongo_uri: SecretStr = Field(
+        default=SecretStr("mongodb://127.0.0.1:27117/?retryWrites=false"),
+        description="MongoDB URI, credentials included (mongodb://user:password@host/?authSource=...; never logged); "
+        "retryWrites=false only for the embedded SecantusDB",
     )
+    mongo_tls_ca_file: str | None = Field(default=None, description="CA bundle (PEM) for TLS to MongoDB; setting it "
+                                          "turns TLS on (as does tls=true in the URI)")
+    mongo_tls_cert_key_file: str | None = Field(default=None, description="Client certificate and key in one PEM "
+                                                "file, for MongoDB's x.509 or mutual TLS; turns TLS on")
     mongo_db: str = "zhkh"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -66,6 +88,19 @@ class RuntimeSettings(AuthFields, BaseSettings):
         "after a kill -9; tests/e2e/test_faults.py sets 20). Real Kafka with acks=all and replication never does: keep 0")
     lease_ttl_s: float = Field(default=15.0, gt=0, description="Background loops (scanner, ГИС push/pull/reconcile) "
                                "run on one replica at a time under a lease that expires this long after its holder stops renewing it")
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> RuntimeSettings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"ZHKH_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "ZHKH_KAFKA_SASL_USERNAME and ZHKH_KAFKA_SASL_PASSWORD")
+        uses_tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        if not uses_tls and (self.kafka_ssl_cafile or self.kafka_ssl_certfile or self.kafka_ssl_keyfile):
+            raise ValueError("ZHKH_KAFKA_SSL_* are set but ZHKH_KAFKA_SECURITY_PROTOCOL is "
+                             f"{self.kafka_security_protocol}: use SSL or SASL_SSL")
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("ZHKH_KAFKA_SSL_KEYFILE needs ZHKH_KAFKA_SSL_CERTFILE")
+        return self
 
     @property
     def group_id(self) -> str:
