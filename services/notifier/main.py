@@ -8,7 +8,7 @@ each loop under a lease: one replica at a time. See docs/notifier.md.
 
 from __future__ import annotations
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from zhkh_contracts import DeadlineAlert, DeadlineExpired, DeadlinePlanned
 from zhkh_runtime.app import ServiceRuntime
@@ -28,7 +28,7 @@ PUBLISHES = (DeadlinePlanned, DeadlineAlert, DeadlineExpired)
 """What the notifier publishes (see intake.main.PUBLISHES): DeadlineExpired goes on the actions topic."""
 
 
-def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
+def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     settings = settings or NotifierSettings()
     rt = ServiceRuntime(settings)
     repo = NotifierRepository(rt.db)
@@ -64,10 +64,10 @@ def create_app(settings: NotifierSettings | None = None) -> AsgiFastStream:
     # a full round (as many as the batch) means more may be due: go again at once
     rt.every("scanner", settings.scan_interval_s, scan_round, again=lambda sent: sent >= settings.scan_batch)
     rt.every("delivery", settings.scan_interval_s, delivery_round, again=lambda sent: sent >= DELIVERY_BATCH)
-    return rt.asgi_app()
+    return rt.http_app(title="zhkh-appeals notifier")
 
 
-def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run notifier.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``faststream run notifier.main:app``
     if name == "app":
         return create_app()
     raise AttributeError(name)
