@@ -1,11 +1,11 @@
-"""Wiring of the intake service. ``faststream run intake.main:app`` or ``python -m intake``."""
+"""Wiring of the intake service. ``python -m intake`` (or any ASGI server on ``intake.main:app``)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-from faststream.asgi import AsgiFastStream
+from fastapi import FastAPI
 
 from zhkh_contracts import (
     AppealDuplicateLinked,
@@ -18,7 +18,7 @@ from zhkh_contracts import (
 from zhkh_runtime.app import ServiceRuntime
 
 from .classifier import Classifier
-from .ingress import Ingress
+from .ingress import Ingress, document_request_body
 from .messages import MESSAGES_RU
 from .repository import IntakeRepository
 from .service import IntakeService
@@ -30,8 +30,18 @@ PUBLISHES = (AppealRegistered, AppealDuplicateLinked, MassIncidentDetected, Appe
 catalog. devtools/gen_contracts.py builds the catalog's producers and the AsyncAPI operations from it;
 tests/contract checks it against the event classes this package constructs."""
 
+RAW_CHANNELS = tuple(ch for ch in Channel if ch is not Channel.GIS)
+"""The raw topics the HTTP ingress publishes to: every channel's but the ГИС one (only gis_sync publishes
+there; the ingress refuses channel gis)."""
 
-def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
+DESCRIPTION = (
+    "Intake's HTTP ingress: submit an appeal (anonymously from the public site form, or with a token for the "
+    "channels it is granted) and read a submission's registration status by channel and source id. Errors are "
+    "RFC 9457 problem details."
+)
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     rt = ServiceRuntime(settings)
     repo = IntakeRepository(rt.db)
@@ -54,10 +64,12 @@ def create_app(settings: IntakeSettings | None = None) -> AsgiFastStream:
     )
     rt.on_startup(repo.ensure_indexes)
     ingress = Ingress(rt.publisher, repo, rt.topics, settings)
-    return rt.asgi_app(extra_routes=ingress.routes())
+    app = rt.http_app([ingress.router(rt.auth)], title="zhkh-appeals intake", description=DESCRIPTION)
+    document_request_body(app)
+    return app
 
 
-def __getattr__(name: str) -> AsgiFastStream:  # lazy ``app`` for ``faststream run intake.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for an ASGI server on ``intake.main:app``
     if name == "app":
         return create_app()
     raise AttributeError(name)
