@@ -144,6 +144,7 @@ class Ingress:
 
         @router.post(
             SUBMIT_PATH,
+            operation_id="submit_appeal",
             summary="Submit an appeal",
             description="A RawAppealSubmitted as JSON. Answers with the registration number (201) once intake "
             "registered it, or 202 if that takes longer than ZHKH_INGRESS_WAIT_S; both with the citizen's access "
@@ -157,14 +158,19 @@ class Ingress:
                 202: {"model": SubmissionAccepted, "description": "Published, not yet registered"},
                 **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
             },
-            openapi_extra={"requestBody": {"required": True, "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/RawAppealSubmitted"}}}}},
+            openapi_extra={
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/RawAppealSubmitted"}}}},
+                # anonymous (the public form) or a bearer token
+                "security": [{}],  # FastAPI adds {"HTTPBearer": []}: either is enough
+            },
         )
         async def submit(request: Request, principal: Principal | None = Depends(auth.optional)) -> JSONResponse:
             return await self.submit(request, principal)
 
         @router.get(
             STATUS_PATH,
+            operation_id="submission_status",
             summary="Registration status of a submission",
             description="By channel and the channel's own id. Needs a token with role service for that channel, "
             "or operator or admin.",

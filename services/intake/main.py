@@ -1,4 +1,4 @@
-"""Wiring of the intake service. ``python -m intake`` (or any ASGI server on ``intake.main:app``)."""
+"""Wiring of the intake service. ``uvicorn --factory intake.main:create_app`` or ``python -m intake``."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     return app
 
 
-def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for an ASGI server on ``intake.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory intake.main:create_app``
     if name == "app":
         return create_app()
     raise AttributeError(name)

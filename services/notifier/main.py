@@ -1,4 +1,4 @@
-"""Wiring of the notifier. ``faststream run notifier.main:app`` or ``python -m notifier``.
+"""Wiring of the notifier. ``uvicorn --factory notifier.main:create_app`` or ``python -m notifier``.
 
 Deadline planning on the Russian calendar (the runtime's engine on the lifecycle topic), the alert
 scanner (DeadlineAlert events, DeadlineExpired actions for the router) and the delivery loop
@@ -64,10 +64,10 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     # a full round (as many as the batch) means more may be due: go again at once
     rt.every("scanner", settings.scan_interval_s, scan_round, again=lambda sent: sent >= settings.scan_batch)
     rt.every("delivery", settings.scan_interval_s, delivery_round, again=lambda sent: sent >= DELIVERY_BATCH)
-    return rt.http_app(title="zhkh-appeals notifier")
+    return rt.http_app(title="zhkh-appeals notifier", description="Deadlines and notices. No API beyond health and metrics.")
 
 
-def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``faststream run notifier.main:app``
+def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory notifier.main:create_app``
     if name == "app":
         return create_app()
     raise AttributeError(name)
