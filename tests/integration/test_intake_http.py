@@ -248,3 +248,33 @@ async def test_bad_requests_get_problem_details_and_a_copy_in_the_rejected_topic
         assert copy.value == payload
     async with TopicReader(infra.bootstrap, Topics(prefix).raw(samples.raw_submission().channel)) as raw_topic:
         assert await raw_topic.settle(0.5) == []  # nothing bad reached the raw topic
+
+
+async def test_the_registered_notice_carries_the_code_the_form_showed_and_the_notifier_keeps_none(infra, prefix, mongo_db,
+                                                                                                   http_issuer):
+    """The public form -> intake -> the notifier's e-mail: the same code in the answer and the notice;
+    the notifier's stored delivery no longer holds it once sent."""
+    from notifier.main import create_app as notifier_app
+    from notifier.settings import NotifierSettings
+    from tests.support.kafka import running
+    from tests.support.receivers import smtp_server
+
+    controller, sink, port = smtp_server()
+    ns = service_settings(NotifierSettings, infra, prefix, smtp_host="127.0.0.1", smtp_port=port, quiet_hours="",
+                          scan_interval_s=0.2)
+    try:
+        async with ingress(infra, prefix, http_issuer) as base, running(notifier_app(ns)):
+            st, _, resp = await call("POST", base + SUBMIT, body(source_id="web-notice"))
+            assert st == 201, resp
+            for _ in range(150):
+                if sink.messages and await mongo_db.notifier_deliveries.count_documents({"state": "sent"}):
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        controller.stop()
+    (mail,) = sink.messages
+    text = mail.get_content()
+    assert resp["registration_number"] in mail["Subject"] and resp["registration_number"] in text
+    assert f"Код доступа: {resp['access_code']}" in text
+    (delivery,) = await mongo_db.notifier_deliveries.find({}).to_list()
+    assert delivery["state"] == "sent" and resp["access_code"] not in json.dumps(delivery, default=str)
