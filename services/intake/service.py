@@ -385,7 +385,7 @@ class IntakeService:
         d = linking.duplicate_of
         appeal = draft.model_copy(update={"duplicate_of": d.appeal_id if d else None, "incident_id": linking.incident_id})
         # the citizen's access code: the one the channel already showed (the HTTP ingress's), else a
-        # new one; intake keeps only its hash (scrypt: ~50 ms of CPU, off the event loop)
+        # new one; intake keeps only its hash (scrypt, tens of ms of CPU: off the event loop)
         code = raw.access_code or access_codes.generate()
         code_hash = await asyncio.to_thread(access_codes.hash_code, code)
         await uow.appeals.insert(appeal, who, digest, code_hash)

@@ -19,8 +19,8 @@ class IntakeSettings(RuntimeSettings):
     ingress_wait_s: float = Field(default=5.0, ge=0, description="HTTP ingress waits this long for the number")
     public_submission: bool = Field(default=True, description="Anonymous submissions from the public site form "
                                     "(channel site_form only) over HTTP; off: every submission needs a token")
-    public_submission_rate: str = Field(default="5/minute;30/hour", description="Anonymous (and token-less-grant) "
-                                        "site-form submissions allowed per client address ('limits' notation, "
+    public_submission_rate: str = Field(default="5/minute;30/hour", description="Anonymous site-form submissions (and "
+                                        "those with a token not granted the form) per client address ('limits' notation, "
                                         "';' between limits); over it: 429 with Retry-After")
 
     @field_validator("public_submission_rate")
