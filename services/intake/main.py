@@ -18,7 +18,7 @@ from zhkh_contracts import (
 from zhkh_runtime.app import ServiceRuntime
 
 from .classifier import Classifier
-from .ingress import Ingress
+from .ingress import Ingress, document_request_body
 from .messages import MESSAGES_RU
 from .repository import IntakeRepository
 from .service import IntakeService
@@ -29,6 +29,16 @@ PUBLISHES = (AppealRegistered, AppealDuplicateLinked, MassIncidentDetected, Appe
 """What intake publishes (the HTTP ingress: RawAppealSubmitted on every channel's raw topic); topics from the
 catalog. devtools/gen_contracts.py builds the catalog's producers and the AsyncAPI operations from it;
 tests/contract checks it against the event classes this package constructs."""
+
+RAW_CHANNELS = tuple(ch for ch in Channel if ch is not Channel.GIS)
+"""The raw topics the HTTP ingress publishes to: every channel's but the ГИС one (only gis_sync publishes
+there; the ingress refuses channel gis)."""
+
+DESCRIPTION = (
+    "Intake's HTTP ingress: submit an appeal (anonymously from the public site form, or with a token for the "
+    "channels it is granted) and read a submission's registration status by channel and source id. Errors are "
+    "RFC 9457 problem details."
+)
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -54,7 +64,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
     rt.on_startup(repo.ensure_indexes)
     ingress = Ingress(rt.publisher, repo, rt.topics, settings)
-    return rt.asgi_app(extra_routes=ingress.routes())
+    app = rt.http_app([ingress.router(rt.auth)], title="zhkh-appeals intake", description=DESCRIPTION)
+    document_request_body(app)
+    return app
 
 
 def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory intake.main:create_app``

@@ -43,7 +43,7 @@ class IntakeRepository:
         return await self.appeals.find_one(
             {"channel": channel.value, "source_id": source_id},
             {"registration_number": 1, "registered_at": 1, "category": 1, "emergency": 1, "incident_id": 1,
-             "submission_digest": 1},
+             "submission_digest": 1, "access_code_hash": 1},
         )
 
 
@@ -143,12 +143,14 @@ class MongoAppeals:
         stored, _ = await self._window(house_key, category, since)
         return sorted(self._pending(house_key, category, since) + stored, key=lambda r: r.at, reverse=True)[: self.RECENT_LIMIT]
 
-    async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str) -> None:
+    async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str,
+                     access_code_hash: str | None = None) -> None:
         doc = appeal.model_dump(mode="json")
         doc["_id"] = doc.pop("appeal_id")
         doc["registered_at"] = appeal.registered_at  # a BSON date, for the windowed queries
         doc["applicant_key"] = applicant_key
         doc["submission_digest"] = digest
+        doc["access_code_hash"] = access_code_hash  # never the code itself (zhkh_runtime.access_codes)
         self.pending.append(doc)
 
     async def set_incident(self, appeal_ids: list[uuid.UUID], incident_id: uuid.UUID) -> None:

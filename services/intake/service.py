@@ -6,6 +6,7 @@ envelope, session or pymongo here: storage is behind the ports of ``intake.uow``
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -38,6 +39,7 @@ from zhkh_contracts import (
     house_key_of,
 )
 from zhkh_contracts.envelope import validation_reason
+from zhkh_runtime import access_codes
 from zhkh_runtime.engine import Handlers
 from zhkh_runtime.errors import PermanentError
 
@@ -113,10 +115,25 @@ def submission_digest(raw: RawAppealSubmitted) -> str:
 
     The canonical JSON (keys sorted, compact, UTF-8) of the submission as the contract models it,
     without ``received_at``: that is when a channel says it took the submission in, and a re-sent
-    copy may carry a new one (gis_sync stamps the time of its pull) while saying the same thing."""
-    content = raw.model_dump(mode="json", exclude={"received_at"})
+    copy may carry a new one (gis_sync stamps the time of its pull) while saying the same thing;
+    and without ``access_code``: each copy the HTTP ingress publishes carries a code of its own
+    (only the registered copy's code is valid). Digests stored before 1.1 stay comparable."""
+    content = raw.model_dump(mode="json", exclude={"received_at", "access_code"})
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+GIS_ONLY_META = frozenset({"execution_end_date"})
+"""channel_meta keys only ГИС ЖКХ may set (beside every ``gis_*`` key, see :func:`gis_only_fields`):
+the deadline ГИС sets (the notifier plans by it) and the ids gis_sync mirrors actions under."""
+
+
+def gis_only_fields(meta: object) -> list[str]:
+    """The ГИС-only keys of a channel_meta (``channel_meta.<key>``), sorted; none for a non-mapping."""
+    if not isinstance(meta, dict):
+        return []
+    return sorted(f"channel_meta.{k}" for k in meta
+                  if isinstance(k, str) and (k.strip().lower() in GIS_ONLY_META or k.strip().lower().startswith("gis_")))
 
 
 @dataclass(frozen=True)
@@ -336,6 +353,10 @@ class IntakeService:
         prepared = prepare(raw, self.phone_region)  # received_at checked against the wall clock
         if topic and topic.rpartition(".intake.raw.")[2] != raw.channel.value:
             raise PermanentError("channel_mismatch", "channel differs from the raw topic's channel")
+        if raw.channel is not Channel.GIS and gis_only_fields(raw.channel_meta):
+            # the ГИС deadline and ids are gis_sync's: from any other channel they would move deadlines
+            raise PermanentError("gis_only_field", "channel_meta: keys only the ГИС ЖКХ channel may set: "
+                                 + ", ".join(gis_only_fields(raw.channel_meta))[:300])
         if uow.message.key != f"{raw.channel.value}:{raw.source_id}":
             raise PermanentError("key_mismatch", "raw event key must be <channel>:<source_id>")
         digest = submission_digest(raw)
@@ -363,10 +384,14 @@ class IntakeService:
         )
         d = linking.duplicate_of
         appeal = draft.model_copy(update={"duplicate_of": d.appeal_id if d else None, "incident_id": linking.incident_id})
-        await uow.appeals.insert(appeal, who, digest)
+        # the citizen's access code: the one the channel already showed (the HTTP ingress's), else a
+        # new one; intake keeps only its hash (scrypt, tens of ms of CPU: off the event loop)
+        code = raw.access_code or access_codes.generate()
+        code_hash = await asyncio.to_thread(access_codes.hash_code, code)
+        await uow.appeals.insert(appeal, who, digest, code_hash)
         await uow.incidents.save(state)
 
-        out: list[EventData] = [AppealRegistered(appeal=appeal)]
+        out: list[EventData] = [AppealRegistered(appeal=appeal, access_code=code, access_code_hash=code_hash)]
         if d is not None:
             out.append(AppealDuplicateLinked(
                 appeal_id=appeal_id, registration_number=number, duplicate_of=d.appeal_id,

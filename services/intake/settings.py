@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from pydantic import Field
+from limits import parse_many
+from pydantic import Field, field_validator
 
 from zhkh_runtime.settings import RuntimeSettings
 
@@ -16,3 +17,15 @@ class IntakeSettings(RuntimeSettings):
     incident_window_h: float = Field(default=24.0, description="Window in which reports form a mass incident")
     incident_threshold: int = Field(default=3, ge=2, description="Distinct applicants that open a mass incident")
     ingress_wait_s: float = Field(default=5.0, ge=0, description="HTTP ingress waits this long for the number")
+    public_submission: bool = Field(default=True, description="Anonymous submissions from the public site form "
+                                    "(channel site_form only) over HTTP; off: every submission needs a token")
+    public_submission_rate: str = Field(default="5/minute;30/hour", description="Anonymous site-form submissions (and "
+                                        "those with a token not granted the form) per client address ('limits' notation, "
+                                        "';' between limits); over it: 429 with Retry-After")
+
+    @field_validator("public_submission_rate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        if not parse_many(v):
+            raise ValueError("no limit given")
+        return v

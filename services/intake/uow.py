@@ -23,7 +23,8 @@ class Appeals(Protocol):
 
     async def recent(self, house_key: str, category: Category, since: datetime) -> list[RecentAppeal]: ...
 
-    async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str) -> None: ...
+    async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str,
+                     access_code_hash: str | None = None) -> None: ...
 
     async def set_incident(self, appeal_ids: list[uuid.UUID], incident_id: uuid.UUID) -> None: ...
 
@@ -73,6 +74,7 @@ class StoredAppeal:
     appeal: Appeal
     applicant_key: str | None
     digest: str | None
+    access_code_hash: str | None = None
 
 
 @dataclass
@@ -100,12 +102,13 @@ class MemoryAppeals:
     async def recent(self, house_key: str, category: Category, since: datetime) -> list[RecentAppeal]:
         return self._window(house_key, category, since)[: MongoAppeals.RECENT_LIMIT]
 
-    async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str) -> None:
+    async def insert(self, appeal: Appeal, applicant_key: str | None, digest: str,
+                     access_code_hash: str | None = None) -> None:
         a = appeal
         if any((s.appeal.channel, s.appeal.source_id) == (a.channel, a.source_id)
                or s.appeal.registration_number == a.registration_number for s in self.by_id.values()):
             raise TransientError("appeal registered concurrently (channel + source_id or number taken)")
-        self.by_id[a.appeal_id] = StoredAppeal(a, applicant_key, digest)
+        self.by_id[a.appeal_id] = StoredAppeal(a, applicant_key, digest, access_code_hash)
 
     async def set_incident(self, appeal_ids: list[uuid.UUID], incident_id: uuid.UUID) -> None:
         for a in appeal_ids:

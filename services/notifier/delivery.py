@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 from zhkh_runtime.errors import PermanentError, TransientError
 from zhkh_runtime.records import OutboundRecord, failure_headers
 
+from .templates import rendered_body
+
 
 @dataclass(frozen=True)
 class Target:
@@ -82,7 +84,7 @@ class Senders:
         elif kind == "sms":
             if not self.sms_gateway_url:
                 raise PermanentError("no_sms_gateway", "ZHKH_SMS_GATEWAY_URL is not set")
-            body = {"to": d["target"], "text": d["body"], "client_ref": d["_id"]}
+            body = {"to": d["target"], "text": rendered_body(d), "client_ref": d["_id"]}
             await asyncio.to_thread(self._post, self.sms_gateway_url, body, d["_id"])
         else:
             raise PermanentError("unknown_target", kind)
@@ -90,7 +92,7 @@ class Senders:
     @staticmethod
     def _payload(d: dict[str, Any]) -> dict[str, Any]:
         return {"id": d["_id"], "kind": d["kind"], "appeal_id": d["appeal_id"], "registration_number": d["number"],
-                "subject": d["subject"], "text": d["body"],
+                "subject": d["subject"], "text": rendered_body(d),
                 **{k: d[k] for k in ("party_id", "supervisor_party_id") if d.get(k)}}
 
     def _smtp(self, d: dict[str, Any]) -> None:
@@ -99,7 +101,7 @@ class Senders:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.smtp_from, d["target"], d["subject"]
         msg["Message-ID"] = make_msgid(idstring=d["_id"].replace(":", "."), domain="zhkh-appeals")
-        msg.set_content(d["body"])
+        msg.set_content(rendered_body(d))
         try:
             with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout_s) as s:
                 s.send_message(msg)
@@ -124,8 +126,10 @@ class Senders:
 
 def dead_delivery_record(d: dict[str, Any], reason: str, detail: str, attempts: int, dlq_topic: str) -> OutboundRecord:
     """The DLQ record of a failed delivery: the delivery document as JSON (not a CloudEvent: it is
-    what an operator resends), keyed by the appeal, with the x-dlq-* headers (reason, attempts)."""
-    value = json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()},
+    what an operator resends), keyed by the appeal, with the x-dlq-* headers (reason, attempts).
+    Without the access code: its text keeps the slot (the citizen has the code from the registration
+    answer, if the appeal came by the HTTP ingress)."""
+    value = json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items() if k != "access_code"},
                        ensure_ascii=False).encode()
     headers = {k: v.decode() for k, v in failure_headers(reason, detail, "notifier", None, attempts=attempts)}
     headers["content-type"] = "application/json"

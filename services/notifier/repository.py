@@ -59,8 +59,10 @@ class NotifierRepository:
         await self.deliveries.update_one({"_id": delivery_id}, {"$set": {"attempts": attempts, "not_before": at}})
 
     async def finish_delivery(self, delivery_id: str, state: str, attempts: int, at: datetime, reason: str | None = None) -> None:
+        # done (sent or failed): the access code of a "registered" notice is not kept
         await self.deliveries.update_one(
-            {"_id": delivery_id}, {"$set": {"state": state, "attempts": attempts, "finished_at": at, "reason": reason}}
+            {"_id": delivery_id},
+            {"$set": {"state": state, "attempts": attempts, "finished_at": at, "reason": reason}, "$unset": {"access_code": ""}},
         )
 
     # ---- reads for tests and operators -------------------------------------------------------------

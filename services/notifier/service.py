@@ -44,7 +44,7 @@ from zhkh_runtime.errors import PermanentError, is_transient, reason_of, safe_de
 from .deadlines import DEFAULT_TZ, Deadline, DeadlineTable, Regime, RegimeKind
 from .delivery import citizen_target, not_before
 from .planning import alert_points
-from .templates import citizen_message, party_alert
+from .templates import ACCESS_CODE_SLOT, citizen_message, party_alert
 from .uow import Doc, NotifierStore, NotifierUoW
 
 log = structlog.get_logger(__name__)
@@ -106,7 +106,9 @@ class NotifierService:
         await uow.facts.save(facts)
         if a.consent.notifications:
             # no deadline yet (the assignment comes after the registration): the default time zone
-            await self._notify(uow, "registered", facts, self.delivery.default_timezone, number=a.registration_number)
+            # the access code goes into the notice, never into the facts or the logs
+            await self._notify(uow, "registered", facts, self.delivery.default_timezone, number=a.registration_number,
+                               access_code=e.access_code)
         return []
 
     async def on_assigned(self, d: AppealAssigned, uow: NotifierUoW) -> list[EventData]:
@@ -199,14 +201,19 @@ class NotifierService:
         if tz is None and self.delivery.quiet_hours is not None and not urgent:
             cur = await uow.schedule.current(facts["_id"])
             tz = cur["tz"] if cur else None
-        subject, body = citizen_message(kind, **fields)
+        code = fields.pop("access_code", None)
+        if code:  # the stored text holds a slot; the code is kept apart until the delivery is done
+            subject, body = citizen_message(f"{kind}_with_code", access_code=ACCESS_CODE_SLOT, **fields)
+        else:
+            subject, body = citizen_message(kind, **fields)
         now = self.clock()
-        await uow.deliveries.queue(
-            {"_id": f"{uow.message.id}:{kind}", "kind": kind, "appeal_id": facts["_id"], "number": fields.get("number", ""),
-             "target_kind": target.kind, "target": target.address, "subject": subject, "body": body,
-             "state": "pending", "attempts": 0, "created_at": now,
-             "not_before": not_before(now, tz or self.delivery.default_timezone, self.delivery.quiet_hours, urgent)}
-        )
+        doc = {"_id": f"{uow.message.id}:{kind}", "kind": kind, "appeal_id": facts["_id"], "number": fields.get("number", ""),
+               "target_kind": target.kind, "target": target.address, "subject": subject, "body": body,
+               "state": "pending", "attempts": 0, "created_at": now,
+               "not_before": not_before(now, tz or self.delivery.default_timezone, self.delivery.quiet_hours, urgent)}
+        if code:
+            doc["access_code"] = code
+        await uow.deliveries.queue(doc)
 
     # ---- the scanner ----------------------------------------------------------------------------
 

@@ -127,6 +127,7 @@ class MemoryNotifierStore:
     async def finish_delivery(self, delivery_id: str, state: str, attempts: int, at: datetime,
                               reason: str | None = None) -> None:
         self.deliveries[delivery_id].update(state=state, attempts=attempts, finished_at=at, reason=reason)
+        self.deliveries[delivery_id].pop("access_code", None)
 
     def pending_alerts(self, appeal_id: str) -> list[Doc]:
         return [a for a in self.alerts.values() if a["appeal_id"] == appeal_id and a["state"] == "pending"]

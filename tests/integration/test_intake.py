@@ -169,6 +169,34 @@ async def test_bad_input_corpus_is_rejected_byte_for_byte_and_good_input_still_f
     assert await mongo_db.intake_appeals.count_documents({}) == 1
 
 
+async def test_a_channel_other_than_the_topics_and_gis_only_fields_off_the_gis_topic_are_refused(infra, prefix, mongo_db):
+    """Trust boundary on Kafka: a body's channel must be its raw topic's (a hotline body on the site
+    form's topic, a ГИС body on the chatbot's), and the ГИС deadline and ids only come on the ГИС topic."""
+    topics = Topics(prefix)
+    hotline_on_form = samples.raw_submission(channel=Channel.HOTLINE, source_id="mismatch-1")
+    gis_guid = "6a3c7f1e-0000-4000-8000-000000000042"
+    gis = samples.raw_submission(channel=Channel.GIS, source_id=gis_guid).model_copy(
+        update={"channel_meta": {"gis_appeal_guid": gis_guid, "execution_end_date": "2026-12-23"}})
+    forged_deadline = samples.raw_submission(source_id="form-deadline").model_copy(
+        update={"channel_meta": {"execution_end_date": "2000-01-01"}})
+    async with intake(infra, prefix):
+        for raw, topic in [(hotline_on_form, topics.raw(Channel.SITE_FORM)), (gis, topics.raw(Channel.CHATBOT)),
+                           (forged_deadline, topics.raw(Channel.SITE_FORM)), (gis, topics.raw(Channel.GIS))]:
+            key, value, headers = to_kafka(samples.raw_envelope(raw))
+            await produce(infra.bootstrap, topic, value, key, [(k, v.encode()) for k, v in headers.items()])
+        async with TopicReader(infra.bootstrap, topics.rejected) as rej:
+            await rej.wait_for(lambda r: len(r) >= 3)
+            refused = await rej.settle(1.0)
+        async with TopicReader(infra.bootstrap, topics.lifecycle) as lc:
+            (reg,) = of_type(await lc.wait_for(lambda r: len(r) >= 1), AppealRegistered)
+    reasons = sorted((r.key.decode(), headers_of(r)["x-dlq-reason"].decode()) for r in refused)
+    assert reasons == [(f"gis:{gis_guid}", "channel_mismatch"), ("hotline:mismatch-1", "channel_mismatch"),
+                       ("site_form:form-deadline", "gis_only_field")]
+    assert all(headers_of(r)["x-dlq-message-ru"].decode() for r in refused)
+    assert reg.data.appeal.channel is Channel.GIS and reg.data.appeal.source_refs["execution_end_date"] == "2026-12-23"
+    assert [d["source_id"] for d in await mongo_db.intake_appeals.find({}).to_list()] == [gis_guid]
+
+
 async def test_a_consumer_restart_does_not_register_twice(infra, prefix, mongo_db):
     raw = samples.raw_submission(source_id="restart-1")
     event_id = uuid.uuid4()

@@ -67,10 +67,15 @@ async def committed(bootstrap: str, group: str, topic: str, partition: int) -> i
 
 
 @contextlib.asynccontextmanager
-async def running(app: AsgiFastStream) -> AsyncIterator[AsgiFastStream]:
-    """Run a service app in-process (startup hooks, broker, subscribers) without HTTP."""
-    async with app.start_lifespan_context():
-        yield app
+async def running(app: Any) -> AsyncIterator[Any]:
+    """Run a service app in-process (startup hooks, broker, subscribers) without HTTP: its lifespan
+    (a FastAPI app's, or a FastStream AsgiFastStream's)."""
+    if isinstance(app, AsgiFastStream):
+        async with app.start_lifespan_context():
+            yield app
+    else:
+        async with app.router.lifespan_context(app):
+            yield app
 
 
 def headers_of(record: Any) -> dict[str, bytes]:

@@ -29,6 +29,7 @@ from zhkh_contracts import (
     RawAppealSubmitted,
     Topics,
 )
+from zhkh_runtime import access_codes
 from zhkh_runtime.engine import MemoryPublisher, MemoryTracking
 from zhkh_runtime.errors import TransientError
 
@@ -179,6 +180,10 @@ BAD = [
     ("key_mismatch", lambda r: _with(_record(r), key=b"site_form:other")),
     ("channel_mismatch", lambda r: _with(_record(r), topic=TOPICS.raw(Channel.HOTLINE))),
     ("unknown_channel", lambda r: _with(_record(r), topic="zhkh.intake.raw.fax")),
+    # trust boundary: the ГИС deadline and ids come only from the ГИС channel's topic
+    ("gis_only_field", lambda r: _record(r.model_copy(update={"channel_meta": {"execution_end_date": "2000-01-01"}}))),
+    ("gis_only_field", lambda r: _record(r.model_copy(update={"channel_meta": {"bot_session": "b", "gis_appeal_guid": "x"}}))),
+    ("channel_mismatch", lambda r: _with(_record(r.model_copy(update={"channel": Channel.GIS})), key=f"gis:{r.source_id}".encode())),
     ("bad_header", lambda r: _with(_record(r), headers_add=[("ce_id", b"6a3c7f1e-0000-4000-8000-000000000000")])),
 ]
 
@@ -288,3 +293,33 @@ def test_the_submission_digest_ignores_only_the_received_time():
     assert submission_digest(raw.model_copy(update={"text": raw.text + "!"})) != submission_digest(raw)
     assert submission_digest(raw.model_copy(update={"channel_meta": {"operator_id": "7"}})) != submission_digest(raw)
 
+
+
+async def test_registration_makes_an_access_code_published_once_and_stored_only_as_its_hash(intake):
+    (reg,) = await intake.process(env(samples.raw_submission(source_id="code-1")))
+    code = reg.access_code
+    assert code is not None and len(code) == 11 and code[5] == "-"
+    stored = intake.uow.appeals.by_id[reg.appeal.appeal_id]
+    assert stored.access_code_hash and code not in stored.access_code_hash
+    assert access_codes.verify(code, stored.access_code_hash)
+    assert code not in repr(stored.appeal)  # only in the event, never in the appeal itself
+
+
+async def test_the_channels_access_code_is_the_one_registered_and_does_not_change_the_digest(intake):
+    raw = samples.raw_submission(source_id="code-2")
+    shown = access_codes.generate()
+    (reg,) = await intake.process(env(raw.model_copy(update={"access_code": shown})))
+    assert reg.access_code == shown
+    assert access_codes.verify(shown, intake.uow.appeals.by_id[reg.appeal.appeal_id].access_code_hash)
+    # a resend with another code (the HTTP ingress makes one per copy) is the same submission
+    assert submission_digest(raw) == submission_digest(raw.model_copy(update={"access_code": access_codes.generate()}))
+    assert await intake.process(env(raw.model_copy(update={"access_code": access_codes.generate()}))) == []
+    assert intake.pub.sent == [] and intake.numbers() == [reg.appeal.registration_number]
+
+
+async def test_gis_only_channel_meta_is_accepted_on_the_gis_topic(intake):
+    raw = samples.raw_submission(channel=Channel.GIS, source_id="6a3c7f1e-0000-4000-8000-000000000001").model_copy(
+        update={"channel_meta": {"gis_appeal_guid": "6a3c7f1e-0000-4000-8000-000000000001",
+                                 "execution_end_date": "2026-12-23"}})
+    (reg,) = await intake.process(rec(env(raw), TOPICS.raw(Channel.GIS)))
+    assert reg.appeal.source_refs["execution_end_date"] == "2026-12-23"

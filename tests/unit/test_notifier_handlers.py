@@ -511,3 +511,42 @@ async def test_the_planned_event_has_an_id_derived_from_its_cause():
     (e1,), (e2,) = [decoded(r) for r in n1.pub.records], [decoded(r) for r in n2.pub.records]
     assert e1.id == e2.id and e1.correlation_id == reg.correlation_id
     assert events(n1.pub) == events(n2.pub)
+
+
+# ---- the access code in the "registered" notice ----------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed"])
+async def test_the_registered_notice_carries_the_access_code_which_is_not_kept_once_done(outcome):
+    from notifier.templates import rendered_body
+
+    n = Notifier(attempts=1, backoff_s=10)
+    a = make_appeal()
+    reg = envelope(AppealRegistered(appeal=a, access_code="7K3QM-2XH9D"))
+    await n.run(reg)
+    d = n.store.deliveries[f"{reg.id}:registered"]
+    assert "7K3QM-2XH9D" not in d["body"] and "7K3QM-2XH9D" not in json.dumps(n.store.facts, default=str)
+    texts, dead = [], []
+
+    async def send(doc: dict[str, Any]) -> None:
+        texts.append(rendered_body(doc))
+        if outcome == "failed":
+            raise PermanentError("http_400", "refused")
+
+    async def dlq(doc: dict[str, Any], why: str, detail: str, attempts: int) -> None:
+        dead.append(dead_delivery_record(doc, why, detail, attempts, "zhkh.notifier.dlq"))
+
+    assert await n.service.deliver(n.store, send, dlq) == 1
+    (text,) = texts
+    assert a.registration_number in text and "Код доступа: 7K3QM-2XH9D" in text
+    assert "7K3QM-2XH9D" not in json.dumps(n.store.deliveries, default=str)  # gone once sent or failed
+    assert n.store.deliveries[f"{reg.id}:registered"]["state"] == outcome
+    assert all(b"7K3QM-2XH9D" not in r.value for r in dead)  # nor in the dead letter
+
+
+async def test_a_registered_event_without_a_code_gets_the_notice_without_one():
+    n = Notifier()
+    reg = envelope(AppealRegistered(appeal=make_appeal()))
+    await n.run(reg)
+    d = n.store.deliveries[f"{reg.id}:registered"]
+    assert "access_code" not in d and "Код доступа" not in d["body"] and "[код доступа]" not in d["body"]
