@@ -80,7 +80,6 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Read --topic zhkh.intake.raw.chatbot
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Write --topic zhkh.intake.raw.chatbot
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Read --topic zhkh.intake.raw.gis
-"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Write --topic zhkh.intake.raw.gis
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Read --topic zhkh.intake.raw.hotline
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Write --topic zhkh.intake.raw.hotline
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Read --topic zhkh.intake.raw.paper

@@ -85,9 +85,6 @@ def test_no_channel_adapter_or_other_outsider_writes_the_gis_raw_topic():
     assert writers(gis) <= services
 
 
-@pytest.mark.xfail(strict=True, reason="intake's HTTP ingress still publishes any channel, gis included "
-                   "(intake.main.PUBLISHES without RAW_CHANNELS): the HTTP side of issue 13 takes channel gis away "
-                   "from it; then this passes and the xfail goes")
 def test_nobody_but_gis_sync_writes_the_gis_raw_topic():
     assert writers(T.raw(c.Channel.GIS)) == {svc("gis_sync")}
 

@@ -76,11 +76,32 @@ def test_redocly_lints_every_document_clean(documents, tmp_path):
         path.write_text(json.dumps(doc, ensure_ascii=False))
         files.append(str(path))
     assert len(files) >= 4
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "REDOCLY_TELEMETRY": "off", "CI": "true",
+           "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true", "HOME": str(tmp_path)}
+    for f in files:
+        out = subprocess.run([str(TOOLS / "node_modules" / ".bin" / "redocly"), "lint", "--config", str(CONFIG),
+                              "--format", "json", f], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+        report = json.loads(out.stdout[out.stdout.index("{"):])
+        problems = [(p.get("ruleId"), p.get("message"), [loc.get("pointer") for loc in p.get("location", [])])
+                    for p in report.get("problems", [])]
+        assert out.returncode == 0 and not problems, (f, problems[:20], out.stderr[-2000:])
+
+
+def test_redocly_is_not_a_rubber_stamp(documents, tmp_path):
+    """The same linter and rules refuse a document with the defects they are there to catch."""
+    if shutil.which("node") is None:
+        pytest.skip("node not found")
+    doc = json.loads(json.dumps(documents["router"]))
+    op = doc["paths"]["/api/v1/appeals"]["get"]
+    del op["operationId"]
+    op["responses"] = {"200": op["responses"]["200"]}
+    op["security"] = [{"NoSuchScheme": []}]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
     out = subprocess.run([str(TOOLS / "node_modules" / ".bin" / "redocly"), "lint", "--config", str(CONFIG),
-                          "--format", "json", *files], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          "--format", "json", str(bad)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                          env={"PATH": "/usr/bin:/bin:/usr/local/bin", "REDOCLY_TELEMETRY": "off", "CI": "true",
-                              "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true", "HOME": str(tmp_path)})
-    report = json.loads(out.stdout[out.stdout.index("{"):]) if "{" in out.stdout else {}
-    problems = [(p.get("ruleId"), p.get("message"), [loc.get("pointer") for loc in p.get("location", [])])
-                for p in report.get("problems", [])]
-    assert out.returncode == 0 and not problems, (problems[:20], out.stderr[-2000:])
+                              "HOME": str(tmp_path)})
+    rules = {p["ruleId"] for p in json.loads(out.stdout[out.stdout.index("{"):])["problems"]}
+    assert out.returncode != 0
+    assert {"operation-operationId", "operation-4xx-response", "security-defined"} <= rules, rules
