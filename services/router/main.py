@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
-from zhkh_contracts import AppealAnswered, AppealAssigned, AppealExtended, AppealStatusChanged, AppealTransitionRejected
+from zhkh_contracts import (
+    AppealAnswered,
+    AppealAssigned,
+    AppealExtended,
+    AppealStatusChanged,
+    AppealTransitionRejected,
+    CitizenComplained,
+    CitizenRatedAnswer,
+    CitizenWithdrew,
+    OperatorAssigned,
+    PartyAccepted,
+    PartyAnswered,
+    PartyRejectedNotResponsible,
+    PartyRequestedExtension,
+)
 from zhkh_runtime.app import ServiceRuntime
 
 from . import api
@@ -14,7 +28,13 @@ from .service import RouterService
 from .settings import RouterSettings
 from .uow import MongoRouterUoW
 
-PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealTransitionRejected)
+API_ACTIONS = (
+    PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension, OperatorAssigned,
+    CitizenRatedAnswer, CitizenComplained, CitizenWithdrew,
+)
+"""Actions of parties, operators and citizens: published on the actions topic by the router's HTTP API (source
+/zhkh-appeals/router, the authenticated principal as actor); nobody else may publish them (issue 13)."""
+PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealTransitionRejected, *API_ACTIONS)
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 

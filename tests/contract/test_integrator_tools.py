@@ -275,8 +275,13 @@ def _constructed(service: str) -> set[str]:
 
 @pytest.mark.parametrize("service", c.SERVICES)
 def test_each_services_publishes_declaration_matches_the_events_its_code_makes(service: str):
-    declared = {cls.__name__ for cls in importlib.import_module(f"{service}.main").PUBLISHES}
-    assert declared == _constructed(service), f"update {service}/main.py PUBLISHES"
+    main = importlib.import_module(f"{service}.main")
+    declared = {cls.__name__ for cls in main.PUBLISHES}
+    # the router's HTTP API (issue 13, written apart from the engine's checks) publishes API_ACTIONS; until its
+    # code is here they are declared (so the engine accepts them from the router only) without being constructed
+    api = {cls.__name__ for cls in getattr(main, "API_ACTIONS", ())}
+    constructed = _constructed(service)
+    assert declared - (api - constructed) == constructed, f"update {service}/main.py PUBLISHES"
 
 
 def test_structurally_equal_payloads_stay_apart_in_the_document():
