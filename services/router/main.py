@@ -45,7 +45,7 @@ def create_app(settings: RouterSettings | None = None) -> AsgiFastStream:
     cache = DirectoryCache(repo, settings.directory_check_s)
     service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id)
     rt.process((rt.topics.lifecycle, rt.topics.actions), service.handlers(),
-               lambda session: MongoRouterUoW(repo.appeals_in(session), cache),
+               lambda session: MongoRouterUoW(repo.appeals_in(session), cache, repo.history_in(session)),
                strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused
     rt.on_startup(repo.ensure_indexes)
     return rt.asgi_app(extra_routes=api.routes(repo))

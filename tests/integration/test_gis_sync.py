@@ -299,5 +299,5 @@ async def test_reconciliation_repairs_drift_and_returns_withdrawals(infra, prefi
     assert sorted(x.action for x in repairs) == ["Answer", "Performer"]
     assert g_state["answerer_guid"] == UK_ANSWERER
     assert any(ans.get("sent") for ans in g_state["answers"])
-    assert len(withdrawals) == 1 and withdrawals[0].data.actor == "gis"
+    assert len(withdrawals) == 1 and withdrawals[0].data.actor == "service:gis_sync"
     assert str(withdrawals[0].data.appeal_id) == str(gone.id)
