@@ -19,6 +19,7 @@ import pytest
 
 from devtools import samples
 from devtools.gis_emulator import EmulatorServer, EmulatorState
+from tests.support.engine import owned
 from tests.support.kafka import TopicReader, eventually, produce, running
 from tests.support.services import service_settings
 from zhkh_contracts import (
@@ -105,7 +106,7 @@ class Lifecycle:
         self.sent: list[Envelope[Any]] = []
 
     def _env(self, data: Any) -> Envelope[Any]:
-        env = Envelope.new(data, source="/t", appeal_id=str(self.id))
+        env = owned(data, appeal_id=str(self.id))
         self.sent.append(env)
         return env
 
