@@ -10,6 +10,8 @@ so the answers carry the same machine-readable reasons and Russian messages as t
       4xx {"error": {"code", "message", "fields"}} nothing published to the raw topic; the body goes
                                                     to the rejected topic (x-dlq-service=intake-http;
                                                     a too_large body is not read, so its copy is empty)
+      403 forged_source                            channel gis: ГИС ЖКХ appeals come from gis_sync only (the gis
+                                                    raw topic trusts gis_sync's source alone, docs/runtime.md)
       409 conflicting_duplicate                    the (channel, source_id) is registered with other
                                                     content: its number is never handed out
       503 unavailable                              the broker did not take it: send it again
@@ -108,6 +110,8 @@ class Ingress:
         except ValidationError as exc:
             fields = safe_fields(exc)
             raise Refused(422, validation_reason(exc), describe_validation_error(exc), fields) from None
+        if raw.channel is Channel.GIS:
+            raise Refused(403, "forged_source", "the gis channel is published by gis_sync only")
         try:
             prepare(raw, self.settings.default_phone_region)
         except PermanentError as exc:

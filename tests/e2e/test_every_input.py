@@ -299,6 +299,7 @@ def http_cases(start: int) -> list[Case]:
     for ch in (c.value for c in Channel if c is not Channel.GIS):  # gis: gis_sync's alone (forged-gis-* above)
         sid = f"http-{ch}-good"
         add(f"http-good-{ch}", "registered", None, 201, js(submission(ch, sid)), source=(ch, sid))
+    add("http-gis-channel", "refused", "forged_source", 403, js(submission("gis", "http-gis-good")))  # gis_sync's alone
     sid = ("http-long-" + "y" * 200)[:200]
     add("http-source-id-200", "registered", None, 201, js(submission("site_form", sid)), source=("site_form", sid))
     add("http-resend", "duplicate", None, 201, js(submission("hotline", "http-hotline-good")), source=("hotline", "http-hotline-good"))

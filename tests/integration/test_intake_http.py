@@ -12,7 +12,7 @@ from devtools import samples
 from tests.support.http import json_call
 from tests.support.kafka import TopicReader, headers_of
 from tests.support.services import served, service_settings
-from zhkh_contracts import Topics
+from zhkh_contracts import Channel, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +70,9 @@ async def test_submit_answers_202_when_registration_takes_longer(infra, prefix):
         (b'{"channel": "site_form"}', "application/json", 422, "missing_field"),
         (None, "application/json", 422, "no_consent"),
         (b"x" * 300_000, "application/json", 413, "too_large"),
+        (body(channel=Channel.GIS), "application/json", 403, "forged_source"),  # the gis channel is gis_sync's alone
     ],
-    ids=["bad-json", "cp1251", "text-plain", "missing-fields", "no-consent", "too-large"],
+    ids=["bad-json", "cp1251", "text-plain", "missing-fields", "no-consent", "too-large", "gis-channel"],
 )
 async def test_bad_requests_get_a_clear_4xx_and_a_copy_in_the_rejected_topic(infra, prefix, payload, content_type, status, code):
     if payload is None:
@@ -90,5 +91,6 @@ async def test_bad_requests_get_a_clear_4xx_and_a_copy_in_the_rejected_topic(inf
     assert headers_of(copy)["x-dlq-service"] == b"intake-http"
     if code != "too_large":
         assert copy.value == payload
-    async with TopicReader(infra.bootstrap, Topics(prefix).raw(samples.raw_submission().channel)) as raw_topic:
+    channel = Channel.GIS if code == "forged_source" else samples.raw_submission().channel
+    async with TopicReader(infra.bootstrap, Topics(prefix).raw(channel)) as raw_topic:
         assert await raw_topic.settle(0.5) == []  # nothing bad reached the raw topic
