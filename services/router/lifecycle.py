@@ -11,7 +11,7 @@
 
 Transitions not in the table are refused with a code (``illegal_transition``, ``extension_used``,
 ``escalation_exhausted``, ...), never applied silently. Before any of that, the actor must be allowed
-to act on this appeal (:func:`authorise`, else ``forbidden``). Actors are ``<role>:<id>``:
+to act on this appeal (:func:`allowed`, else ``forbidden``). Actors are ``<role>:<id>``:
 
     accept, answer, reject_not_responsible, request_extension   party:<the appeal's current party id>
     operator_assign                                             operator:<subject> | admin:<subject>
