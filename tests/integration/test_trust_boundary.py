@@ -11,7 +11,8 @@ import pytest
 
 from tests.integration.test_router import register, system
 from tests.support.engine import owned
-from tests.support.kafka import TopicReader, produce
+from tests.support.kafka import TopicReader, produce, running
+from tests.support.services import service_settings
 from zhkh_contracts import (
     AppealAnswered,
     AppealRegistered,
@@ -33,8 +34,12 @@ async def send(infra, topic: str, env) -> None:  # noqa: ANN001
 async def test_forged_types_sources_and_actors_are_refused_and_the_history_records_who_did_what(infra, prefix, mongo_db):
     from router.repository import RouterRepository
 
+    from notifier.main import create_app as notifier_app
+    from notifier.settings import NotifierSettings
+
     topics = Topics(prefix)
-    async with system(infra, prefix) as (base, f):
+    notifier = notifier_app(service_settings(NotifierSettings, infra, prefix))
+    async with system(infra, prefix) as (base, f), running(notifier):
         aid = await register(infra, prefix, f)
         assigned = await f.assigned(aid)
         u = uuid.UUID(aid)
@@ -51,6 +56,7 @@ async def test_forged_types_sources_and_actors_are_refused_and_the_history_recor
                                                  answered_at=registered.occurred_at),
                                   source="/zhkh-appeals/party", appeal_id=aid)
             await send(infra, topics.lifecycle, forged_answer)
+            forged_answer_value = to_kafka(forged_answer)[1]
             # 3. an action on the actions topic from outside the router's API (a self-declared actor)
             outside = owned(PartyAnswered(appeal_id=u, actor=f"party:{assigned.party_id}", text="подделка"),
                             source="/parties/uk-zarechye", appeal_id=aid)
@@ -65,6 +71,10 @@ async def test_forged_types_sources_and_actors_are_refused_and_the_history_recor
                 h = dict(r.headers)
                 assert h["x-dlq-service"] == b"router" and h["x-dlq-original-topic"] in (
                     topics.actions.encode(), topics.lifecycle.encode())
+        # every consumer of the lifecycle topic refuses the forged answer: the notifier tells no citizen about it
+        async with TopicReader(infra.bootstrap, topics.dlq("notifier")) as ndlq:
+            (dead,) = await ndlq.wait_for(lambda r: len(r) >= 1)
+            assert dict(dead.headers)["x-dlq-reason"] == b"forged_source" and dead.value == forged_answer_value
 
         # 4. through the router's source, but the actor is another party: refused forbidden
         other = owned(PartyAnswered(appeal_id=u, actor="party:vodokanal", actor_subject="kc:intruder", text="не мы"),
