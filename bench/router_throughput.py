@@ -58,7 +58,7 @@ async def run(count: int, rate: float, houses: int, base: Path) -> None:
             raw = samples.raw_submission(source_id=f"r{i}", category=rnd.choice(list(Category)))
             raw = raw.model_copy(update={"address": raw.address.model_copy(update={"fias_house_guid": uuid.UUID(rnd.choice(guids))})})
             appeal = build_appeal(prepare(raw), uuid.uuid4(), f"ZH-2026-{i:07d}", datetime.now(UTC), clf)
-            key, value, headers = to_kafka(Envelope.new(AppealRegistered(appeal=appeal), source="/bench", appeal_id=str(appeal.appeal_id)))
+            key, value, headers = to_kafka(Envelope.new(AppealRegistered(appeal=appeal), source="/zhkh-appeals/intake", appeal_id=str(appeal.appeal_id)))
             records.append((str(appeal.appeal_id), inf.topics.lifecycle, key, value, [(k, v.encode()) for k, v in headers.items()]))
         async with service("router", inf, ZHKH_MONGO_DB="zhkh") as proc:
 

@@ -41,9 +41,9 @@ def raw_submission(
 
 
 def raw_envelope(raw: RawAppealSubmitted, event_id: uuid.UUID | None = None) -> Envelope[RawAppealSubmitted]:
-    return Envelope.new(
-        raw, source=f"/channels/{raw.channel.value}", appeal_id=f"{raw.channel.value}:{raw.source_id}", event_id=event_id
-    )
+    """As a channel adapter sends it (the ``gis`` channel: as gis_sync, the only source trusted there)."""
+    source = "/zhkh-appeals/gis_sync" if raw.channel is Channel.GIS else f"/channels/{raw.channel.value}"
+    return Envelope.new(raw, source=source, appeal_id=f"{raw.channel.value}:{raw.source_id}", event_id=event_id)
 
 
 def raw_record(

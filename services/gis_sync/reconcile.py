@@ -98,7 +98,7 @@ def drift(link: Doc, appeal: dict[str, Any]) -> list[str]:
 
 def withdrawn(link: Doc) -> Emit:
     return Emit(
-        CitizenWithdrew(appeal_id=uuid.UUID(link["_id"]), actor="gis"),
+        CitizenWithdrew(appeal_id=uuid.UUID(link["_id"]), actor="service:gis_sync"),
         event_id=uuid.uuid5(uuid.UUID(link["appeal_guid"]), "withdrawn"),
         correlation_id=uuid.UUID(link["correlation_id"]) if link.get("correlation_id") else None,
     )

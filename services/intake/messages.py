@@ -12,6 +12,8 @@ MESSAGES_RU: dict[str, str] = {
     "missing_header": _UNREADABLE,
     "invalid_envelope": _UNREADABLE,
     "unknown_type": _UNREADABLE,
+    "type_not_allowed": _UNREADABLE,
+    "forged_source": "Обращения канала ГИС ЖКХ принимаются только из ГИС ЖКХ.",
     "undecodable": _UNREADABLE,
     "key_mismatch": _UNREADABLE,
     "too_large": "Обращение слишком большое. Сократите текст или приложите файлы ссылками.",

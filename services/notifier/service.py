@@ -224,7 +224,7 @@ class NotifierService:
                               threshold=a["threshold"], due_at=a["due_at"], alert_at=a["alert_at"], generation=a["generation"])
         out = [Emit(alert, event_id=uuid.uuid5(ALERT_NS, f"{a['_id']}:alert"), correlation_id=cid, occurred_at=a["alert_at"])]
         if a["threshold"] == "overdue":
-            expired = DeadlineExpired(appeal_id=aid, actor="notifier", deadline=a["due_at"])
+            expired = DeadlineExpired(appeal_id=aid, actor="service:notifier", deadline=a["due_at"])
             out.append(Emit(expired, event_id=uuid.uuid5(ALERT_NS, f"{a['_id']}:expired"), correlation_id=cid,
                             occurred_at=a["due_at"]))
         return out

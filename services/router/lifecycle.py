@@ -9,8 +9,19 @@
          citizen complaint ───┘ (escalate, from answered / reopened)       │
     withdraw: any open status ──► withdrawn          extension: once, status unchanged
 
-Transitions not in the table are refused with a code (``illegal_transition``, ``not_current_party``,
-``extension_used``, ``not_an_operator``, ``escalation_exhausted``), never applied silently.
+Transitions not in the table are refused with a code (``illegal_transition``, ``extension_used``,
+``escalation_exhausted``, ...), never applied silently. Before any of that, the actor must be allowed
+to act on this appeal (:func:`allowed`, else ``forbidden``). Actors are ``<role>:<id>``:
+
+    accept, answer, reject_not_responsible, request_extension   party:<the appeal's current party id>
+    operator_assign                                             operator:<subject> | admin:<subject>
+    rate, complain                                              citizen:<this appeal's id>
+    withdraw                                                    citizen:<this appeal's id> | service:gis_sync
+    deadline_expired                                            service:notifier
+
+The router's HTTP API sets the actor from the authenticated principal (a citizen's after checking the
+appeal's access code); the engine accepts those actions only from the router's source and
+DeadlineExpired only from the notifier's (forged_source), so the actor cannot be self-declared.
 """
 
 from __future__ import annotations
@@ -85,18 +96,23 @@ Reroute = Callable[[AppealState, frozenset[str]], Decision]
 Escalate = Callable[[AppealState, str], Decision | None]
 
 
+ROUTER = "service:router"
+"""The actor of the router's own changes (the first assignment of a registered appeal)."""
+
+
 def _status(
-    state: AppealState, to: AppealStatus, action: str, now: datetime, cause: uuid.UUID | None, party_id: str | None = None
+    state: AppealState, to: AppealStatus, action: str, now: datetime, cause: uuid.UUID | None, party_id: str | None = None,
+    actor: str | None = None,
 ) -> AppealStatusChanged:
     return AppealStatusChanged(
         appeal_id=state.appeal_id, registration_number=state.number, from_status=state.status, to_status=to,
         action=action, party_id=party_id or state.party_id, version=state.version + 1, changed_at=now,
-        cause_event_id=cause,
+        cause_event_id=cause, actor=actor,
     )
 
 
 def assign(state: AppealState, d: Decision, fallback_id: str, action: str, now: datetime, cause: uuid.UUID | None,
-           timezone: str | None = None, supervisor_id: str | None = None) -> Transition:
+           timezone: str | None = None, supervisor_id: str | None = None, actor: str = ROUTER) -> Transition:
     """Put the appeal with the decided party (or the fallback queue) in status ``assigned``."""
     party_id = d.party.party_id if d.party else fallback_id
     kind = d.party.kind if d.party else PartyKind.FALLBACK_QUEUE
@@ -106,7 +122,7 @@ def assign(state: AppealState, d: Decision, fallback_id: str, action: str, now: 
         party_timezone=d.party.timezone if d.party else timezone, supervisor_party_id=supervisor_id,
         district_id=state.district_id,
     )
-    changed = _status(state, S.ASSIGNED, action, now, cause, party_id)
+    changed = _status(state, S.ASSIGNED, action, now, cause, party_id, actor)
     new = replace(state, status=S.ASSIGNED, party_id=party_id, party_kind=kind, level=d.level, version=state.version + 1)
     return Transition(new, [assigned, changed])
 
@@ -126,15 +142,21 @@ class Step:
     supervisor: Callable[[Decision], str | None] | None = None
 
     def is_party(self) -> bool:
-        return self.actor == self.state.party_id
+        return self.state.party_id is not None and self.actor == f"party:{self.state.party_id}"
+
+    def is_citizen(self) -> bool:
+        return self.actor == f"citizen:{self.state.appeal_id}"
+
+    def role(self) -> str:
+        return self.actor.split(":", 1)[0] if ":" in self.actor else ""
 
     def move(self, to: AppealStatus, name: str, extra: list[EventData] | None = None, **changes: Any) -> Transition:
-        ev = _status(self.state, to, name, self.now, self.cause)
+        ev = _status(self.state, to, name, self.now, self.cause, actor=self.actor)
         return Transition(replace(self.state, status=to, version=self.state.version + 1, **changes), [*(extra or []), ev])
 
     def assign(self, state: AppealState, d: Decision, name: str) -> Transition:
         sup = self.supervisor(d) if self.supervisor else None
-        return assign(state, d, self.fallback_id, name, self.now, self.cause, supervisor_id=sup)
+        return assign(state, d, self.fallback_id, name, self.now, self.cause, supervisor_id=sup, actor=self.actor)
 
     def escalated(self, reason: str, name: str) -> Transition | Refusal:
         d = self.escalate(self.state, reason)
@@ -153,8 +175,6 @@ def withdraw(s: Step, action: CitizenWithdrew) -> Transition | Refusal:
 
 
 def operator_assign(s: Step, action: OperatorAssigned) -> Transition | Refusal:
-    if not s.actor.startswith("operator:"):
-        return Refusal("not_an_operator", s.actor)
     if s.state.status not in OPEN:
         return Refusal("illegal_transition", f"operator_assign from {s.state.status.value}")
     d = s.operator_decision(action.party_id) if s.operator_decision else None
@@ -183,7 +203,7 @@ def answer(s: Step, action: PartyAnswered) -> Transition | Refusal:
 def reject_not_responsible(s: Step, action: PartyRejectedNotResponsible) -> Transition | Refusal:
     if s.state.status not in (S.ASSIGNED, S.IN_PROGRESS):
         return Refusal("illegal_transition", f"reject from {s.state.status.value}")
-    bounced = replace(s.state, bounces=(*s.state.bounces, s.actor))
+    bounced = replace(s.state, bounces=(*s.state.bounces, s.state.party_id or ""))  # the actor is this party
     if len(bounced.bounces) >= 2:
         d = s.escalate(bounced, "second_bounce")
         if d is None:
@@ -237,13 +257,33 @@ TRANSITIONS: dict[type[EventData], Callable[[Step, Any], Transition | Refusal]] 
     DeadlineExpired: deadline_expired,
 }
 PARTY_ACTIONS = (PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension)
+OPERATOR_ROLES = frozenset({"operator", "admin"})
+NOTIFIER = "service:notifier"
+GIS_SYNC = "service:gis_sync"
+FORBIDDEN = "forbidden"
+
+
+def allowed(step: Step, action: EventData) -> bool:
+    """Whether ``step.actor`` may take ``action`` on ``step.state`` (the table in the module docstring)."""
+    if isinstance(action, PARTY_ACTIONS):
+        return step.is_party()
+    if isinstance(action, OperatorAssigned):
+        return step.role() in OPERATOR_ROLES and len(step.actor) > len(step.role()) + 1
+    if isinstance(action, (CitizenRatedAnswer, CitizenComplained)):
+        return step.is_citizen()
+    if isinstance(action, CitizenWithdrew):
+        return step.is_citizen() or step.actor == GIS_SYNC
+    if isinstance(action, DeadlineExpired):
+        return step.actor == NOTIFIER
+    return False
 
 
 def apply(step: Step, action: EventData) -> Transition | Refusal:
-    """The transition for ``action`` on ``step.state``, or why it is refused."""
+    """The transition for ``action`` on ``step.state``, or why it is refused (``forbidden`` before
+    anything else, whatever the state)."""
     fn = TRANSITIONS.get(type(action))
     if fn is None:
         return Refusal("unknown_action", action.EVENT_TYPE)
-    if isinstance(action, PARTY_ACTIONS) and not step.is_party():
-        return Refusal("not_current_party", f"{step.actor} is not the assigned party")
+    if not allowed(step, action):
+        return Refusal(FORBIDDEN, "this actor may not take this action on this appeal")
     return fn(step, action)

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from zhkh_contracts import AppealAnswered, AppealAssigned, AppealExtended, AppealStatusChanged, AppealTransitionRejected
+from zhkh_contracts import (
+    AppealAnswered,
+    AppealAssigned,
+    AppealExtended,
+    AppealStatusChanged,
+    AppealTransitionRejected,
+    CitizenComplained,
+    CitizenRatedAnswer,
+    CitizenWithdrew,
+    OperatorAssigned,
+    PartyAccepted,
+    PartyAnswered,
+    PartyRejectedNotResponsible,
+    PartyRequestedExtension,
+)
 from zhkh_runtime.app import ServiceRuntime
 
 from . import api as api_module
@@ -16,7 +30,13 @@ from .service import RouterService
 from .settings import RouterSettings
 from .uow import MongoRouterUoW
 
-PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealTransitionRejected)
+API_ACTIONS = (
+    PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension, OperatorAssigned,
+    CitizenRatedAnswer, CitizenComplained, CitizenWithdrew,
+)
+"""Actions of parties, operators and citizens: published on the actions topic by the router's HTTP API (source
+/zhkh-appeals/router, the authenticated principal as actor); nobody else may publish them (issue 13)."""
+PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealTransitionRejected, *API_ACTIONS)
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 
@@ -27,7 +47,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     cache = DirectoryCache(repo, settings.directory_check_s)
     service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id)
     rt.process((rt.topics.lifecycle, rt.topics.actions), service.handlers(),
-               lambda session: MongoRouterUoW(repo.appeals_in(session), cache),
+               lambda session: MongoRouterUoW(repo.appeals_in(session), cache, repo.history_in(session)),
                strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused
     rt.on_startup(repo.ensure_indexes)
     queries = Queries(repo)

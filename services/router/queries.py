@@ -83,7 +83,7 @@ class Queries:
 
     async def ensure_indexes(self) -> None:
         await self.repo.appeals.create_index([("level", ASCENDING), ("open", ASCENDING)])
-        await self.repo.history.create_index([("appeal_id", ASCENDING), ("at", ASCENDING)])
+        await self.repo.history_col.create_index([("appeal_id", ASCENDING), ("at", ASCENDING)])
 
     async def by_number(self, number: str) -> dict[str, Any] | None:
         return await self.repo.appeals.find_one({"registration_number": number})
@@ -119,12 +119,12 @@ class Queries:
         return docs, (encode_cursor(docs[-1]["registration_number"]) if more and docs else None)
 
     async def history(self, appeal_id: str, limit: int = 500) -> list[dict[str, Any]]:
-        cursor = self.repo.history.find({"appeal_id": appeal_id}, {"_id": 0}).sort([("at", ASCENDING), ("_id", ASCENDING)])
+        cursor = self.repo.history_col.find({"appeal_id": appeal_id}, {"_id": 0}).sort([("at", ASCENDING), ("_id", ASCENDING)])
         return await cursor.limit(limit).to_list()
 
     async def outcome(self, appeal_id: str, cause_event_id: str) -> dict[str, Any] | None:
         """The history entry the router wrote for this action (applied or refused), if any yet."""
-        return await self.repo.history.find_one({"appeal_id": appeal_id, "cause_event_id": cause_event_id},
+        return await self.repo.history_col.find_one({"appeal_id": appeal_id, "cause_event_id": cause_event_id},
                                                 {"_id": 0}, sort=[("at", DESCENDING)])
 
 

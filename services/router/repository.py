@@ -14,6 +14,7 @@ from zhkh_contracts import AppealStatus, Category, PartyKind
 from zhkh_runtime.errors import TransientError
 
 from .directory import Directory, District, House, Party
+from .history import APPLIED, HistoryEntry
 from .lifecycle import AppealState
 
 SINGLETON_KINDS = [PartyKind.CITY_DEPARTMENT.value, PartyKind.HOUSING_INSPECTION.value]
@@ -68,9 +69,10 @@ class RouterRepository:
         self.houses = db["router_houses"]
         self.meta = db["router_meta"]
         self.details = db["router_appeal_details"]
-        self.history = db["appeal_history"]
+        self.history_col = db["appeal_history"]
 
     async def ensure_indexes(self) -> None:
+        await self.history_col.create_index([("appeal_id", ASCENDING), ("at", ASCENDING)])
         await self.appeals.create_index("registration_number", unique=True)
         await self.appeals.create_index([("house_key", ASCENDING), ("open", ASCENDING)])
         await self.appeals.create_index([("party_id", ASCENDING), ("status", ASCENDING)])
@@ -81,6 +83,13 @@ class RouterRepository:
 
     def appeals_in(self, session: Any) -> MongoAppeals:
         return MongoAppeals(self.appeals, session, self.details)
+
+    def history_in(self, session: Any) -> MongoHistory:
+        return MongoHistory(self.history_col, session)
+
+    async def history(self, appeal_id: uuid.UUID | str, limit: int = 100) -> list[HistoryEntry]:
+        """An appeal's audit trail, oldest first (no personal data: router.history)."""
+        return await MongoHistory(self.history_col, None).history(appeal_id, limit)
 
     async def load_directory(self) -> Directory:
         """The whole directory, for the router's in-memory cache."""
@@ -219,6 +228,48 @@ class MongoAppeals:
         if deadline_ops:
             await self.col.bulk_write(deadline_ops, ordered=False, session=self.session)
         self.saves, self.deadlines = {}, {}
+
+
+def _history_doc(e: HistoryEntry) -> dict[str, Any]:
+    return {
+        "_id": e.id, "appeal_id": str(e.appeal_id), "at": e.at, "action": e.action, "outcome": e.outcome,
+        "rank": 0 if e.outcome == APPLIED else 1, "actor": e.actor, "actor_subject": e.actor_subject, "via": e.via,
+        "cause_event_id": str(e.cause_event_id), "status": e.status, "from_status": e.from_status,
+        "version": e.version, "party_id": e.party_id, "code": e.code,
+    }
+
+
+def _history_entry(d: dict[str, Any]) -> HistoryEntry:
+    at = d["at"]
+    return HistoryEntry(
+        appeal_id=uuid.UUID(d["appeal_id"]), at=at if at.tzinfo else at.replace(tzinfo=UTC), action=d["action"],
+        outcome=d["outcome"], actor=d.get("actor"), actor_subject=d.get("actor_subject"), via=d.get("via", ""),
+        cause_event_id=uuid.UUID(d["cause_event_id"]), status=d.get("status"), version=d["version"],
+        from_status=d.get("from_status"), party_id=d.get("party_id"), code=d.get("code"),
+    )
+
+
+class MongoHistory:
+    """The audit trail on one transaction: entries buffered, written with the batch's state in one
+    ``bulk_write`` of upserts keyed by (appeal, cause event), so a redelivery adds nothing."""
+
+    def __init__(self, col: Any, session: Any) -> None:
+        self.col, self.session = col, session
+        self.pending: dict[str, HistoryEntry] = {}
+
+    async def add(self, entry: HistoryEntry) -> None:
+        self.pending.setdefault(entry.id, entry)
+
+    async def history(self, appeal_id: uuid.UUID | str, limit: int = 100) -> list[HistoryEntry]:
+        cursor = self.col.find({"appeal_id": str(appeal_id)}, session=self.session).sort(
+            [("version", ASCENDING), ("rank", ASCENDING), ("at", ASCENDING)]).limit(limit)
+        return [_history_entry(d) async for d in cursor]
+
+    async def flush(self) -> None:
+        if self.pending:
+            ops = [UpdateOne({"_id": key}, {"$setOnInsert": _history_doc(e)}, upsert=True) for key, e in self.pending.items()]
+            await self.col.bulk_write(ops, ordered=False, session=self.session)
+        self.pending = {}
 
 
 class DirectoryCache:

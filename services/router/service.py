@@ -29,14 +29,24 @@ from zhkh_contracts import (
     PartyRejectedNotResponsible,
 )
 from zhkh_runtime import access_codes
+from prometheus_client import Counter
+
 from zhkh_runtime.engine import Handlers, Message
 
 from .directory import context_of
-from .lifecycle import AppealState, Refusal, Step, Transition, apply, assign
+from .history import APPLIED, REFUSED, HistoryEntry
+from .lifecycle import FORBIDDEN, ROUTER, AppealState, Refusal, Step, Transition, apply, assign
 from .rules import Context, Decision, RoutingRules, escalate, level_of, route
 from .uow import RouterUoW
 
 NEEDS_ROUTING = (PartyRejectedNotResponsible, CitizenComplained, DeadlineExpired, OperatorAssigned)
+ACTION_NAMES = tuple(cls.EVENT_TYPE.split(".")[-2] for cls in ACTION_CLASSES)
+
+FORBIDDEN_TOTAL = Counter(
+    "zhkh_router_forbidden_total", "Actions refused because their actor may not take them on that appeal", ["action"]
+)
+for _name in ACTION_NAMES:  # every series exists from the start (a rate over a missing series is empty)
+    FORBIDDEN_TOTAL.labels(_name)
 
 
 def details_of(e: AppealRegistered) -> dict[str, Any]:
@@ -88,7 +98,21 @@ class RouterService:
         if not await uow.appeals.create(t.state):
             return []  # already routed (the registration was replayed with another event id)
         await uow.appeals.keep_details(a.appeal_id, details_of(e))
+        await uow.history.add(self._entry(uow.message, state, "assign", now, ROUTER, None, t))
         return t.events
+
+    @staticmethod
+    def _entry(msg: Message, before: AppealState, action: str, now: datetime, actor: str | None,
+               subject: str | None, result: Transition | Refusal) -> HistoryEntry:
+        """The audit trail's entry for one action on one appeal (router.history: no personal data)."""
+        after = result.state if isinstance(result, Transition) else before
+        return HistoryEntry(
+            appeal_id=before.appeal_id, at=now, action=action,
+            outcome=APPLIED if isinstance(result, Transition) else REFUSED, actor=actor, actor_subject=subject,
+            via=msg.source, cause_event_id=msg.id, status=after.status.value, version=after.version,
+            from_status=before.status.value, party_id=after.party_id,
+            code=result.code if isinstance(result, Refusal) else None,
+        )
 
     def _supervisor(self, ctx: Context, category: Any, d: Decision) -> str | None:
         """The next level above the decided party for this house (alerts go there too)."""
@@ -129,7 +153,10 @@ class RouterService:
         out: list[EventData] = []
         for state in targets:
             result = await self._apply(state, action, now, uow)
+            await uow.history.add(self._entry(uow.message, state, name, now, action.actor, action.actor_subject, result))
             if isinstance(result, Refusal):
+                if result.code == FORBIDDEN:
+                    FORBIDDEN_TOTAL.labels(name if name in ACTION_NAMES else "other").inc()
                 out.append(self._refused(uow.message, str(state.appeal_id), name, state.status, result))
                 continue
             await uow.appeals.save(result.state, state.version)

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 from zhkh_runtime.engine import Message
 
 from .directory import Directory
+from .history import HistoryEntry
 from .lifecycle import AppealState
-from .repository import DirectoryCache, MongoAppeals
+from .repository import DirectoryCache, MongoAppeals, MongoHistory
 
 
 class Appeals(Protocol):
@@ -32,16 +33,26 @@ class Appeals(Protocol):
         ...
 
 
+class History(Protocol):
+    """The audit trail (router.history): appended in the unit of work, read oldest first."""
+
+    async def add(self, entry: HistoryEntry) -> None: ...
+
+    async def history(self, appeal_id: uuid.UUID | str, limit: int = 100) -> list[HistoryEntry]: ...
+
+
 class RouterUoW(Protocol):
     message: Message
     appeals: Appeals
+    history: History
 
     async def directory(self) -> Directory: ...
 
 
 class MongoRouterUoW:
-    def __init__(self, appeals: MongoAppeals, cache: DirectoryCache) -> None:
+    def __init__(self, appeals: MongoAppeals, cache: DirectoryCache, history: MongoHistory) -> None:
         self.appeals = appeals
+        self.history = history
         self._cache = cache
 
     async def directory(self) -> Directory:
@@ -50,6 +61,7 @@ class MongoRouterUoW:
     async def flush(self) -> None:
         """The batch's buffered writes (called by the runtime before the markers are written)."""
         await self.appeals.flush()
+        await self.history.flush()
 
 
 # ---- in memory, for fast tests of behaviour -------------------------------------------------------
@@ -90,18 +102,31 @@ class MemoryAppeals:
             self.deadlines[str(appeal_id)] = {"generation": generation, "due_at": due_at, "regime": regime, "timezone": tz}
 
 
+@dataclass
+class MemoryHistory:
+    entries: dict[str, HistoryEntry] = field(default_factory=dict)
+
+    async def add(self, entry: HistoryEntry) -> None:
+        self.entries.setdefault(entry.id, entry)  # a redelivered cause adds nothing
+
+    async def history(self, appeal_id: uuid.UUID | str, limit: int = 100) -> list[HistoryEntry]:
+        mine = [e for e in self.entries.values() if str(e.appeal_id) == str(appeal_id)]
+        return sorted(mine, key=lambda e: e.order)[:limit]
+
+
 class MemoryRouterUoW:
     """The router's unit of work in memory; snapshot/restore give MemoryTracking its rollback."""
 
     def __init__(self, directory: Directory | None = None) -> None:
         self.appeals = MemoryAppeals()
+        self.history = MemoryHistory()
         self._directory = directory or Directory()
 
     async def directory(self) -> Directory:
         return self._directory
 
     def snapshot(self) -> Any:
-        return copy.deepcopy(self.appeals)
+        return copy.deepcopy((self.appeals, self.history))
 
     def restore(self, snap: Any) -> None:
-        self.appeals = snap
+        self.appeals, self.history = snap

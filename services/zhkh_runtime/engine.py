@@ -3,8 +3,10 @@
 A service registers typed handlers ``async (event, uow) -> [events]`` per event type
 (:class:`Handlers`). The engine, per fetched partition batch:
 
-1. decodes every record (a bad one is refused or dead-lettered with its original bytes; a type
-   nobody here handles is counted as ignored and costs no transaction);
+1. decodes every record (a bad one is refused or dead-lettered with its original bytes; so is a type
+   the catalog does not list for the record's topic, ``type_not_allowed``, and one whose source is
+   not one of its type's owners, ``forged_source``; a type nobody here handles is counted as ignored
+   and costs no transaction);
 2. opens one unit of work (one MongoDB transaction), calls the handlers in record order, then
    writes every processed marker together with its outbox in one ``insert_many``; the state writes,
    markers and outbox commit together;
@@ -37,16 +39,22 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from zhkh_contracts import (
+    EXTERNAL_PRODUCERS,
     REGISTRY,
+    SERVICES,
     ActionBase,
     AppealRegistered,
+    Channel,
     Envelope,
     EnvelopeError,
     EventData,
     MassIncidentDetected,
     RawAppealSubmitted,
     Topics,
+    TopicSpec,
     decode,
+    owners,
+    source_of,
 )
 
 from . import metrics
@@ -262,6 +270,26 @@ class _Ignore:
     type_label: str
 
 
+@dataclass(frozen=True)
+class _Elsewhere:
+    """The event types that exist (``REGISTRY``) but are not allowed on one topic."""
+
+    on_topic: Mapping[str, Any]
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in REGISTRY and event_type not in self.on_topic
+
+
+def _owner_sources(spec: TopicSpec) -> dict[str, frozenset[str] | None]:
+    """Per type on this topic, the sources that may publish it (None: systems outside may, no check)."""
+    external = {cls for name in spec.producers if name not in SERVICES for cls in EXTERNAL_PRODUCERS.get(name, ())}
+    return {
+        cls.EVENT_TYPE: None if cls in external
+        else frozenset(source_of(svc) for svc in owners(cls.EVENT_TYPE) if svc in spec.producers)
+        for cls in spec.events
+    }
+
+
 def digest_of(value: bytes | None) -> str:
     return hashlib.sha256(value or b"").hexdigest()
 
@@ -281,17 +309,42 @@ class Engine:
     strict_types: bool = False
     """True: a record of a type without a handler is bad input (unknown_type), not 'ignored'."""
     strict_topics: frozenset[str] = frozenset()
-    """Topics on which an event type outside ``REGISTRY``'s types for that topic is refused
-    (``unknown_type``) rather than ignored, e.g. the actions topic, whose every type is the router's."""
+    """Topics on which a type nobody knows is refused (``unknown_type``) rather than ignored, e.g. the
+    actions topic, whose every type is the router's. On every topic, a known type the catalog does not
+    list for it is refused ``type_not_allowed`` and one from a source other than its owner's
+    ``forged_source`` (:meth:`trusted`); neither check can be turned off."""
     inbound: bool = False
     """The topics come from outside (raw submissions): accept what the CloudEvents Kafka binding
     allows (zhkh_contracts.decode); our own topics are read strictly."""
     retry_sleep: Callable[[float], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
-        catalog = self.emitter.topics.catalog()
+        topics = self.emitter.topics
+        catalog = topics.catalog()
         self._known_topics = frozenset(spec.name for spec in catalog)
         self._topic_types = {spec.name: {cls.EVENT_TYPE: cls for cls in spec.events} for spec in catalog}
+        self._sources = {spec.name: _owner_sources(spec) for spec in catalog}
+        # a raw topic of no known channel (intake reads <prefix>.intake.raw.* by pattern): RawAppealSubmitted
+        # only, from anyone (as on a channel adapter's topic); intake then refuses it for its channel
+        self._raw_prefix = topics.raw(Channel.SITE_FORM).rsplit(".", 1)[0] + "."
+        self._other_raw: tuple[dict[str, type[EventData]], dict[str, frozenset[str] | None]] = (
+            {RawAppealSubmitted.EVENT_TYPE: RawAppealSubmitted}, {RawAppealSubmitted.EVENT_TYPE: None})
+
+    def _rules(self, topic: str) -> tuple[Mapping[str, type[EventData]], Mapping[str, frozenset[str] | None]]:
+        """The types allowed on a topic and, per type, the sources allowed (None: anyone). A topic outside
+        the catalog allows nothing (a service reads only catalog topics)."""
+        if topic in self._topic_types:
+            return self._topic_types[topic], self._sources[topic]
+        if topic.startswith(self._raw_prefix):
+            return self._other_raw
+        return {}, {}
+
+    def trusted(self, topic: str, env: Envelope[Any]) -> bool:
+        """Whether the event's source may publish its type on this topic: ``/zhkh-appeals/<owner>`` for
+        one of the type's owners (``zhkh_contracts.owners``) that publish on this topic, unless systems
+        outside this repository may publish the type there (``EXTERNAL_PRODUCERS``: channel adapters)."""
+        allowed = self._rules(topic)[1].get(env.type)
+        return allowed is None or env.source in allowed
 
     @property
     def service(self) -> str:
@@ -307,11 +360,10 @@ class Engine:
         if size > self.settings.max_record_bytes:
             return _Refuse(record, "too_large", f"{size} bytes > {self.settings.max_record_bytes}")
         strict = self.strict_types or record.topic in self.strict_topics
-        registry: Mapping[str, type[EventData]] = REGISTRY
+        registry = on_topic = self._rules(record.topic)[0]
+        elsewhere = _Elsewhere(on_topic)  # known types that do not belong here: type_not_allowed
         if self.strict_types:
-            registry = self.handlers.classes
-        elif record.topic in self.strict_topics:
-            registry = self._topic_types.get(record.topic, {})
+            registry = {t: cls for t, cls in registry.items() if t in self.handlers.classes}
         ts = getattr(record, "timestamp", None)
         try:
             received = datetime.fromtimestamp(ts / 1000, UTC) if isinstance(ts, int) and ts > 0 else None
@@ -319,7 +371,7 @@ class Engine:
             received = None
         try:
             decoded = decode(record.value, record.headers, registry, key=record.key, inbound=self.inbound,
-                             received_at=received, key_of=partition_key)
+                             received_at=received, key_of=partition_key, known_types=elsewhere)
         except EnvelopeError as exc:
             if exc.reason == "unknown_type" and not strict:
                 return _Ignore(record, "unknown")
@@ -332,6 +384,8 @@ class Engine:
             log.info("event_id_mapped", event_id=str(env.id),
                      source_event_id_sha256=hashlib.sha256(decoded.original_id.encode()).hexdigest()[:16],
                      topic=self.topic_label(record.topic), partition=record.partition, offset=record.offset)
+        if not self.trusted(record.topic, env):
+            return _Refuse(record, "forged_source", "the source is not an owner of this event type")
         handler = self.handlers.by_type.get(env.type)
         if handler is None or not self.handlers.wants(env.type, env.data):
             return _Ignore(record, env.type)

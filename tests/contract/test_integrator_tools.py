@@ -233,6 +233,24 @@ def test_operations_follow_the_services_registries_and_publishes():
     assert _ops("router", "receive")[c.DEFAULT_TOPICS.actions] == {cls.__name__ for cls in c.ACTION_CLASSES}
     actions = next(s for s in c.CATALOG if s.name == c.DEFAULT_TOPICS.actions)
     assert {"gis_sync", "notifier"} <= set(actions.producers) and actions.consumers == ("router",)
+    assert actions.producers == ("router", "notifier", "gis_sync")  # parties, operators, citizens: the router's API
+
+
+def test_every_event_type_has_owners_derived_from_the_services_publishes():
+    """zhkh_contracts.owners is what the engine trusts (forged_source): it must be the code's PUBLISHES."""
+    w = gen_contracts.service_wiring()
+    assert gen_contracts.type_producers(w) == c._wiring.TYPE_PRODUCERS  # noqa: SLF001 - the generated table
+    assert set(c._wiring.TYPE_PRODUCERS) == set(c.REGISTRY)  # noqa: SLF001 - every type has an owner
+    party_actions = (c.PartyAccepted, c.PartyAnswered, c.PartyRejectedNotResponsible, c.PartyRequestedExtension,
+                     c.OperatorAssigned, c.CitizenRatedAnswer, c.CitizenComplained)
+    assert {c.owners(cls.EVENT_TYPE) for cls in party_actions} == {("router",)}
+    assert c.owners(c.CitizenWithdrew.EVENT_TYPE) == ("router", "gis_sync")
+    assert c.owners(c.DeadlineExpired.EVENT_TYPE) == ("notifier",)
+    assert c.owners(c.AppealAnswered.EVENT_TYPE) == ("router",)
+    assert c.owners(c.AppealRegistered.EVENT_TYPE) == ("intake",)
+    assert c.owners("ru.somebody.else.v1") == ()
+    raw_gis = next(s for s in c.CATALOG if s.name == c.raw_topic(c.Channel.GIS))
+    assert raw_gis.producers == ("gis_sync",)  # no channel adapters there: only gis_sync is trusted
 
 
 def test_the_router_consumes_what_is_really_registered():
@@ -275,8 +293,13 @@ def _constructed(service: str) -> set[str]:
 
 @pytest.mark.parametrize("service", c.SERVICES)
 def test_each_services_publishes_declaration_matches_the_events_its_code_makes(service: str):
-    declared = {cls.__name__ for cls in importlib.import_module(f"{service}.main").PUBLISHES}
-    assert declared == _constructed(service), f"update {service}/main.py PUBLISHES"
+    main = importlib.import_module(f"{service}.main")
+    declared = {cls.__name__ for cls in main.PUBLISHES}
+    # the router's HTTP API (issue 13, written apart from the engine's checks) publishes API_ACTIONS; until its
+    # code is here they are declared (so the engine accepts them from the router only) without being constructed
+    api = {cls.__name__ for cls in getattr(main, "API_ACTIONS", ())}
+    constructed = _constructed(service)
+    assert declared - (api - constructed) == constructed, f"update {service}/main.py PUBLISHES"
 
 
 def test_structurally_equal_payloads_stay_apart_in_the_document():

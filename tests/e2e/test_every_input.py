@@ -35,6 +35,7 @@ from zhkh_contracts import (
     AppealRegistered,
     AppealTransitionRejected,
     Channel,
+    DeadlineExpired,
     PartyAccepted,
     RawAppealSubmitted,
     Topics,
@@ -56,6 +57,7 @@ PLANTED = ["Корпусова", "9990001122", "999 000-11-22", "planted.pii", "
 
 RAW_TYPE = RawAppealSubmitted.EVENT_TYPE
 T = Topics()
+GIS_SYNC = "/zhkh-appeals/gis_sync"  # the only source trusted on the gis raw topic
 NOW = datetime.now(UTC)
 
 
@@ -99,7 +101,7 @@ def ce(n: int, ch: str, key: str | None, *, type_: str = RAW_TYPE, event_id: str
        drop: tuple[str, ...] = (), **over: bytes | None) -> list[tuple[str, bytes | None]]:
     h: dict[str, bytes | None] = {
         "ce_specversion": b"1.0", "ce_id": (event_id or str(uuid.uuid4())).encode(), "ce_type": type_.encode(),
-        "ce_source": f"/channels/{ch}".encode(), "ce_time": NOW.isoformat().encode(),
+        "ce_source": (GIS_SYNC if ch == "gis" else f"/channels/{ch}").encode(), "ce_time": NOW.isoformat().encode(),
         "ce_schemaversion": b"1.0", "ce_correlationid": str(uuid.uuid4()).encode(),
         "content-type": b"application/json",
     }
@@ -136,7 +138,7 @@ def build_corpus() -> list[Case]:  # noqa: PLR0915 - one list of inputs, read to
             headers=lambda n, sid=sid: ce(n, ch, None, event_id=f"crm-{sid}",
                                           drop=("ce_time", "ce_schemaversion", "ce_correlationid", "content-type")))
         sid = s("structured")
-        doc = {"specversion": "1.0", "id": f"ext-{sid}", "source": "/crm", "type": RAW_TYPE,
+        doc = {"specversion": "1.0", "id": f"ext-{sid}", "source": GIS_SYNC if ch == "gis" else "/crm", "type": RAW_TYPE,
                "datacontenttype": "application/json", "data": submission(ch, sid)}
         raw("structured-mode", ch, "registered", None, js(doc), sid=sid,
             headers=lambda n: [("content-type", b"application/cloudevents+json"), ("x-corpus-id", str(n).encode())])
@@ -196,7 +198,10 @@ def build_corpus() -> list[Case]:  # noqa: PLR0915 - one list of inputs, read to
         raw("null-ce-type", ch, "refused", "missing_header", body, sid=sid, ce_type=None)
         raw("no-ce-id", ch, "refused", "missing_header", body, sid=sid, drop=("ce_id",))
         raw("pii-ce-type", ch, "refused", "unknown_type", body, sid=sid, type_=f"ru.pii.{PII_NAME}.v1")
-        raw("lifecycle-type", ch, "refused", "unknown_type", body, sid=sid, type_=AppealAssigned.EVENT_TYPE)
+        raw("lifecycle-type", ch, "refused", "type_not_allowed", body, sid=sid, type_=AppealAssigned.EVENT_TYPE)
+        if ch == "gis":  # the gis raw topic is gis_sync's: a ГИС appeal from anyone else is refused
+            raw("forged-gis-source", ch, "refused", "forged_source", body, sid=sid, ce_source=b"/channels/gis")
+            raw("forged-gis-http", ch, "refused", "forged_source", body, sid=sid, ce_source=b"/zhkh-appeals/intake/http")
         raw("specversion-0.3", ch, "refused", "bad_header", body, sid=sid, ce_specversion=b"0.3")
         raw("ce-time-9999", ch, "refused", "bad_header", body, sid=sid, ce_time=b"9999-12-31T00:00:00+00:00")
         raw("source-not-utf8", ch, "refused", "bad_header", body, sid=sid, ce_source=b"\xff\xfe")
@@ -227,17 +232,23 @@ def build_corpus() -> list[Case]:  # noqa: PLR0915 - one list of inputs, read to
     def action(n: int, name: str, expect: str, reason: str | None, value: bytes | None, key: str,
                type_: str = PartyAccepted.EVENT_TYPE, **hdr: Any) -> Case:
         eid = hdr.pop("event_id", None) or str(uuid.uuid4())
+        hdr.setdefault("ce_source", b"/zhkh-appeals/router")  # as the router's HTTP API publishes them
         return add(name=name, via="kafka", expect=expect, reason=reason, topic=T.actions, key=key.encode(), value=value,
                    headers=ce(n, "operator", key, type_=type_, event_id=eid, **hdr), event_id=eid, readers=("router",))
 
     for i in range(3):
         a = str(uuid.uuid4())
-        good = js({"appeal_id": a, "actor": "uk-zarechye"})
+        good = js({"appeal_id": a, "actor": "party:uk-zarechye"})
         action(len(cases), f"action-unknown-appeal-{i}", "refused", "unknown_appeal", good, a)
         action(len(cases), f"action-bad-json-{i}", "dead", "bad_json", b"{" + a.encode(), a)
         action(len(cases), f"action-null-{i}", "dead", "bad_json", None, a)
         action(len(cases), f"action-pii-type-{i}", "dead", "unknown_type", good, a, type_=f"ru.pii.{PII_NAME}.v1")
-        action(len(cases), f"action-lifecycle-type-{i}", "dead", "unknown_type", good, a, type_=AppealAssigned.EVENT_TYPE)
+        action(len(cases), f"action-lifecycle-type-{i}", "dead", "type_not_allowed", good, a, type_=AppealAssigned.EVENT_TYPE)
+        action(len(cases), f"action-registered-type-{i}", "dead", "type_not_allowed", good, a, type_=AppealRegistered.EVENT_TYPE)
+        action(len(cases), f"action-forged-source-{i}", "dead", "forged_source", good, a, ce_source=b"/parties/uk-zarechye")
+        action(len(cases), f"action-deadline-not-notifier-{i}", "dead", "forged_source",
+               js({"appeal_id": a, "actor": "service:notifier", "deadline": NOW.isoformat()}), a,
+               type_=DeadlineExpired.EVENT_TYPE)
         action(len(cases), f"action-not-uuid-id-{i}", "dead", "bad_header", good, a, event_id=f"id-{a}")
         action(len(cases), f"action-no-time-{i}", "dead", "missing_header", good, a, drop=("ce_time",))
         action(len(cases), f"action-no-partitionkey-{i}", "dead", "missing_header", good, a, drop=("ce_partitionkey", "ce_subject"))
@@ -285,9 +296,10 @@ def http_cases(start: int) -> list[Case]:
         out.append(Case(n=start + len(out), name=name, via="http", expect=expect, reason=reason, value=body, method=method,
                         path=f"{svc}{path}", ctype=ctype, status=status, source=source))
 
-    for ch in (c.value for c in Channel):
+    for ch in (c.value for c in Channel if c is not Channel.GIS):  # gis: gis_sync's alone (forged-gis-* above)
         sid = f"http-{ch}-good"
         add(f"http-good-{ch}", "registered", None, 201, js(submission(ch, sid)), source=(ch, sid))
+    add("http-gis-channel", "refused", "forged_source", 403, js(submission("gis", "http-gis-good")))  # gis_sync's alone
     sid = ("http-long-" + "y" * 200)[:200]
     add("http-source-id-200", "registered", None, 201, js(submission("site_form", sid)), source=("site_form", sid))
     add("http-resend", "duplicate", None, 201, js(submission("hotline", "http-hotline-good")), source=("hotline", "http-hotline-good"))

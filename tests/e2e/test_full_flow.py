@@ -82,10 +82,10 @@ async def test_every_channel_registered_assigned_planned_answered_mirrored_and_n
             assigned = of(AppealAssigned, lc.records)
             assert {a.party_id for a in assigned.values()} == {"uk-zarechye"}
 
-            # the party answers each appeal through the actions topic
+            # the party answers each appeal: the action as the router's HTTP API publishes it
             for appeal_id, a in assigned.items():
-                env = Envelope.new(PartyAnswered(appeal_id=appeal_id, actor=a.party_id, text="Подача горячей воды восстановлена."),
-                                   source="/e2e/party", appeal_id=str(appeal_id))
+                env = Envelope.new(PartyAnswered(appeal_id=appeal_id, actor=f"party:{a.party_id}", text="Подача горячей воды восстановлена."),
+                                   source="/zhkh-appeals/router", appeal_id=str(appeal_id))
                 key, value, headers = to_kafka(env)
                 await produce(bootstrap, topics.actions, value, key, [(k, v.encode()) for k, v in headers.items()])
             await lc.wait_for(lambda r: len(of(AppealAnswered, r)) == len(appeals), timeout=60)

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from devtools import samples
+from tests.support.engine import owned
 from tests.support.http import get_json, request
 from tests.support.kafka import committed
 from tests.support.services import served, service_settings
@@ -76,7 +77,7 @@ class Scenario:
 
         def ev(data: EventData, at: datetime) -> None:
             self.events.append(
-                Envelope.new(data, source="/test", appeal_id=str(aid), correlation_id=cid, occurred_at=at))
+                owned(data, appeal_id=str(aid), correlation_id=cid, occurred_at=at))
 
         ev(AppealRegistered(appeal=a), registered_at)
         assigned_at = registered_at + timedelta(minutes=1)

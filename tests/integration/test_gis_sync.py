@@ -19,6 +19,7 @@ import pytest
 
 from devtools import samples
 from devtools.gis_emulator import EmulatorServer, EmulatorState
+from tests.support.engine import owned
 from tests.support.kafka import TopicReader, eventually, produce, running
 from tests.support.services import service_settings
 from zhkh_contracts import (
@@ -105,7 +106,7 @@ class Lifecycle:
         self.sent: list[Envelope[Any]] = []
 
     def _env(self, data: Any) -> Envelope[Any]:
-        env = Envelope.new(data, source="/t", appeal_id=str(self.id))
+        env = owned(data, appeal_id=str(self.id))
         self.sent.append(env)
         return env
 
@@ -299,5 +300,5 @@ async def test_reconciliation_repairs_drift_and_returns_withdrawals(infra, prefi
     assert sorted(x.action for x in repairs) == ["Answer", "Performer"]
     assert g_state["answerer_guid"] == UK_ANSWERER
     assert any(ans.get("sent") for ans in g_state["answers"])
-    assert len(withdrawals) == 1 and withdrawals[0].data.actor == "gis"
+    assert len(withdrawals) == 1 and withdrawals[0].data.actor == "service:gis_sync"
     assert str(withdrawals[0].data.appeal_id) == str(gone.id)

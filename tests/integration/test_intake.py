@@ -127,7 +127,8 @@ def bad_corpus() -> list[tuple[str, bytes, list[tuple[str, bytes]], str]]:
         ("oversized-text", with_(text="Очень " * 5000), h, "too_long"),
         ("huge-record", with_(text="я" * 300_000), h, "too_large"),
         ("no-ce-type", good_value, without_ce_type, "missing_header"),
-        ("wrong-type", good_value, other_type, "unknown_type"),
+        ("wrong-type", good_value, other_type, "type_not_allowed"),  # a lifecycle type on a raw topic
+        ("unknown-type", good_value, [(k, b"ru.somebody.else.v1" if k == "ce_type" else v) for k, v in h], "unknown_type"),
         ("mongo-operator", with_(source_id={"$gt": ""}), h, "invalid_data"),
         ("bad-meta-key", with_(channel_meta={"$where": "1"}), h, "invalid_data"),
         ("no-consent", with_(consent={"personal_data": False}), h, "no_consent"),

@@ -11,7 +11,7 @@ import pytest
 
 from devtools import samples
 from tests.support.clock import Clock
-from tests.support.engine import rec
+from tests.support.engine import owned, rec
 from tests.support.kafka import TopicReader, running
 from tests.support.services import publish_raw, service_settings
 from zhkh_contracts import (
@@ -81,12 +81,12 @@ def registered_and_assigned(registered_at: datetime, tz: str = "Europe/Moscow", 
 
     raw = samples.raw_submission(source_id=f"n-{uuid.uuid4()}").model_copy(update={"channel_meta": meta or {}})
     appeal = build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000042", registered_at, Classifier())
-    reg = Envelope.new(AppealRegistered(appeal=appeal), source="/t", appeal_id=str(appeal.appeal_id))
-    asg = Envelope.new(
+    reg = owned(AppealRegistered(appeal=appeal), appeal_id=str(appeal.appeal_id))
+    asg = owned(
         AppealAssigned(appeal_id=appeal.appeal_id, registration_number="ZH-2026-0000042", party_id="uk-zarechye",
                        party_kind=PartyKind.MANAGING_ORGANISATION, reason="r", assigned_at=registered_at,
                        party_timezone=tz),
-        source="/t", appeal_id=str(appeal.appeal_id), correlation_id=reg.correlation_id,
+        appeal_id=str(appeal.appeal_id), correlation_id=reg.correlation_id,
     )
     return appeal, reg, asg
 
@@ -177,15 +177,15 @@ async def test_answer_stops_the_timers_and_extension_replans(infra, prefix, mong
     appeal, reg, asg = registered_and_assigned(reg_at)
     await svc.handle(reg)
     await svc.handle(asg)
-    ext = Envelope.new(AppealExtended(appeal_id=appeal.appeal_id, registration_number="N", party_id="uk-zarechye", days=5,
-                                      reason="x", extended_at=reg_at), source="/t", appeal_id=str(appeal.appeal_id))
+    ext = owned(AppealExtended(appeal_id=appeal.appeal_id, registration_number="N", party_id="uk-zarechye", days=5,
+                                      reason="x", extended_at=reg_at), appeal_id=str(appeal.appeal_id))
     (planned,) = decode(await svc.handle(ext))
     assert (planned[1].data.generation, planned[1].data.reason) == (2, "extended")
     assert (await repo.deadline(appeal.appeal_id))["due_at"] > asg.data.assigned_at + timedelta(days=14)
-    answered = Envelope.new(AppealStatusChanged(appeal_id=appeal.appeal_id, registration_number="N",
+    answered = owned(AppealStatusChanged(appeal_id=appeal.appeal_id, registration_number="N",
                                                 from_status=AppealStatus.IN_PROGRESS, to_status=AppealStatus.ANSWERED,
                                                 action="answer", party_id="uk-zarechye", version=3, changed_at=reg_at),
-                            source="/t", appeal_id=str(appeal.appeal_id))
+                            appeal_id=str(appeal.appeal_id))
     assert await svc.handle(answered) == []
     clock.now = reg_at + timedelta(days=90)
 
@@ -264,13 +264,13 @@ async def test_stops_and_replans_of_earlier_deadlines_in_one_batch(infra, prefix
     await svc.handle_batch([*xs, *ys])
 
     def status(appeal, to: AppealStatus) -> Envelope:  # noqa: ANN001
-        return Envelope.new(AppealStatusChanged(appeal_id=appeal.appeal_id, registration_number="N",
+        return owned(AppealStatusChanged(appeal_id=appeal.appeal_id, registration_number="N",
                                                 from_status=AppealStatus.ANSWERED, to_status=to, action="x",
                                                 party_id="uk-zarechye", version=4, changed_at=reg_at),
-                            source="/t", appeal_id=str(appeal.appeal_id))
+                            appeal_id=str(appeal.appeal_id))
 
-    ext = Envelope.new(AppealExtended(appeal_id=x.appeal_id, registration_number="N", party_id="uk-zarechye", days=5,
-                                      reason="x", extended_at=reg_at), source="/t", appeal_id=str(x.appeal_id))
+    ext = owned(AppealExtended(appeal_id=x.appeal_id, registration_number="N", party_id="uk-zarechye", days=5,
+                                      reason="x", extended_at=reg_at), appeal_id=str(x.appeal_id))
     (planned,) = decode(await svc.handle_batch([status(x, AppealStatus.CLOSED), ext, status(x, AppealStatus.REOPENED),
                                                 status(y, AppealStatus.ANSWERED)]))
     assert (planned[1].data.generation, planned[1].data.reason) == (2, "reopened")

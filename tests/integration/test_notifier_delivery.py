@@ -10,7 +10,7 @@ import pytest
 
 from devtools import samples
 from tests.support.clock import Clock
-from tests.support.engine import rec
+from tests.support.engine import owned, rec
 from tests.support.receivers import HttpReceiver, smtp_server
 from zhkh_contracts import AppealAnswered, AppealRegistered, Channel, Envelope, PartyKind, Topics
 
@@ -79,7 +79,7 @@ def registered(channel=Channel.SITE_FORM, email="ivanova@example.ru", phone="+79
 
     raw = samples.raw_submission(channel=channel, email=email, phone=phone, text=text, source_id=f"d-{uuid.uuid4()}")
     appeal = build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000777", datetime(2026, 1, 15, 9, tzinfo=UTC), Classifier())
-    return appeal, Envelope.new(AppealRegistered(appeal=appeal), source="/t", appeal_id=str(appeal.appeal_id))
+    return appeal, owned(AppealRegistered(appeal=appeal), appeal_id=str(appeal.appeal_id))
 
 
 async def test_registration_notice_by_email_and_the_answer_too(infra, prefix, mongo_db, smtp):
@@ -88,9 +88,9 @@ async def test_registration_notice_by_email_and_the_answer_too(infra, prefix, mo
     svc = Notifier(mongo_db, prefix, clock, smtp_port=port)
     appeal, env = registered()
     await svc.handle(env)
-    answer = Envelope.new(AppealAnswered(appeal_id=appeal.appeal_id, registration_number="ZH-2026-0000777", party_id="uk",
+    answer = owned(AppealAnswered(appeal_id=appeal.appeal_id, registration_number="ZH-2026-0000777", party_id="uk",
                                          text="Подача воды восстановлена.", answered_at=clock.now),
-                          source="/t", appeal_id=str(appeal.appeal_id))
+                          appeal_id=str(appeal.appeal_id))
     await svc.handle(answer)
     assert await svc.deliver() == 2
     assert svc.dead == []
@@ -176,11 +176,11 @@ async def test_deadline_alerts_reach_the_party_webhook(infra, prefix, mongo_db, 
     svc = Notifier(mongo_db, prefix, clock, http=http, party_alerts_webhook=http.url("/parties"))
     appeal, env = registered(email=None, phone=None)
     await svc.handle(env)
-    await svc.handle(Envelope.new(
+    await svc.handle(owned(
         AppealAssigned(appeal_id=appeal.appeal_id, registration_number="ZH-2026-0000777", party_id="uk-zarechye",
                        party_kind=PartyKind.MANAGING_ORGANISATION, reason="r", assigned_at=clock.now,
                        supervisor_party_id="adm-leninsky"),
-        source="/t", appeal_id=str(appeal.appeal_id)))
+        appeal_id=str(appeal.appeal_id)))
     clock.now += timedelta(days=40)
     assert await svc.scan() == 1  # overdue
     assert await svc.deliver() == 1

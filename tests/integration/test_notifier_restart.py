@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from devtools import samples
+from tests.support.engine import owned
 from tests.support.kafka import TopicReader, produce
 from tests.support.services import start_process
 from zhkh_contracts import (
@@ -24,7 +25,6 @@ from zhkh_contracts import (
     AppealRegistered,
     DeadlineAlert,
     DeadlineExpired,
-    Envelope,
     PartyKind,
     Topics,
     from_kafka,
@@ -53,10 +53,10 @@ async def test_kill_9_mid_run_loses_and_repeats_nothing(infra, prefix, tmp_path)
     for i in range(N):
         raw = samples.raw_submission(source_id=f"k-{i}")
         a = build_appeal(prepare(raw), uuid.uuid4(), f"ZH-2026-{i:07d}", now, clf)
-        reg = Envelope.new(AppealRegistered(appeal=a), source="/t", appeal_id=str(a.appeal_id))
-        asg = Envelope.new(AppealAssigned(appeal_id=a.appeal_id, registration_number=a.registration_number,
+        reg = owned(AppealRegistered(appeal=a), appeal_id=str(a.appeal_id))
+        asg = owned(AppealAssigned(appeal_id=a.appeal_id, registration_number=a.registration_number,
                                           party_id="uk", party_kind=PartyKind.MANAGING_ORGANISATION, reason="r",
-                                          assigned_at=now), source="/t", appeal_id=str(a.appeal_id))
+                                          assigned_at=now), appeal_id=str(a.appeal_id))
         for env in (reg, asg):
             key, value, headers = to_kafka(env)
             await produce(infra.bootstrap, topics.lifecycle, value, key, [(k, v.encode()) for k, v in headers.items()])

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools import samples
+from tests.support.engine import owned
 from tests.support.http import get_json
 from tests.support.kafka import TopicReader, produce, running
 from tests.support.services import publish_raw, served, service_settings
@@ -30,7 +31,6 @@ from zhkh_contracts import (
     CitizenRatedAnswer,
     CitizenWithdrew,
     DeadlineExpired,
-    Envelope,
     MassIncidentDetected,
     OperatorAssigned,
     PartyAccepted,
@@ -83,8 +83,9 @@ class Follower(TopicReader):
         return [(e.version, e.to_status) for e in self.of(AppealStatusChanged, appeal_id)]
 
 
-async def act(infra, prefix, action) -> uuid.UUID:  # noqa: ANN001
-    env = Envelope.new(action, source="/tests", appeal_id=action.key)
+async def act(infra, prefix, action, source: str | None = None) -> uuid.UUID:  # noqa: ANN001
+    """Publish an action as its owner does (the router's HTTP API; DeadlineExpired: the notifier)."""
+    env = owned(action, appeal_id=action.key, **({"source": source} if source else {}))
     key, value, headers = to_kafka(env)
     await produce(infra.bootstrap, Topics(prefix).actions, value, key, [(k, v.encode()) for k, v in headers.items()])
     return env.id
@@ -109,14 +110,14 @@ async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(inf
         assert a.supervisor_party_id == "adm-leninsky"
         u = uuid.UUID(aid)
         for action, expect in [
-            (PartyAccepted(appeal_id=u, actor="uk-zarechye"), S.IN_PROGRESS),
-            (PartyRequestedExtension(appeal_id=u, actor="uk-zarechye", days=10, reason="запчасти"), None),
-            (PartyAnswered(appeal_id=u, actor="uk-zarechye", text="Вода будет завтра"), S.ANSWERED),
-            (CitizenRatedAnswer(appeal_id=u, actor="citizen", satisfied=False), S.REOPENED),
-            (CitizenComplained(appeal_id=u, actor="citizen", text="Воды нет"), S.ASSIGNED),
-            (PartyAccepted(appeal_id=u, actor="adm-leninsky"), S.IN_PROGRESS),
-            (PartyAnswered(appeal_id=u, actor="adm-leninsky", text="Подача восстановлена"), S.ANSWERED),
-            (CitizenRatedAnswer(appeal_id=u, actor="citizen", satisfied=True), S.CLOSED),
+            (PartyAccepted(appeal_id=u, actor="party:uk-zarechye"), S.IN_PROGRESS),
+            (PartyRequestedExtension(appeal_id=u, actor="party:uk-zarechye", days=10, reason="запчасти"), None),
+            (PartyAnswered(appeal_id=u, actor="party:uk-zarechye", text="Вода будет завтра"), S.ANSWERED),
+            (CitizenRatedAnswer(appeal_id=u, actor=f"citizen:{u}", satisfied=False), S.REOPENED),
+            (CitizenComplained(appeal_id=u, actor=f"citizen:{u}", text="Воды нет"), S.ASSIGNED),
+            (PartyAccepted(appeal_id=u, actor="party:adm-leninsky"), S.IN_PROGRESS),
+            (PartyAnswered(appeal_id=u, actor="party:adm-leninsky", text="Подача восстановлена"), S.ANSWERED),
+            (CitizenRatedAnswer(appeal_id=u, actor=f"citizen:{u}", satisfied=True), S.CLOSED),
         ]:
             n = len(f.events(aid))
             await act(infra, prefix, action)
@@ -132,7 +133,7 @@ async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(inf
             "adm-leninsky", AssignmentCause.ESCALATION, "citizen_complaint", 1, "uk-zarechye")
         assert {x.district_id for x in f.of(AppealAssigned, aid)} == {"d-leninsky"}  # the house's district, kept
         # a late action on a closed appeal is refused with an error event, and nothing changes
-        await act(infra, prefix, PartyAccepted(appeal_id=u, actor="adm-leninsky"))
+        await act(infra, prefix, PartyAccepted(appeal_id=u, actor="party:adm-leninsky"))
         await f.until(lambda f: f.of(AppealTransitionRejected, aid))
         r = f.of(AppealTransitionRejected, aid)[0]
         assert (r.code, r.status, r.action) == ("illegal_transition", S.CLOSED, "accept")
@@ -148,13 +149,13 @@ async def test_not_ours_reroutes_then_second_bounce_and_deadline_escalate(infra,
         aid = await register(infra, prefix, f)
         u = uuid.UUID(aid)
         await f.assigned(aid)
-        await act(infra, prefix, PartyRejectedNotResponsible(appeal_id=u, actor="uk-zarechye", reason="прямые договоры"))
+        await act(infra, prefix, PartyRejectedNotResponsible(appeal_id=u, actor="party:uk-zarechye", reason="прямые договоры"))
         r1 = await f.assigned(aid, 2)
         assert (r1.party_id, r1.cause, r1.reason) == ("tgk-teplo", AssignmentCause.REROUTE, "house_services_to_supplier")
-        await act(infra, prefix, PartyRejectedNotResponsible(appeal_id=u, actor="tgk-teplo"))
+        await act(infra, prefix, PartyRejectedNotResponsible(appeal_id=u, actor="party:tgk-teplo"))
         r2 = await f.assigned(aid, 3)
         assert (r2.party_id, r2.cause, r2.reason, r2.level) == ("adm-leninsky", AssignmentCause.ESCALATION, "second_bounce", 1)
-        await act(infra, prefix, DeadlineExpired(appeal_id=u, actor="notifier", deadline="2026-12-01T00:00:00+05:00"))
+        await act(infra, prefix, DeadlineExpired(appeal_id=u, actor="service:notifier", deadline="2026-12-01T00:00:00+05:00"))
         r3 = await f.assigned(aid, 4)
         assert (r3.party_id, r3.reason, r3.level) == ("city-zhkh", "deadline_expired", 2)
 
@@ -180,9 +181,9 @@ async def test_actions_on_a_mass_incident_move_every_member(infra, prefix):
         for aid in ids:
             assert (await f.assigned(aid)).party_id == "tsj-mira-7"
         await asyncio.sleep(1.0)  # let the router record the memberships (AppealJoinedIncident)
-        await act(infra, prefix, PartyAccepted(incident_id=incident, actor="tsj-mira-7"))
+        await act(infra, prefix, PartyAccepted(incident_id=incident, actor="party:tsj-mira-7"))
         await f.until(lambda f: all(f.statuses(a)[-1][1] is S.IN_PROGRESS for a in ids))
-        await act(infra, prefix, PartyAnswered(incident_id=incident, actor="tsj-mira-7", text="Авария на вводе устранена"))
+        await act(infra, prefix, PartyAnswered(incident_id=incident, actor="party:tsj-mira-7", text="Авария на вводе устранена"))
         await f.until(lambda f: all(f.statuses(a)[-1][1] is S.ANSWERED for a in ids))
         house = "addr:г пермь ул мира д 7"
         query = urllib.parse.urlencode({"house_key": house, "open": "true"})
@@ -194,7 +195,7 @@ async def test_actions_on_a_mass_incident_move_every_member(infra, prefix):
 async def test_action_for_an_unknown_appeal_is_refused_not_dropped(infra, prefix):
     async with system(infra, prefix) as (base, f):
         ghost = uuid.uuid4()
-        await act(infra, prefix, CitizenWithdrew(appeal_id=ghost, actor="citizen"))
+        await act(infra, prefix, CitizenWithdrew(appeal_id=ghost, actor=f"citizen:{ghost}"))
         await f.until(lambda f: f.of(AppealTransitionRejected, str(ghost)))
         assert f.of(AppealTransitionRejected, str(ghost))[0].code == "unknown_appeal"
 
@@ -216,7 +217,7 @@ async def test_concurrent_conflicting_transitions_apply_one_at_a_time(infra, pre
     handlers = RouterService(RoutingRules.load(), "fallback:ops").handlers()
 
     def engine():  # noqa: ANN202 - a router of its own (its own retries), on the same database
-        return make_engine("router", handlers, MongoTracking(client, mongo_db, lambda s: MongoRouterUoW(repo.appeals_in(s), cache)))
+        return make_engine("router", handlers, MongoTracking(client, mongo_db, lambda s: MongoRouterUoW(repo.appeals_in(s), cache, repo.history_in(s))))
 
     for round_ in range(5):
         raw = samples.raw_submission(source_id=f"race-{round_}")
@@ -225,11 +226,11 @@ async def test_concurrent_conflicting_transitions_apply_one_at_a_time(infra, pre
 
         appeal = build_appeal(prepare(raw), uuid.uuid4(), f"ZH-2026-{round_:07d}", samples.raw_envelope(raw).occurred_at, Classifier())
         first, _ = engine()
-        await first.process([rec(Envelope.new(AppealRegistered(appeal=appeal), source="/t", appeal_id=str(appeal.appeal_id)))])
+        await first.process([rec(owned(AppealRegistered(appeal=appeal), appeal_id=str(appeal.appeal_id)))])
         u = appeal.appeal_id
-        await first.process([rec(Envelope.new(PartyAccepted(appeal_id=u, actor="fallback:ops"), source="/t", appeal_id=str(u)))])
-        answer = Envelope.new(PartyAnswered(appeal_id=u, actor="fallback:ops", text="ok"), source="/t", appeal_id=str(u))
-        withdraw = Envelope.new(CitizenWithdrew(appeal_id=u, actor="citizen"), source="/t", appeal_id=str(u))
+        await first.process([rec(owned(PartyAccepted(appeal_id=u, actor="party:fallback:ops"), appeal_id=str(u)))])
+        answer = owned(PartyAnswered(appeal_id=u, actor="party:fallback:ops", text="ok"), appeal_id=str(u))
+        withdraw = owned(CitizenWithdrew(appeal_id=u, actor=f"citizen:{u}"), appeal_id=str(u))
         (ea, pa), (ew, pw) = engine(), engine()
         await asyncio.gather(ea.process([rec(answer)]), ew.process([rec(withdraw)]))
         assert not pa.sent and not pw.sent  # nothing dead-lettered: the loser retried

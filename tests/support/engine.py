@@ -8,7 +8,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from zhkh_contracts import REGISTRY, Envelope, EventData, Topics, from_kafka, to_kafka
+from zhkh_contracts import REGISTRY, Envelope, EventData, RawAppealSubmitted, Topics, from_kafka, owners, source_of, to_kafka
 from zhkh_runtime.engine import Emitter, Engine, Handlers, MemoryPublisher
 from zhkh_runtime.settings import RuntimeSettings
 
@@ -27,15 +27,36 @@ class Rec:
     offset: int = field(default_factory=lambda: next(_offsets))
 
 
-def rec(env: Envelope[Any], topic: str = "t") -> Rec:
+def topic_of(data: EventData, topics: Topics | None = None) -> str:
+    """The catalog's topic for an event (a raw submission: its channel's)."""
+    topics = topics or Topics()
+    if isinstance(data, RawAppealSubmitted):
+        return topics.raw(data.channel)
+    return next(spec.name for spec in topics.catalog() if type(data) in spec.events)
+
+
+def rec(env: Envelope[Any], topic: str | None = None) -> Rec:
+    """A consumer record of ``env`` on ``topic`` (default: the catalog's topic for its type)."""
     key, value, headers = to_kafka(env)
-    return Rec(value, [(k, v.encode()) for k, v in headers.items()], key, topic)
+    return Rec(value, [(k, v.encode()) for k, v in headers.items()], key, topic or topic_of(env.data))
+
+
+def owner_source(data: EventData) -> str:
+    """The source an event of this type is trusted from: its (first) owning service's."""
+    return source_of(owners(data.EVENT_TYPE)[0])
+
+
+def owned(data: EventData, **kw: Any) -> Envelope[Any]:
+    """``Envelope.new`` with the source of the type's owner unless ``source=`` says otherwise."""
+    kw.setdefault("source", owner_source(data))
+    return Envelope.new(data, **kw)
 
 
 def envelope(data: EventData, key: str | None = None, **kw: Any) -> Envelope[Any]:
     from zhkh_runtime.engine import partition_key
 
-    return Envelope.new(data, source="/test", appeal_id=key or partition_key(data), **kw)
+    kw.setdefault("source", owner_source(data))
+    return Envelope.new(data, appeal_id=key or partition_key(data), **kw)
 
 
 async def _no_sleep(_: float) -> None:

@@ -174,7 +174,7 @@ async def test_strict_consumers_refuse_unknown_types_to_the_reject_topic_with_a_
 async def test_undecodable_records_are_dead_lettered_byte_for_byte(value, headers, reason):
     eng, pub, *_ = engine()
     good = answer(A)
-    r = Rec(value, headers if headers is not None else good.headers, key=None)
+    r = Rec(value, headers if headers is not None else good.headers, key=None, topic=good.topic)
     await eng.process([r])
     (topic, key, sent_value, sent_headers) = pub.sent[0]
     assert key is None and sent_value == value  # a null value stays null
@@ -186,7 +186,7 @@ async def test_a_dead_letter_always_fits_under_the_limit():
     eng, pub, *_ = engine()
     eng.settings.max_dead_letter_bytes, eng.settings.max_record_bytes = 10_000, 20_000
     big = b"x" * 50_000
-    await eng.process([Rec(big, answer(A).headers)])
+    await eng.process([Rec(big, answer(A).headers, topic=Topics().actions)])
     (_, _, value, headers) = pub.sent[0]
     h = dict(headers)
     assert h["x-dlq-reason"] == b"too_large" and h["x-dlq-truncated"] == b"true"
@@ -225,12 +225,79 @@ async def test_a_strict_topic_refuses_types_that_do_not_belong_there_and_labels_
         to_status=AppealStatus.IN_PROGRESS, action="accept", party_id="p", version=1, changed_at=envelope(
             PartyAccepted(appeal_id=A, actor="p")).occurred_at)), topic=actions)
     made_up = rec(envelope(PartyAccepted(appeal_id=B, actor="p")), topic="zhkh.made.up.Иванов")
-    await eng.process([odd, lifecycle_type_on_actions, made_up])
+    fine = rec(envelope(PartyAccepted(appeal_id=B, actor="p")))
+    await eng.process([odd, lifecycle_type_on_actions, made_up, fine])
     reasons = [(t, dict(h)["x-dlq-reason"]) for t, _, _, h in pub.sent]
-    assert reasons == [("zhkh.svc.dlq", b"unknown_type"), ("zhkh.svc.dlq", b"unknown_type")]
-    assert uow.seen == {str(B): ["PartyAccepted"]}  # a non-strict topic still works
+    # a type nobody knows; a known type the catalog does not list for the topic; a topic outside the catalog
+    assert reasons == [("zhkh.svc.dlq", b"unknown_type"), ("zhkh.svc.dlq", b"type_not_allowed"),
+                       ("zhkh.svc.dlq", b"type_not_allowed")]
+    assert uow.seen == {str(B): ["PartyAccepted"]}
     text = "".join(f"{m.name}{m.labels}" for fam in metrics.CONSUMED.collect() for m in fam.samples)
+    text += "".join(f"{m.name}{m.labels}" for fam in metrics.DEAD_LETTERED.collect() for m in fam.samples)
     assert "Ivanov" not in text and "Иванов" not in text and "attacker" not in text
+
+
+def _dead_letters(pub: Any) -> list[tuple[str, bytes]]:
+    return [(t, dict(h)["x-dlq-reason"]) for t, _, _, h in pub.sent]
+
+
+async def test_a_type_not_listed_for_its_topic_is_dead_lettered_on_every_topic_strict_or_not():
+    from zhkh_contracts import AppealRegistered
+    from zhkh_runtime import metrics
+
+    from tests.support.engine import owned
+
+    eng, pub, uow, _ = engine()  # no strict topics: the catalog check is on anyway
+    forged = rec(owned(PartyAccepted(appeal_id=A, actor="p"), appeal_id=str(A)))
+    forged.headers = [(k, AppealRegistered.EVENT_TYPE.encode() if k == "ce_type" else v) for k, v in forged.headers]
+    before = metrics.DEAD_LETTERED.labels("svc", Topics().actions, "type_not_allowed")._value.get()
+    await eng.process([forged, accept(B)])
+    assert _dead_letters(pub) == [("zhkh.svc.dlq", b"type_not_allowed")]
+    assert uow.seen == {str(B): ["PartyAccepted"]}
+    assert metrics.DEAD_LETTERED.labels("svc", Topics().actions, "type_not_allowed")._value.get() == before + 1
+    (_, _, value, headers) = pub.sent[0]
+    assert value == forged.value and headers[: len(forged.headers)] == list(forged.headers)  # the original bytes
+
+
+@pytest.mark.parametrize("source", ["/zhkh-appeals/notifier", "/zhkh-appeals/router/", "/parties/uk-1", "/test"])
+async def test_an_event_from_a_source_that_does_not_own_its_type_is_dead_lettered_forged_source(source: str):
+    from zhkh_runtime import metrics
+
+    eng, pub, uow, _ = engine()
+    before = metrics.DEAD_LETTERED.labels("svc", Topics().actions, "forged_source")._value.get()
+    await eng.process([accept(A, source=source), accept(B)])  # PartyAccepted is the router's (its HTTP API)
+    assert _dead_letters(pub) == [("zhkh.svc.dlq", b"forged_source")]
+    assert uow.seen == {str(B): ["PartyAccepted"]}
+    assert metrics.DEAD_LETTERED.labels("svc", Topics().actions, "forged_source")._value.get() == before + 1
+
+
+async def test_a_type_with_two_owners_is_accepted_from_either_and_the_gis_raw_topic_only_from_gis_sync():
+    from zhkh_contracts import Channel, RawAppealSubmitted
+
+    from devtools import samples
+
+    h = Handlers()
+    seen: list[str] = []
+
+    @h.on(CitizenWithdrew, RawAppealSubmitted)
+    async def note(e: Any, uow: Any) -> list[Any]:
+        seen.append(uow.message.source)
+        return []
+
+    eng, pub = make_engine("svc", h, MemoryTracking(Counter()), inbound=True)
+    w = CitizenWithdrew(appeal_id=A, actor="citizen:x")
+    await eng.process([rec(envelope(w, source="/zhkh-appeals/router")), rec(envelope(w, source="/zhkh-appeals/gis_sync",
+                                                                                     event_id=uuid.uuid4()))])
+    gis = samples.raw_submission(Channel.GIS)
+    site = samples.raw_submission(Channel.SITE_FORM)
+    await eng.process([rec(envelope(gis, source="/channels/gis"))])
+    await eng.process([rec(envelope(gis, source="/zhkh-appeals/gis_sync", event_id=uuid.uuid4()))])
+    await eng.process([rec(envelope(site, source="/channels/site_form"))])  # channel adapters: anyone
+    made_up_raw = rec(envelope(site, source="/anyone"), topic="zhkh.intake.raw.fax")
+    await eng.process([made_up_raw])  # read by pattern: RawAppealSubmitted from anyone, like an adapter's topic
+    assert seen == ["/zhkh-appeals/router", "/zhkh-appeals/gis_sync", "/zhkh-appeals/gis_sync", "/channels/site_form",
+                    "/anyone"]
+    assert _dead_letters(pub) == [("zhkh.svc.dlq", b"forged_source")]
 
 
 async def test_a_record_key_that_differs_from_the_partition_key_is_refused():

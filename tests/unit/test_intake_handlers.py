@@ -166,7 +166,11 @@ BAD = [
     ("empty_text", lambda r: _record(r.model_copy(update={"text": "\u200b\u202e\u0000"}))),
     ("missing_address", lambda r: _record(r.model_copy(update={"address": Address()}))),
     ("key_mismatch", lambda r: _record(r, key="site_form:someone-else")),
-    ("unknown_type", lambda r: _record(r, ce_type=b"ru.zhkh-appeals.appeal.assigned.v1")),
+    ("type_not_allowed", lambda r: _record(r, ce_type=b"ru.zhkh-appeals.appeal.assigned.v1")),  # not a raw topic's type
+    ("unknown_type", lambda r: _record(r, ce_type=b"ru.somebody.else.v1")),
+    # the gis raw topic is gis_sync's: a submission there from anyone else (a forged ГИС appeal) is refused
+    ("forged_source", lambda r: _gis(r, "/channels/gis")),
+    ("forged_source", lambda r: _gis(r, "/zhkh-appeals/intake/http")),
     ("bad_json", lambda r: _record(r, value=b"{not json")),
     ("missing_field", lambda r: _record(r, value=b'{"channel": "site_form"}')),
     # every input: limits that Unicode NFC pushes a field past, dates that confuse deadlines,
@@ -186,6 +190,11 @@ BAD = [
     ("channel_mismatch", lambda r: _with(_record(r.model_copy(update={"channel": Channel.GIS})), key=f"gis:{r.source_id}".encode())),
     ("bad_header", lambda r: _with(_record(r), headers_add=[("ce_id", b"6a3c7f1e-0000-4000-8000-000000000000")])),
 ]
+
+
+def _gis(raw: RawAppealSubmitted, source: str) -> Rec:
+    g = raw.model_copy(update={"channel": Channel.GIS})
+    return rec(Envelope.new(g, source=source, appeal_id=f"gis:{g.source_id}"), TOPICS.raw(Channel.GIS))
 
 
 def _with(r: Rec, key: bytes | None = None, topic: str | None = None, headers_add: list | None = None) -> Rec:

@@ -36,6 +36,7 @@ AID = uuid.uuid4()
 UK = Party(party_id="uk", kind=PartyKind.MANAGING_ORGANISATION, name="УК")
 RSO = Party(party_id="rso", kind=PartyKind.RESOURCE_SUPPLIER, name="РСО")
 ADM = Party(party_id="adm", kind=PartyKind.DISTRICT_ADMINISTRATION, name="Адм")
+PUK, PRSO, CIT, NOTIFIER, GIS = "party:uk", "party:rso", f"citizen:{AID}", "service:notifier", "service:gis_sync"
 
 
 def state(status=S.ASSIGNED, party=UK, **kw):  # noqa: ANN001, ANN003, ANN201
@@ -51,7 +52,7 @@ def escalate(s, reason):  # noqa: ANN001, ANN201
     return None if s.party_kind is PartyKind.DISTRICT_ADMINISTRATION else Decision(ADM, reason, AssignmentCause.ESCALATION, 1)
 
 
-def run(s, action, actor="uk"):  # noqa: ANN001, ANN201
+def run(s, action, actor=PUK):  # noqa: ANN001, ANN201
     def op(pid: str):  # noqa: ANN202
         return Decision(RSO, "operator", AssignmentCause.OPERATOR) if pid == "rso" else None
 
@@ -75,14 +76,14 @@ def test_initial_assignment():
 @pytest.mark.parametrize(
     ("start", "action", "actor", "end"),
     [
-        (S.ASSIGNED, PartyAccepted(appeal_id=AID, actor="uk"), "uk", S.IN_PROGRESS),
-        (S.IN_PROGRESS, PartyAnswered(appeal_id=AID, actor="uk", text="Готово"), "uk", S.ANSWERED),
-        (S.ASSIGNED, PartyAnswered(appeal_id=AID, actor="uk", text="Готово"), "uk", S.ANSWERED),
-        (S.REOPENED, PartyAnswered(appeal_id=AID, actor="uk", text="Ещё раз"), "uk", S.ANSWERED),
-        (S.ANSWERED, CitizenRatedAnswer(appeal_id=AID, actor="citizen", satisfied=True), "citizen", S.CLOSED),
-        (S.ANSWERED, CitizenRatedAnswer(appeal_id=AID, actor="citizen", satisfied=False), "citizen", S.REOPENED),
-        (S.IN_PROGRESS, CitizenWithdrew(appeal_id=AID, actor="citizen"), "citizen", S.WITHDRAWN),
-        (S.ANSWERED, CitizenWithdrew(appeal_id=AID, actor="citizen"), "citizen", S.WITHDRAWN),
+        (S.ASSIGNED, PartyAccepted(appeal_id=AID, actor=PUK), PUK, S.IN_PROGRESS),
+        (S.IN_PROGRESS, PartyAnswered(appeal_id=AID, actor=PUK, text="Готово"), PUK, S.ANSWERED),
+        (S.ASSIGNED, PartyAnswered(appeal_id=AID, actor=PUK, text="Готово"), PUK, S.ANSWERED),
+        (S.REOPENED, PartyAnswered(appeal_id=AID, actor=PUK, text="Ещё раз"), PUK, S.ANSWERED),
+        (S.ANSWERED, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=True), CIT, S.CLOSED),
+        (S.ANSWERED, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=False), CIT, S.REOPENED),
+        (S.IN_PROGRESS, CitizenWithdrew(appeal_id=AID, actor=CIT), CIT, S.WITHDRAWN),
+        (S.ANSWERED, CitizenWithdrew(appeal_id=AID, actor=CIT), CIT, S.WITHDRAWN),
     ],
 )
 def test_allowed_transitions(start, action, actor, end):
@@ -97,14 +98,14 @@ def test_allowed_transitions(start, action, actor, end):
 @pytest.mark.parametrize(
     ("start", "action", "actor", "code"),
     [
-        (S.IN_PROGRESS, PartyAccepted(appeal_id=AID, actor="uk"), "uk", "illegal_transition"),
-        (S.ASSIGNED, PartyAccepted(appeal_id=AID, actor="rso"), "rso", "not_current_party"),
-        (S.ASSIGNED, CitizenRatedAnswer(appeal_id=AID, actor="citizen", satisfied=True), "citizen", "illegal_transition"),
-        (S.CLOSED, CitizenWithdrew(appeal_id=AID, actor="citizen"), "citizen", "illegal_transition"),
-        (S.ASSIGNED, CitizenComplained(appeal_id=AID, actor="citizen"), "citizen", "illegal_transition"),
-        (S.ANSWERED, DeadlineExpired(appeal_id=AID, actor="notifier", deadline=NOW), "notifier", "illegal_transition"),
-        (S.ANSWERED, PartyRejectedNotResponsible(appeal_id=AID, actor="uk"), "uk", "illegal_transition"),
-        (S.ASSIGNED, OperatorAssigned(appeal_id=AID, actor="citizen", party_id="rso"), "citizen", "not_an_operator"),
+        (S.IN_PROGRESS, PartyAccepted(appeal_id=AID, actor=PUK), PUK, "illegal_transition"),
+        (S.ASSIGNED, PartyAccepted(appeal_id=AID, actor=PRSO), PRSO, "forbidden"),
+        (S.ASSIGNED, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=True), CIT, "illegal_transition"),
+        (S.CLOSED, CitizenWithdrew(appeal_id=AID, actor=CIT), CIT, "illegal_transition"),
+        (S.ASSIGNED, CitizenComplained(appeal_id=AID, actor=CIT), CIT, "illegal_transition"),
+        (S.ANSWERED, DeadlineExpired(appeal_id=AID, actor=NOTIFIER, deadline=NOW), NOTIFIER, "illegal_transition"),
+        (S.ANSWERED, PartyRejectedNotResponsible(appeal_id=AID, actor=PUK), PUK, "illegal_transition"),
+        (S.ASSIGNED, OperatorAssigned(appeal_id=AID, actor=CIT, party_id="rso"), CIT, "forbidden"),
         (S.ASSIGNED, OperatorAssigned(appeal_id=AID, actor="operator:1", party_id="nobody"), "operator:1", "unknown_party"),
     ],
 )
@@ -114,18 +115,18 @@ def test_refused_transitions_change_nothing(start, action, actor, code):
 
 
 def test_extension_once_without_status_change():
-    t = run(state(S.IN_PROGRESS), PartyRequestedExtension(appeal_id=AID, actor="uk", days=30, reason="запчасти"))
+    t = run(state(S.IN_PROGRESS), PartyRequestedExtension(appeal_id=AID, actor=PUK, days=30, reason="запчасти"))
     assert isinstance(t, Transition) and t.state.extension_used and t.state.status is S.IN_PROGRESS
     assert [type(e) for e in t.events] == [AppealExtended]
-    again = run(t.state, PartyRequestedExtension(appeal_id=AID, actor="uk", days=5, reason="ещё"))
+    again = run(t.state, PartyRequestedExtension(appeal_id=AID, actor=PUK, days=5, reason="ещё"))
     assert isinstance(again, Refusal) and again.code == "extension_used"
 
 
 def test_first_bounce_reroutes_second_escalates():
-    first = run(state(S.ASSIGNED), PartyRejectedNotResponsible(appeal_id=AID, actor="uk"))
+    first = run(state(S.ASSIGNED), PartyRejectedNotResponsible(appeal_id=AID, actor=PUK))
     a1 = next(e for e in first.events if isinstance(e, AppealAssigned))
     assert (a1.party_id, a1.cause, a1.previous_party_id) == ("rso", AssignmentCause.REROUTE, "uk")
-    second = run(first.state, PartyRejectedNotResponsible(appeal_id=AID, actor="rso"), "rso")
+    second = run(first.state, PartyRejectedNotResponsible(appeal_id=AID, actor=PRSO), PRSO)
     a2 = next(e for e in second.events if isinstance(e, AppealAssigned))
     assert (a2.party_id, a2.cause, a2.reason, a2.level) == ("adm", AssignmentCause.ESCALATION, "second_bounce", 1)
     assert second.state.bounces == ("uk", "rso")
@@ -134,9 +135,9 @@ def test_first_bounce_reroutes_second_escalates():
 @pytest.mark.parametrize(
     ("start", "action", "reason"),
     [
-        (S.IN_PROGRESS, DeadlineExpired(appeal_id=AID, actor="notifier", deadline=NOW), "deadline_expired"),
-        (S.REOPENED, CitizenComplained(appeal_id=AID, actor="citizen"), "citizen_complaint"),
-        (S.ANSWERED, CitizenComplained(appeal_id=AID, actor="citizen"), "citizen_complaint"),
+        (S.IN_PROGRESS, DeadlineExpired(appeal_id=AID, actor=NOTIFIER, deadline=NOW), "deadline_expired"),
+        (S.REOPENED, CitizenComplained(appeal_id=AID, actor=CIT), "citizen_complaint"),
+        (S.ANSWERED, CitizenComplained(appeal_id=AID, actor=CIT), "citizen_complaint"),
     ],
 )
 def test_escalations(start, action, reason):
@@ -146,7 +147,7 @@ def test_escalations(start, action, reason):
 
 
 def test_escalation_at_the_top_is_refused():
-    r = run(state(S.IN_PROGRESS, party=ADM), DeadlineExpired(appeal_id=AID, actor="notifier", deadline=NOW), "notifier")
+    r = run(state(S.IN_PROGRESS, party=ADM), DeadlineExpired(appeal_id=AID, actor=NOTIFIER, deadline=NOW), NOTIFIER)
     assert isinstance(r, Refusal) and r.code == "escalation_exhausted"
 
 
@@ -154,3 +155,50 @@ def test_operator_routes_by_hand():
     t = run(state(S.ASSIGNED), OperatorAssigned(appeal_id=AID, actor="operator:7", party_id="rso"), "operator:7")
     a = next(e for e in t.events if isinstance(e, AppealAssigned))
     assert (a.party_id, a.cause) == ("rso", AssignmentCause.OPERATOR)
+
+
+# ---- authorisation: per action, who may take it (everyone else: forbidden, nothing changes) ----------
+
+OTHER_CITIZEN = f"citizen:{uuid.uuid4()}"
+EVERYONE = [PUK, PRSO, "uk", "party:", "party:uk:x", CIT, OTHER_CITIZEN, "citizen", "operator:ivanova", "admin:root",
+            "operator:", "inspector:gzhi-1", "analyst:a", NOTIFIER, GIS, "service:router", "notifier", "gis", ""]
+# (start status, action, the actors allowed: each one applies the action; everyone else is refused forbidden)
+MATRIX = [
+    (S.ASSIGNED, PartyAccepted(appeal_id=AID, actor=PUK), {PUK}),
+    (S.IN_PROGRESS, PartyAnswered(appeal_id=AID, actor=PUK, text="Готово"), {PUK}),
+    (S.ASSIGNED, PartyRejectedNotResponsible(appeal_id=AID, actor=PUK), {PUK}),
+    (S.IN_PROGRESS, PartyRequestedExtension(appeal_id=AID, actor=PUK, days=5, reason="запчасти"), {PUK}),
+    (S.ASSIGNED, OperatorAssigned(appeal_id=AID, actor="operator:ivanova", party_id="rso"), {"operator:ivanova", "admin:root"}),
+    (S.ANSWERED, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=True), {CIT}),
+    (S.ANSWERED, CitizenComplained(appeal_id=AID, actor=CIT), {CIT}),
+    (S.IN_PROGRESS, CitizenWithdrew(appeal_id=AID, actor=CIT), {CIT, GIS}),
+    (S.IN_PROGRESS, DeadlineExpired(appeal_id=AID, actor=NOTIFIER, deadline=NOW), {NOTIFIER}),
+]
+
+
+@pytest.mark.parametrize(("start", "action", "allowed"), MATRIX, ids=[type(m[1]).__name__ for m in MATRIX])
+def test_each_action_is_applied_only_for_its_allowed_actors(start, action, allowed):
+    for actor in EVERYONE:
+        r = run(state(start), action.model_copy(update={"actor": actor}), actor)
+        if actor in allowed:
+            assert isinstance(r, Transition), (actor, r)
+            changed = [e for e in r.events if isinstance(e, AppealStatusChanged)]
+            assert all(e.actor == actor for e in changed)  # status changes carry who caused them
+        else:
+            assert isinstance(r, Refusal) and r.code == "forbidden", (actor, r)
+
+
+def test_forbidden_comes_before_the_state_machine_and_a_party_acts_only_while_assigned():
+    # a refusal for the wrong actor does not depend on whether the transition would be legal
+    assert run(state(S.CLOSED), PartyAccepted(appeal_id=AID, actor=PRSO), PRSO).code == "forbidden"
+    # once the appeal moved to another party, the first one may no longer act on it
+    moved = run(state(S.ASSIGNED), PartyRejectedNotResponsible(appeal_id=AID, actor=PUK))
+    assert isinstance(moved, Transition) and moved.state.party_id == "rso"
+    assert run(moved.state, PartyAnswered(appeal_id=AID, actor=PUK, text="x"), PUK).code == "forbidden"
+    assert isinstance(run(moved.state, PartyAnswered(appeal_id=AID, actor=PRSO, text="x"), PRSO), Transition)
+
+
+def test_the_routers_own_assignment_is_by_service_router():
+    s = AppealState(appeal_id=AID, number="N", house_key="k", category=Category.HEATING, status=S.REGISTERED)
+    t = assign(s, Decision(UK, "rule", AssignmentCause.RULE), "fallback:ops", "assign", NOW, None)
+    assert status_of(t).actor == "service:router"

@@ -26,12 +26,14 @@ from zhkh_contracts import (
     AssignmentCause,
     CitizenComplained,
     CitizenRatedAnswer,
+    CitizenWithdrew,
     DeadlineExpired,
     DeadlinePlanned,
     OperatorAssigned,
     PartyAccepted,
     PartyAnswered,
     PartyRejectedNotResponsible,
+    PartyRequestedExtension,
 )
 from zhkh_runtime.engine import MemoryTracking
 
@@ -86,12 +88,12 @@ async def test_full_walk_through_the_state_machine():
     r = Router()
     aid = await r.register()
     for action, status in [
-        (PartyAccepted(appeal_id=aid, actor="uk-zarechye"), S.IN_PROGRESS),
-        (PartyAnswered(appeal_id=aid, actor="uk-zarechye", text="Вода будет завтра"), S.ANSWERED),
-        (CitizenRatedAnswer(appeal_id=aid, actor="citizen", satisfied=False), S.REOPENED),
-        (CitizenComplained(appeal_id=aid, actor="citizen", text="Воды нет"), S.ASSIGNED),
-        (PartyAnswered(appeal_id=aid, actor="adm-leninsky", text="Подача восстановлена"), S.ANSWERED),
-        (CitizenRatedAnswer(appeal_id=aid, actor="citizen", satisfied=True), S.CLOSED),
+        (PartyAccepted(appeal_id=aid, actor="party:uk-zarechye"), S.IN_PROGRESS),
+        (PartyAnswered(appeal_id=aid, actor="party:uk-zarechye", text="Вода будет завтра"), S.ANSWERED),
+        (CitizenRatedAnswer(appeal_id=aid, actor=f"citizen:{aid}", satisfied=False), S.REOPENED),
+        (CitizenComplained(appeal_id=aid, actor=f"citizen:{aid}", text="Воды нет"), S.ASSIGNED),
+        (PartyAnswered(appeal_id=aid, actor="party:adm-leninsky", text="Подача восстановлена"), S.ANSWERED),
+        (CitizenRatedAnswer(appeal_id=aid, actor=f"citizen:{aid}", satisfied=True), S.CLOSED),
     ]:
         out = await r.feed(action)
         assert not any(isinstance(e, AppealTransitionRejected) for e in out), out
@@ -102,9 +104,9 @@ async def test_full_walk_through_the_state_machine():
 async def test_refusals_are_events_with_codes_and_change_nothing():
     r = Router()
     aid = await r.register()
-    out = await r.feed(PartyAccepted(appeal_id=aid, actor="someone-else"))
-    assert [(e.code, e.action) for e in out] == [("not_current_party", "accept")]
-    out = await r.feed(PartyAccepted(appeal_id=uuid.uuid4(), actor="uk-zarechye"))
+    out = await r.feed(PartyAccepted(appeal_id=aid, actor="party:someone-else"))
+    assert [(e.code, e.action) for e in out] == [("forbidden", "accept")]
+    out = await r.feed(PartyAccepted(appeal_id=uuid.uuid4(), actor="party:uk-zarechye"))
     assert [e.code for e in out] == ["unknown_appeal"]
     assert r.status(aid) is S.ASSIGNED and r.uow.appeals.states[str(aid)].version == 1
 
@@ -112,10 +114,10 @@ async def test_refusals_are_events_with_codes_and_change_nothing():
 async def test_not_ours_reroutes_then_the_second_bounce_escalates():
     r = Router()
     aid = await r.register()
-    out = await r.feed(PartyRejectedNotResponsible(appeal_id=aid, actor="uk-zarechye", reason="не наш дом"))
+    out = await r.feed(PartyRejectedNotResponsible(appeal_id=aid, actor="party:uk-zarechye", reason="не наш дом"))
     first = next(e for e in out if isinstance(e, AppealAssigned))
     assert first.cause in (AssignmentCause.REROUTE, AssignmentCause.FALLBACK)
-    out = await r.feed(PartyRejectedNotResponsible(appeal_id=aid, actor=first.party_id, reason="и не наш"))
+    out = await r.feed(PartyRejectedNotResponsible(appeal_id=aid, actor=f"party:{first.party_id}", reason="и не наш"))
     second = next(e for e in out if isinstance(e, AppealAssigned))
     assert second.cause is AssignmentCause.ESCALATION
 
@@ -123,13 +125,13 @@ async def test_not_ours_reroutes_then_the_second_bounce_escalates():
 async def test_deadline_expiry_escalates_and_operator_routes_by_hand():
     r = Router()
     aid = await r.register()
-    out = await r.feed(DeadlineExpired(appeal_id=aid, actor="notifier", deadline=NOW))
+    out = await r.feed(DeadlineExpired(appeal_id=aid, actor="service:notifier", deadline=NOW))
     assert next(e for e in out if isinstance(e, AppealAssigned)).party_id == "adm-leninsky"
     out = await r.feed(OperatorAssigned(appeal_id=aid, actor="operator:ivanova", party_id="vodokanal"))
     a = next(e for e in out if isinstance(e, AppealAssigned))
     assert (a.party_id, a.cause) == ("vodokanal", AssignmentCause.OPERATOR)
-    out = await r.feed(OperatorAssigned(appeal_id=aid, actor="uk-zarechye", party_id="gzhi"))
-    assert [e.code for e in out] == ["not_an_operator"]
+    out = await r.feed(OperatorAssigned(appeal_id=aid, actor="party:vodokanal", party_id="gzhi"))
+    assert [e.code for e in out] == ["forbidden"]
 
 
 async def test_an_action_on_an_incident_moves_every_member():
@@ -139,7 +141,7 @@ async def test_an_action_on_an_incident_moves_every_member():
     b = await r.register(number="ZH-2026-0000002")
     for m, n in ((a, "ZH-2026-0000001"), (b, "ZH-2026-0000002")):
         await r.feed(AppealJoinedIncident(appeal_id=m, registration_number=n, incident_id=incident))
-    out = await r.feed(PartyAccepted(incident_id=incident, actor="uk-zarechye"))
+    out = await r.feed(PartyAccepted(incident_id=incident, actor="party:uk-zarechye"))
     assert sorted(str(e.appeal_id) for e in out if isinstance(e, AppealStatusChanged)) == sorted([str(a), str(b)])
     assert r.status(a) is r.status(b) is S.IN_PROGRESS
 
@@ -161,7 +163,76 @@ async def test_deadline_plans_keep_the_newest_generation():
 async def test_a_batch_with_a_conflict_is_redone_and_each_action_applies_once():
     r = Router()
     aid = await r.register()
-    accept = PartyAccepted(appeal_id=aid, actor="uk-zarechye")
-    out = await r.feed(accept, PartyAnswered(appeal_id=aid, actor="uk-zarechye", text="Готово"), accept)
+    accept = PartyAccepted(appeal_id=aid, actor="party:uk-zarechye")
+    out = await r.feed(accept, PartyAnswered(appeal_id=aid, actor="party:uk-zarechye", text="Готово"), accept)
     rejected = [e.code for e in out if isinstance(e, AppealTransitionRejected)]
     assert rejected == ["illegal_transition"] and r.status(aid) is S.ANSWERED
+
+
+# ---- authorisation and the audit trail ---------------------------------------------------------------
+
+
+def forbidden_count(action: str) -> float:
+    from router.service import FORBIDDEN_TOTAL
+
+    return FORBIDDEN_TOTAL.labels(action)._value.get()
+
+
+async def test_per_action_the_allowed_actor_applies_it_and_any_other_is_refused_forbidden_counted_and_recorded():
+    r = Router()
+    aid = await r.register()
+    cit, other = f"citizen:{aid}", f"citizen:{uuid.uuid4()}"
+    steps = [  # (action, a refused actor, the allowed actor, status after)
+        (lambda a: PartyAccepted(appeal_id=aid, actor=a), "party:vodokanal", "party:uk-zarechye", S.IN_PROGRESS),
+        (lambda a: PartyRequestedExtension(appeal_id=aid, actor=a, days=5, reason="запчасти"), "operator:ivanova",
+         "party:uk-zarechye", S.IN_PROGRESS),
+        (lambda a: PartyAnswered(appeal_id=aid, actor=a, text="Готово"), "party:adm-leninsky", "party:uk-zarechye", S.ANSWERED),
+        (lambda a: CitizenRatedAnswer(appeal_id=aid, actor=a, satisfied=False), other, cit, S.REOPENED),
+        (lambda a: CitizenComplained(appeal_id=aid, actor=a), "party:uk-zarechye", cit, S.ASSIGNED),
+        (lambda a: DeadlineExpired(appeal_id=aid, actor=a, deadline=NOW), "notifier", "service:notifier", S.ASSIGNED),
+        (lambda a: OperatorAssigned(appeal_id=aid, actor=a, party_id="vodokanal"), "inspector:gzhi-1", "admin:root", S.ASSIGNED),
+        (lambda a: PartyRejectedNotResponsible(appeal_id=aid, actor=a), "party:uk-zarechye", "party:vodokanal", S.ASSIGNED),
+        (lambda a: CitizenWithdrew(appeal_id=aid, actor=a), "service:notifier", "service:gis_sync", S.WITHDRAWN),
+    ]
+    for make, refused_actor, actor, status in steps:
+        name = make(actor).EVENT_TYPE.split(".")[-2]
+        before, version = forbidden_count(name), r.uow.appeals.states[str(aid)].version
+        out = await r.feed(make(refused_actor))
+        assert [(type(e), e.code, e.action) for e in out] == [(AppealTransitionRejected, "forbidden", name)]
+        assert r.uow.appeals.states[str(aid)].version == version and forbidden_count(name) == before + 1
+        out = await r.feed(make(actor))
+        assert not any(isinstance(e, AppealTransitionRejected) for e in out), (name, out)
+        assert r.status(aid) is status
+        assert all(e.actor == actor for e in out if isinstance(e, AppealStatusChanged))
+
+    history = await r.uow.history.history(aid)
+    assert [(h.action, h.outcome, h.code) for h in history[:3]] == [
+        ("assign", "applied", None), ("accept", "refused", "forbidden"), ("accept", "applied", None)]
+    assert history[0].actor == "service:router" and history[0].via == "/zhkh-appeals/intake"
+    assert [h.actor for h in history if h.outcome == "applied"][1:] == [s[2] for s in steps]
+    assert [h.actor for h in history if h.outcome == "refused"] == [s[1] for s in steps]
+    assert history[-1].status == "withdrawn" and history[-1].version == r.uow.appeals.states[str(aid)].version
+    assert [h.version for h in history] == sorted(h.version for h in history)
+
+
+async def test_history_entries_carry_no_personal_data_and_a_redelivered_action_adds_none():
+    r = Router()
+    aid = await r.register()
+    accept = envelope(PartyAccepted(appeal_id=aid, actor="party:uk-zarechye", actor_subject="kc:7f1e"))
+    await r.engine.process([rec(accept)])
+    await r.engine.process([rec(accept)])  # redelivered
+    answer = PartyAnswered(appeal_id=aid, actor="party:uk-zarechye", text="Секретный текст ответа Иванову")
+    await r.feed(answer)
+    history = await r.uow.history.history(aid)
+    assert [h.action for h in history] == ["assign", "accept", "answer"]
+    assert history[1].actor_subject == "kc:7f1e" and history[1].cause_event_id == accept.id
+    text = repr([h.as_dict() for h in history])
+    assert "Иванов" not in text and "Секретный" not in text and "ленина" not in text.lower()
+    assert (await r.uow.history.history(aid, limit=2))[-1].action == "accept"  # oldest first
+
+
+async def test_an_action_for_an_unknown_appeal_leaves_no_history():
+    r = Router()
+    stranger = uuid.uuid4()
+    await r.feed(PartyAccepted(appeal_id=stranger, actor="party:uk-zarechye"))
+    assert await r.uow.history.history(stranger) == []

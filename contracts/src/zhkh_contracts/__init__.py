@@ -61,9 +61,22 @@ from .events import (
     RawAppealSubmitted,
 )
 from . import resources
-from .topics import CATALOG, DEFAULT_TOPICS, LIFECYCLE, PREFIX, SERVICES, Topics, TopicSpec, dlq_topic, raw_topic
+from .topics import (
+    CATALOG,
+    DEFAULT_TOPICS,
+    EXTERNAL_PRODUCERS,
+    LIFECYCLE,
+    PREFIX,
+    SERVICES,
+    Topics,
+    TopicSpec,
+    dlq_topic,
+    owners,
+    raw_topic,
+    source_of,
+)
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 __all__ = [
     "GisActionFailed",
@@ -95,6 +108,7 @@ __all__ = [
     "Clarification",
     "Consent",
     "DEFAULT_TOPICS",
+    "EXTERNAL_PRODUCERS",
     "DeadlineAlert",
     "DeadlineExpired",
     "DeadlinePlanned",
@@ -126,7 +140,9 @@ __all__ = [
     "parse_json",
     "safe_fields",
     "house_key_of",
+    "owners",
     "raw_topic",
+    "source_of",
     "read_headers",
     "resources",
     "to_kafka",

@@ -20,7 +20,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -280,6 +280,7 @@ def decode(
     received_at: datetime | None = None,
     key_of: Callable[[EventData], str] | None = None,
     now: datetime | None = None,
+    known_types: Container[str] = (),
 ) -> Decoded:
     """Decode a CloudEvent from a Kafka record. ``registry`` maps ``ce_type`` to the data class.
 
@@ -292,7 +293,10 @@ def decode(
     non-empty id (a non-UUID one is mapped, see :class:`Decoded`), time defaulting to
     ``received_at``, the partition key from the record key or ``key_of(data)``.
 
-    Raises EnvelopeError with a stable ``reason``: missing_header, bad_header, unknown_type,
+    ``known_types``: types that exist but are not in ``registry`` because they do not belong on this
+    topic: such a record is refused ``type_not_allowed`` (before its body is read), another type ``unknown_type``.
+
+    Raises EnvelopeError with a stable ``reason``: missing_header, bad_header, unknown_type, type_not_allowed,
     bad_encoding, bad_json, missing_field, unknown_channel, too_long, invalid_data,
     invalid_envelope, key_mismatch. Details never quote input values.
     """
@@ -336,8 +340,11 @@ def decode(
             raise EnvelopeError("missing_header", prefix + name)
     if _attr(attrs, "specversion") != SPEC_VERSION:
         raise EnvelopeError("bad_header", f"{prefix}specversion must be {SPEC_VERSION}")
-    data_cls = registry.get(_attr(attrs, "type") or "")
+    type_name = _attr(attrs, "type") or ""
+    data_cls = registry.get(type_name)
     if data_cls is None:
+        if type_name in known_types:
+            raise EnvelopeError("type_not_allowed", f"{prefix}type does not belong on this topic")
         raise EnvelopeError("unknown_type", f"{prefix}type is not handled on this topic")
 
     source = _attr(attrs, "source") or ""

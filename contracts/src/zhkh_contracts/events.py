@@ -134,7 +134,7 @@ class AppealStatusChanged(EventData):
     """Every lifecycle transition the router applied (version = the appeal's new version)."""
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.status_changed.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor
 
     appeal_id: uuid.UUID
     registration_number: str
@@ -145,6 +145,7 @@ class AppealStatusChanged(EventData):
     version: int
     changed_at: AwareDatetime
     cause_event_id: uuid.UUID | None = None
+    actor: str | None = Field(default=None, description="Who caused it (<role>:<id>, service:router for the router's own) (1.1)")
 
 
 class AppealAnswered(EventData):
@@ -184,7 +185,7 @@ class AppealTransitionRejected(EventData):
     appeal_id: str
     action: str
     status: AppealStatus | None = Field(description="Current status (None: no such appeal)")
-    code: str = Field(description="illegal_transition | not_current_party | unknown_appeal | extension_used | ...")
+    code: str = Field(description="illegal_transition | forbidden | unknown_appeal | extension_used | ...")
     detail: str = ""
     cause_event_id: uuid.UUID
 
@@ -231,7 +232,14 @@ class ActionBase(EventData):
 
     appeal_id: uuid.UUID | None = None
     incident_id: uuid.UUID | None = None
-    actor: str = Field(max_length=200, description="Party id, 'citizen', 'operator:<id>', 'notifier'")
+    actor: str = Field(
+        max_length=200,
+        description="Who acts, as <role>:<id>: party:<party_id>, operator:<subject>, inspector:<subject>, "
+        "admin:<subject>, citizen:<appeal_id>, service:notifier, service:gis_sync (1.1; the router authorises it)",
+    )
+    actor_subject: str | None = Field(
+        default=None, max_length=200, description="The token subject of the human who acted, for the audit trail (1.1)"
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> ActionBase:
@@ -246,12 +254,12 @@ class ActionBase(EventData):
 
 class PartyAccepted(ActionBase):
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.accept.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
 
 class PartyAnswered(ActionBase):
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.answer.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     attachments: tuple[AttachmentRef, ...] = ()
@@ -259,7 +267,7 @@ class PartyAnswered(ActionBase):
 
 class PartyRejectedNotResponsible(ActionBase):
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.reject_not_responsible.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
     reason: str = Field(default="", max_length=2000)
     suggested_party_id: str | None = None
@@ -267,7 +275,7 @@ class PartyRejectedNotResponsible(ActionBase):
 
 class PartyRequestedExtension(ActionBase):
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.request_extension.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
     days: int = Field(ge=1, le=30)
     reason: str = Field(max_length=2000)
@@ -275,7 +283,7 @@ class PartyRequestedExtension(ActionBase):
 
 class CitizenRatedAnswer(ActionBase):
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.rate.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
     satisfied: bool
 
@@ -284,21 +292,21 @@ class CitizenComplained(ActionBase):
     """A complaint after an unsatisfactory answer: escalates to the next level."""
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.complain.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
     text: str = Field(default="", max_length=MAX_TEXT_CHARS)
 
 
 class CitizenWithdrew(ActionBase):
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.withdraw.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
 
 class OperatorAssigned(ActionBase):
     """An operator routes an appeal by hand (from the fallback queue, or overriding)."""
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.operator_assign.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
     party_id: str
 
@@ -307,7 +315,7 @@ class DeadlineExpired(ActionBase):
     """Published by the notifier when an appeal's deadline passed unanswered: the router escalates."""
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.deadline_expired.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: actor convention, actor_subject
 
     deadline: AwareDatetime
 

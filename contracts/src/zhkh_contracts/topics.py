@@ -13,14 +13,6 @@ from .appeal import Channel
 from .envelope import EventData
 from .events import (
     ACTION_CLASSES,
-    CitizenComplained,
-    CitizenRatedAnswer,
-    CitizenWithdrew,
-    OperatorAssigned,
-    PartyAccepted,
-    PartyAnswered,
-    PartyRejectedNotResponsible,
-    PartyRequestedExtension,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -43,15 +35,11 @@ PREFIX = "zhkh"
 SERVICES = ("intake", "router", "notifier", "gis_sync", "analytics")
 EXTERNAL_PRODUCERS: dict[str, tuple[type[EventData], ...]] = {
     "channel adapters": (RawAppealSubmitted,),
-    "responsible parties' systems": (
-        PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension,
-    ),
-    "citizen portal": (CitizenRatedAnswer, CitizenComplained, CitizenWithdrew),
-    "operators": (OperatorAssigned,),
 }
 """Systems outside this repository that publish to our topics, and what each sends (channel adapters: on the
-raw topics of every channel but ``gis``, which gis_sync fills). What the services themselves publish and
-consume is not written here: ``_wiring`` is generated from their code (devtools/gen_contracts.py)."""
+raw topics of every channel but ``gis``, which gis_sync fills). Parties, operators and citizens act through
+the router's HTTP API, which publishes their actions itself (contracts 1.4.0). What the services themselves
+publish and consume is not written here: ``_wiring`` is generated from their code (devtools/gen_contracts.py)."""
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
@@ -169,6 +157,18 @@ class Topics:
                 for svc in SERVICES
             ),
         )
+
+
+def owners(event_type: str) -> tuple[str, ...]:
+    """The services that publish events of this type (generated from their code: ``_wiring.TYPE_PRODUCERS``).
+    A consumer accepts such an event only from one of them (CloudEvents source ``/zhkh-appeals/<service>``),
+    except on a topic where systems outside this repository may publish it (``EXTERNAL_PRODUCERS``)."""
+    return _wiring.TYPE_PRODUCERS.get(event_type, ())
+
+
+def source_of(service: str) -> str:
+    """The CloudEvents source of everything a service publishes."""
+    return f"/zhkh-appeals/{service}"
 
 
 def _producers(kind: str, external: tuple[str, ...] = ()) -> tuple[str, ...]:
