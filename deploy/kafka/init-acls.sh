@@ -24,9 +24,6 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 : "${KAFKA_PASSWORD_ADAPTER_RECEPTION:?}"
 : "${KAFKA_PASSWORD_ADAPTER_SITE_FORM:?}"
 : "${KAFKA_PASSWORD_ADAPTER_SOCIAL:?}"
-: "${KAFKA_PASSWORD_CITIZEN_PORTAL:?}"
-: "${KAFKA_PASSWORD_OPERATORS:?}"
-: "${KAFKA_PASSWORD_RESPONSIBLE_PARTIES_SYSTEMS:?}"
 
 # ---- topics ----
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.raw.gis --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=604800000
@@ -57,9 +54,6 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 "$BIN/kafka-configs.sh" "${ARGS[@]}" --alter --entity-type users --entity-name zhkh-adapter-reception --add-config "SCRAM-SHA-512=[password=${KAFKA_PASSWORD_ADAPTER_RECEPTION:?}]"
 "$BIN/kafka-configs.sh" "${ARGS[@]}" --alter --entity-type users --entity-name zhkh-adapter-site-form --add-config "SCRAM-SHA-512=[password=${KAFKA_PASSWORD_ADAPTER_SITE_FORM:?}]"
 "$BIN/kafka-configs.sh" "${ARGS[@]}" --alter --entity-type users --entity-name zhkh-adapter-social --add-config "SCRAM-SHA-512=[password=${KAFKA_PASSWORD_ADAPTER_SOCIAL:?}]"
-"$BIN/kafka-configs.sh" "${ARGS[@]}" --alter --entity-type users --entity-name zhkh-citizen-portal --add-config "SCRAM-SHA-512=[password=${KAFKA_PASSWORD_CITIZEN_PORTAL:?}]"
-"$BIN/kafka-configs.sh" "${ARGS[@]}" --alter --entity-type users --entity-name zhkh-operators --add-config "SCRAM-SHA-512=[password=${KAFKA_PASSWORD_OPERATORS:?}]"
-"$BIN/kafka-configs.sh" "${ARGS[@]}" --alter --entity-type users --entity-name zhkh-responsible-parties-systems --add-config "SCRAM-SHA-512=[password=${KAFKA_PASSWORD_RESPONSIBLE_PARTIES_SYSTEMS:?}]"
 
 # ---- ACLs ----
 # zhkh-analytics: the analytics service
@@ -100,6 +94,7 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 # zhkh-router: the router service
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Read --group zhkh.router
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Read --topic zhkh.appeals.actions
+"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Write --topic zhkh.appeals.actions
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Read --topic zhkh.appeals.lifecycle
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Write --topic zhkh.appeals.lifecycle
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Write --topic zhkh.router.dlq
@@ -115,11 +110,5 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-adapter-site-form --operation Write --topic zhkh.intake.raw.site_form
 # zhkh-adapter-social: channel adapter of the 'social' channel
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-adapter-social --operation Write --topic zhkh.intake.raw.social
-# zhkh-citizen-portal: citizen portal
-"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-citizen-portal --operation Write --topic zhkh.appeals.actions
-# zhkh-operators: operators
-"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-operators --operation Write --topic zhkh.appeals.actions
-# zhkh-responsible-parties-systems: responsible parties' systems
-"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-responsible-parties-systems --operation Write --topic zhkh.appeals.actions
 
 echo "kafka-init: topics, users and ACLs applied"
