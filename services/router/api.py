@@ -68,8 +68,7 @@ OPEN = [s for s in OPEN_STATUSES]
 
 PUBLIC = {"security": []}  # no token: the number and the access code are the credential
 NOT_FOUND_RU = "Обращение с таким номером не найдено."
-CITIZEN_PUBLIC = {"security": []}  # no token: the number and the access code are the credential
-NOT_FOUND_RU = "Обращение с таким номером и кодом доступа не найдено."
+CITIZEN_NOT_FOUND_RU = "Обращение с таким номером и кодом доступа не найдено."
 
 
 # ---- bodies and answers -------------------------------------------------------------------------
@@ -157,12 +156,21 @@ class AppealView(AppealSummary):
 
 
 class HistoryEntry(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """One applied or refused action (router.history): who, what, when, the outcome. No personal data."""
 
-    at: Any = None
-    action: str | None = None
-    actor: str | None = None
-    outcome: str | None = None
+    appeal_id: str
+    at: str
+    action: str
+    outcome: Literal["applied", "refused"]
+    actor: str | None
+    actor_subject: str | None
+    via: str = Field(description="The CloudEvents source the action came through")
+    cause_event_id: str
+    status: str | None
+    version: int
+    from_status: str | None = None
+    party_id: str | None = None
+    code: str | None = Field(default=None, description="Refused: why (e.g. forbidden, illegal_transition)")
 
 
 class History(BaseModel):
@@ -176,7 +184,7 @@ class Accepted(BaseModel):
     event_id: str
     action: str
     registration_number: str
-    outcome: dict[str, Any] | None = Field(default=None, description="The history entry, once the router decided")
+    outcome: HistoryEntry | None = Field(default=None, description="The history entry, once the router decided")
     history_url: str
 
 
@@ -244,7 +252,7 @@ class RouterApi:
             raise Problem(503, "unavailable") from None
         log.info("api_action", action=name, event_id=str(event_id), actor_role=action.actor.split(":", 1)[0])
         outcome = await self.wait_outcome(str(action.appeal_id), str(event_id))
-        status = "accepted" if outcome is None else ("refused" if outcome.get("refused") or outcome.get("code") else "applied")
+        status = "accepted" if outcome is None else outcome["outcome"]
         return {"status": status, "event_id": str(event_id), "action": name, "registration_number": number,
                 "outcome": outcome, "history_url": f"/api/v1/appeals/{number}/history"}
 
@@ -253,7 +261,7 @@ class RouterApi:
         while True:
             entry = await self.q.outcome(appeal_id, event_id)
             if entry is not None or time.monotonic() >= deadline:
-                return _jsonable(entry) if entry else None
+                return entry
             await asyncio.sleep(0.05)
 
     async def citizen_appeal(self, request: Request, number: str, code: str) -> dict[str, Any]:
@@ -265,7 +273,7 @@ class RouterApi:
         doc = await self.q.by_number(number)
         stored = await self.q.access_code_hash(doc["_id"]) if doc else None
         if doc is None or not access_codes.verify(code, stored):
-            self.code_failures.hit(number.upper())  # counts towards the limit; never raises here
+            self.code_failures.count(number.upper())  # towards the lock; this answer stays 404
             raise Problem(404, "not_found", CITIZEN_NOT_FOUND_RU)
         return doc
 
@@ -413,7 +421,7 @@ class RouterApi:
             doc = await self.appeal(number)
             if not self.may_read(p, doc):
                 raise Problem(403, "forbidden")
-            entries = [_jsonable(e) for e in await self.q.history(doc["_id"])]
+            entries = await self.q.history(doc["_id"])
             return {"registration_number": number, "entries": entries}
 
         @api.get("/api/v1/inspector/escalated", tags=["inspector"], response_model=Page, responses=read_errors,
@@ -474,8 +482,3 @@ class RouterApi:
         except ValueError:
             raise Problem(400, "invalid_data", None, ["cursor"]) from None
         return {"count": len(docs), "appeals": [summary_view(d) for d in docs], "next_cursor": nxt}
-
-
-def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v)
-            for k, v in doc.items()}

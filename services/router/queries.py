@@ -10,11 +10,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 
 from zhkh_contracts import AppealStatus
 
-from .repository import RouterRepository
+from .repository import RouterRepository, _history_entry
 
 FLAT = re.compile(r"\b(кв|квартира|комн|комната|ком|офис|оф|пом|помещение|apt|flat)\b\.?\s*[\w/-]*", re.I)
 
@@ -83,7 +83,6 @@ class Queries:
 
     async def ensure_indexes(self) -> None:
         await self.repo.appeals.create_index([("level", ASCENDING), ("open", ASCENDING)])
-        await self.repo.history_col.create_index([("appeal_id", ASCENDING), ("at", ASCENDING)])
 
     async def by_number(self, number: str) -> dict[str, Any] | None:
         return await self.repo.appeals.find_one({"registration_number": number})
@@ -119,13 +118,12 @@ class Queries:
         return docs, (encode_cursor(docs[-1]["registration_number"]) if more and docs else None)
 
     async def history(self, appeal_id: str, limit: int = 500) -> list[dict[str, Any]]:
-        cursor = self.repo.history_col.find({"appeal_id": appeal_id}, {"_id": 0}).sort([("at", ASCENDING), ("_id", ASCENDING)])
-        return await cursor.limit(limit).to_list()
+        return [e.as_dict() for e in await self.repo.history(appeal_id, limit)]
 
     async def outcome(self, appeal_id: str, cause_event_id: str) -> dict[str, Any] | None:
         """The history entry the router wrote for this action (applied or refused), if any yet."""
-        return await self.repo.history_col.find_one({"appeal_id": appeal_id, "cause_event_id": cause_event_id},
-                                                {"_id": 0}, sort=[("at", DESCENDING)])
+        doc = await self.repo.history_col.find_one({"_id": f"{appeal_id}:{cause_event_id}"})
+        return _history_entry(doc).as_dict() if doc else None
 
 
 OPEN_STATUSES = [s.value for s in AppealStatus if s not in (AppealStatus.CLOSED, AppealStatus.WITHDRAWN)]

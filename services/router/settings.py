@@ -21,4 +21,4 @@ class RouterSettings(RuntimeSettings):
     idempotency_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, description="How long an Idempotency-Key is "
                                    "remembered")
     api_wait_s: float = Field(default=2.0, ge=0, le=30, description="A write waits this long for the router's "
-                              "outcome (200 applied/refused) before answering 202 accepted")
+                              "outcome (status applied/refused with the history entry) before answering status accepted")

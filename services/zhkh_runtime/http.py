@@ -154,7 +154,7 @@ class Auth:
             AUTH_REFUSED.labels(self.service, exc.code).inc()
             status = 503 if exc.code == "issuer_unreachable" else 401
             raise Problem(status, exc.code, headers={
-                "WWW-Authenticate": f'Bearer realm="zhkh-appeals", error="invalid_token"'}) from None
+                "WWW-Authenticate": 'Bearer realm="zhkh-appeals", error="invalid_token"'}) from None
 
     async def principal(self, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
         return await self._check(creds)
@@ -191,6 +191,10 @@ class RateLimit:
             reset = self.limiter.get_window_stats(self.item, self.name, *key).reset_time
             retry = max(1, int(reset - time.time()) + 1)
             raise Problem(429, "rate_limited", headers={"Retry-After": str(retry)})
+
+    def count(self, *key: str) -> bool:
+        """Count one event without answering 429 (False: the limit is now exceeded)."""
+        return self.limiter.hit(self.item, self.name, *key)
 
     def test(self, *key: str) -> bool:
         return self.limiter.test(self.item, self.name, *key)

@@ -48,17 +48,19 @@ S = AppealStatus
 
 
 @contextlib.asynccontextmanager
-async def system(infra, prefix):  # noqa: ANN001, ANN201
-    """intake in-process, router served over HTTP (for the read API), the sample directory imported."""
+async def system(infra, prefix, issuer=None, **router_settings):  # noqa: ANN001, ANN201
+    """intake in-process, router served over HTTP (its API, with tokens from ``issuer``), the sample
+    directory imported."""
     from intake.main import create_app as intake_app
     from intake.settings import IntakeSettings
     from router.cli import import_directory
     from router.main import create_app as router_app
     from router.settings import RouterSettings
 
-    rs = service_settings(RouterSettings, infra, prefix)
+    rs = service_settings(RouterSettings, infra, prefix, auth_issuer=issuer.url if issuer else "", **router_settings)
     assert await import_directory(sorted(SAMPLE.glob("*.csv")), rs) == 0
-    async with running(intake_app(service_settings(IntakeSettings, infra, prefix))), served(router_app(rs)) as base:
+    intake = intake_app(service_settings(IntakeSettings, infra, prefix, auth_issuer=issuer.url if issuer else ""))
+    async with running(intake), served(router_app(rs)) as base:
         async with Follower(infra.bootstrap, Topics(prefix).lifecycle) as follower:
             yield base, follower
 
@@ -102,8 +104,8 @@ async def register(infra, prefix, follower, category=Category.HOT_WATER, address
     return str(appeal.appeal_id)
 
 
-async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(infra, prefix):
-    async with system(infra, prefix) as (base, f):
+async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(infra, prefix, issuer):
+    async with system(infra, prefix, issuer) as (base, f):
         aid = await register(infra, prefix, f)
         a = await f.assigned(aid)
         assert (a.party_id, a.reason, a.party_timezone) == ("uk-zarechye", "house_services_to_managing_org", "Asia/Yekaterinburg")
@@ -138,7 +140,7 @@ async def test_full_walk_accept_extend_answer_reopen_complain_escalate_close(inf
         r = f.of(AppealTransitionRejected, aid)[0]
         assert (r.code, r.status, r.action) == ("illegal_transition", S.CLOSED, "accept")
         number = f.of(AppealAssigned, aid)[0].registration_number
-        status, view = await asyncio.to_thread(get_json, f"{base}/api/v1/appeals/by-number?number={number}")
+        status, view = await asyncio.to_thread(get_json, f"{base}/api/v1/appeals/{number}", issuer.token("op", "operator"))
         assert status == 200
         assert (view["status"], view["party_id"], view["party_name"], view["level"], view["version"]) == (
             "closed", "adm-leninsky", "Администрация Ленинского района", 1, 9)
@@ -160,21 +162,22 @@ async def test_not_ours_reroutes_then_second_bounce_and_deadline_escalate(infra,
         assert (r3.party_id, r3.reason, r3.level) == ("city-zhkh", "deadline_expired", 2)
 
 
-async def test_unknown_house_goes_to_the_fallback_queue_and_an_operator_routes_it(infra, prefix):
-    async with system(infra, prefix) as (base, f):
+async def test_unknown_house_goes_to_the_fallback_queue_and_an_operator_routes_it(infra, prefix, issuer):
+    async with system(infra, prefix, issuer) as (base, f):
         aid = await register(infra, prefix, f, address=Address(text="г. Пермь, ул. Неизвестная, д. 99"))
         a = await f.assigned(aid)
         assert (a.party_id, a.reason, a.cause) == ("fallback:operators", "unknown_house", AssignmentCause.FALLBACK)
         await act(infra, prefix, OperatorAssigned(appeal_id=uuid.UUID(aid), actor="operator:ivanova", party_id="tgk-teplo"))
         b = await f.assigned(aid, 2)
         assert (b.party_id, b.cause, b.previous_party_id) == ("tgk-teplo", AssignmentCause.OPERATOR, "fallback:operators")
-        status, listing = await asyncio.to_thread(get_json, f"{base}/api/v1/appeals?party_id=tgk-teplo&open=true")
+        status, listing = await asyncio.to_thread(get_json, f"{base}/api/v1/appeals?party_id=tgk-teplo&open=true",
+                                                  issuer.token("op", "operator"))
         assert status == 200 and [x["appeal_id"] for x in listing["appeals"]] == [aid]
 
 
-async def test_actions_on_a_mass_incident_move_every_member(infra, prefix):
+async def test_actions_on_a_mass_incident_move_every_member(infra, prefix, issuer):
     mira = Address(text="г. Пермь, ул. Мира, д. 7")
-    async with system(infra, prefix) as (base, f):
+    async with system(infra, prefix, issuer) as (base, f):
         ids = [await register(infra, prefix, f, Category.COLD_WATER, mira, phone=f"+7912000000{i}") for i in range(3)]
         await f.until(lambda f: f.of(MassIncidentDetected))
         incident = f.of(MassIncidentDetected)[0].incident_id
@@ -187,7 +190,7 @@ async def test_actions_on_a_mass_incident_move_every_member(infra, prefix):
         await f.until(lambda f: all(f.statuses(a)[-1][1] is S.ANSWERED for a in ids))
         house = "addr:г пермь ул мира д 7"
         query = urllib.parse.urlencode({"house_key": house, "open": "true"})
-        status, listing = await asyncio.to_thread(get_json, f"{base}/api/v1/appeals?{query}")
+        status, listing = await asyncio.to_thread(get_json, f"{base}/api/v1/appeals?{query}", issuer.token("i", "inspector"))
         assert status == 200 and sorted(x["appeal_id"] for x in listing["appeals"]) == sorted(ids)
         assert {x["incident_id"] for x in listing["appeals"]} == {str(incident)}
 
