@@ -41,7 +41,7 @@ async def test_round_trip_commits_offset_only_after_handling(infra, prefix):
         return []
 
     rt.process((topic,), h, lambda session: types.SimpleNamespace())
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         raw, key, value, _ = await publish_sample(infra, rt)
         await eventually(lambda: _true(len(seen) == 1))
     assert seen[0][0] == raw
@@ -64,7 +64,7 @@ async def test_permanent_failure_goes_to_dlq_with_original_bytes_and_the_stream_
         return []
 
     rt.process((topic,), h, lambda session: types.SimpleNamespace())
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         _, bad_key, bad_value, bad_headers = await publish_sample(infra, rt, text="bad appeal", source_id="s-bad")
         await publish_sample(infra, rt, source_id="s-good")
         await eventually(lambda: _true(handled == ["s-good"]))
@@ -94,7 +94,7 @@ async def test_transient_failures_are_retried_then_succeed_without_dlq(infra, pr
         return []
 
     rt.process((topic,), h, lambda session: types.SimpleNamespace())
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         await publish_sample(infra, rt)
         await eventually(lambda: _true(len(calls) == 3))
         async with TopicReader(infra.bootstrap, rt.topics.dlq("probe")) as dlq:
@@ -112,7 +112,7 @@ async def test_exhausted_retries_dead_letter_with_attempt_count(infra, prefix):
         raise TransientError("still down")
 
     rt.process((topic,), h, lambda session: types.SimpleNamespace())
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         await publish_sample(infra, rt)
         async with TopicReader(infra.bootstrap, rt.topics.dlq("probe")) as dlq:
             (dead,) = await dlq.wait_for(lambda r: len(r) >= 1)
@@ -148,7 +148,7 @@ async def test_undecodable_records_are_dead_lettered_byte_for_byte(infra, prefix
     if headers is None:
         _, _, _, good = samples.raw_record(samples.raw_submission(), topics=rt.topics)
         headers = good
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         await produce(infra.bootstrap, topic, value, b"k-1", headers)
         async with TopicReader(infra.bootstrap, rt.topics.dlq("probe")) as dlq:
             (dead,) = await dlq.wait_for(lambda r: len(r) >= 1)
@@ -180,7 +180,7 @@ async def test_failed_dead_letter_publish_is_not_committed_and_the_record_comes_
 
     rt.publisher.send = flaky_send  # type: ignore[method-assign]
     rt.process((topic,), h, lambda session: types.SimpleNamespace())
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         await publish_sample(infra, rt)
         async with TopicReader(infra.bootstrap, rt.topics.dlq("probe")) as dlq:
             await dlq.wait_for(lambda r: len(r) >= 1, timeout=30)
@@ -202,7 +202,7 @@ async def test_stop_mid_handler_leaves_offset_uncommitted_and_next_instance_gets
         return []
 
     rt.process((topic,), h, lambda session: types.SimpleNamespace())
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         raw, *_ = await publish_sample(infra, rt)
         await asyncio.wait_for(started.wait(), 30)
 
@@ -216,7 +216,7 @@ async def test_stop_mid_handler_leaves_offset_uncommitted_and_next_instance_gets
         return []
 
     rt2.process((topic,), h2, lambda session: types.SimpleNamespace())
-    async with running(rt2.asgi_app()):
+    async with running(rt2.http_app()):
         await eventually(lambda: _true(seen == [raw.source_id]), timeout=60)
 
 

@@ -48,7 +48,7 @@ async def test_a_burst_with_bad_records_applies_each_good_one_once_in_order(infr
         headers = [(k, b"one-key" if k in ("ce_partitionkey", "ce_subject") else v) for k, v in headers]  # key = partition key
         values.append(value)
         await produce(infra.bootstrap, topic, value, b"one-key", headers)
-    async with running(rt.asgi_app()):
+    async with running(rt.http_app()):
         async with TopicReader(infra.bootstrap, rt.topics.dlq("probe")) as dlq:
             await dlq.wait_for(lambda r: len(r) >= len(bad))
             await eventually(lambda: _count(log, n - len(bad)))
@@ -96,7 +96,7 @@ async def test_two_replicas_run_a_leased_loop_one_at_a_time(infra, prefix):
     stops = {"one": asyncio.Event(), "two": asyncio.Event()}
 
     async def run(name: str) -> None:  # each replica in its own task, as in its own process
-        async with running(replica(name).asgi_app()):
+        async with running(replica(name).http_app()):
             await stops[name].wait()
 
     tasks = {name: asyncio.create_task(run(name)) for name in stops}

@@ -226,9 +226,8 @@ async def test_the_openapi_document_describes_the_body_the_answers_and_the_probl
         (b'{"channel": "site_form"}', "application/json", 422, "missing_field"),
         (None, "application/json", 422, "no_consent"),
         (b"x" * 300_000, "application/json", 413, "too_large"),
-        (body(channel=Channel.GIS), "application/json", 403, "forged_source"),  # the gis channel is gis_sync's alone
     ],
-    ids=["bad-json", "cp1251", "text-plain", "missing-fields", "no-consent", "too-large", "gis-channel"],
+    ids=["bad-json", "cp1251", "text-plain", "missing-fields", "no-consent", "too-large"],
 )
 async def test_bad_requests_get_problem_details_and_a_copy_in_the_rejected_topic(infra, prefix, http_issuer, payload,
                                                                                  content_type, status, code):
@@ -247,7 +246,7 @@ async def test_bad_requests_get_problem_details_and_a_copy_in_the_rejected_topic
     assert headers_of(copy)["x-dlq-service"] == b"intake-http"
     if code != "too_large":
         assert copy.value == payload
-    channel = Channel.GIS if code == "forged_source" else samples.raw_submission().channel
+    channel = samples.raw_submission().channel
     async with TopicReader(infra.bootstrap, Topics(prefix).raw(channel)) as raw_topic:
         assert await raw_topic.settle(0.5) == []  # nothing bad reached the raw topic
 
