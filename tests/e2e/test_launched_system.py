@@ -26,9 +26,10 @@ SERVICES = ("intake", "router", "notifier", "gis_sync", "analytics")
 
 def launcher_args(data_dir: Path) -> tuple[list[str], dict[str, int]]:
     ports = {"kafka": embedded.free_port(), "mongo": embedded.free_port(), "http": embedded.free_port_block(5),
-             "gis": embedded.free_port()}
+             "gis": embedded.free_port(), "issuer": embedded.free_port()}
     argv = [sys.executable, "-m", "devtools.launcher", "--data-dir", str(data_dir), "--kafka-port", str(ports["kafka"]),
-            "--mongo-port", str(ports["mongo"]), "--http-base-port", str(ports["http"]), "--gis-port", str(ports["gis"])]
+            "--mongo-port", str(ports["mongo"]), "--http-base-port", str(ports["http"]), "--gis-port", str(ports["gis"]),
+            "--issuer-port", str(ports["issuer"])]
     return argv, ports
 
 
