@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
+from devtools.dev_issuer import DevIssuer
 from devtools import embedded, samples
 from devtools.launcher import Config, System
 from tests.support.http import request
@@ -165,7 +166,8 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
     # assigned partition is re-read from 20 records before its commit (README, Known limits).
     monkeypatch.setenv("ZHKH_REWIND_ON_ASSIGN", "20")
     cfg = Config(data_dir=tmp_path / "data", kafka_port=embedded.free_port(), mongo_port=embedded.free_port(),
-                 http_base_port=embedded.free_port_block(5), gis_port=embedded.free_port(), gis_seed=0)
+                 http_base_port=embedded.free_port_block(5), gis_port=embedded.free_port(), gis_seed=0,
+                 issuer_port=embedded.free_port())
     system = System(cfg)
     topics = Topics()
     ids = [f"fault-{i}-{uuid.uuid4()}" for i in range(N)]
@@ -241,15 +243,18 @@ async def test_kill_9_services_broker_and_database_under_load_loses_and_repeats_
                 break
             await asyncio.sleep(0.5)
         summary_url = f"http://127.0.0.1:{cfg.port('analytics')}/api/v1/analytics/summary"
+        analyst = DevIssuer.with_key_file(cfg.issuer_url, cfg.issuer_key).mint("analyst", ["analyst"])
         total = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            total = json.loads((await asyncio.to_thread(request, "GET", summary_url, None, "application/json", 10))[1])["total"]
+            total = json.loads((await asyncio.to_thread(request, "GET", summary_url, None, "application/json", 10,
+                                                   analyst))[1])["total"]
             if total >= len(reg):
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2)
-        total = json.loads((await asyncio.to_thread(request, "GET", summary_url, None, "application/json", 10))[1])["total"]
+        total = json.loads((await asyncio.to_thread(request, "GET", summary_url, None, "application/json", 10,
+                                                   analyst))[1])["total"]
         timeline.append(f"{time.monotonic() - started:.0f}s analytics counts {total}")
         for name, srv in system.services.items():
             assert srv.alive(), f"{name} died; see {srv.log_path}"

@@ -104,9 +104,15 @@ async def test_running_system_serves_health_metrics_and_carries_every_channel(tm
             number = next(e.data.registration_number for e in (from_kafka(r.value, r.headers, REGISTRY) for r in records)
                           if isinstance(e.data, AppealAssigned))
 
-        # the router answers "where is my appeal, who handles it, what is the deadline"
+        # the router answers "where is my appeal, who handles it, what is the deadline" to the operator
+        # token the launcher printed (and nothing to an anonymous caller)
+        printed = dict(re.findall(r"^   token (\S+)\s+(\S+)$", "".join(lines), re.M))
+        assert set(printed) >= {"demo-party", "demo-operator", "demo-inspector", "demo-analyst"}, "".join(lines)
+        anon, _ = get(f"http://127.0.0.1:{ports['http'] + 2}/api/v1/appeals/{number}")
+        assert anon == 401
         for _ in range(100):
-            status, body = get(f"http://127.0.0.1:{ports['http'] + 2}/api/v1/appeals/by-number?number={number}")
+            status, body = request("GET", f"http://127.0.0.1:{ports['http'] + 2}/api/v1/appeals/{number}", timeout=5,
+                                   token=printed["demo-operator"])
             view = json.loads(body)
             if status == 200 and view.get("deadline"):
                 break
@@ -132,7 +138,7 @@ async def test_running_system_serves_health_metrics_and_carries_every_channel(tm
     assert rest.rstrip().endswith("stopped")
     for svc in SERVICES:
         log = (tmp_path / "data" / "logs" / f"{svc}.log").read_text()
-        assert "shut down gracefully" in log, log[-2000:]
+        assert "Application shutdown complete." in log and '"event": "stopped"' in log, log[-2000:]
         for line in filter(None, log.splitlines()):
             json.loads(line)  # every line a service prints is one JSON object
         assert "Иванова" not in log and "+79123456789" not in log  # no personal data in logs
