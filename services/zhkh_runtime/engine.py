@@ -317,6 +317,9 @@ class Engine:
     """The topics come from outside (raw submissions): accept what the CloudEvents Kafka binding
     allows (zhkh_contracts.decode); our own topics are read strictly."""
     retry_sleep: Callable[[float], Awaitable[None]] | None = None
+    outbox_redact: Callable[[OutboundRecord], OutboundRecord] | None = None
+    """What of a published record the outbox keeps (e.g. intake drops the citizen's access code: a
+    redelivery then republishes the record without it). None: the record as published."""
 
     def __post_init__(self) -> None:
         topics = self.emitter.topics
@@ -442,6 +445,9 @@ class Engine:
         out = await item.handler(item.env.data, uow)
         return self.emitter.records(out or (), msg)
 
+    def _stored(self, records: list[OutboundRecord]) -> list[OutboundRecord]:
+        return records if self.outbox_redact is None else [self.outbox_redact(r) for r in records]
+
     async def _run_batch(self, work: list[_Work]) -> list[OutboundRecord]:
         """Every record of the batch in one transaction; markers and outbox in one write."""
         out: list[OutboundRecord] = []
@@ -457,7 +463,7 @@ class Engine:
                     raise AlreadyProcessed(mid)
                 seen.add(mid)
                 records = await self._call(unit.uow, item)
-                markers.append(Marker(mid, item.digest, records))
+                markers.append(Marker(mid, item.digest, self._stored(records)))
                 out += records
             await unit.add_markers(markers)
         return out
@@ -506,7 +512,7 @@ class Engine:
         try:
             async with self.tracking.unit() as unit:
                 records = await self._call(unit.uow, item)
-                await unit.add_markers([Marker(mid, item.digest, records)])
+                await unit.add_markers([Marker(mid, item.digest, self._stored(records))])
             return records
         except Exception as exc:
             marker = await self.tracking.find(mid)

@@ -123,6 +123,10 @@ async def test_anonymous_form_submission_gets_the_number_and_the_access_code_onc
     flat = json.dumps(doc, default=str)
     assert code not in flat and code.replace("-", "") not in flat
     assert await mongo_db.processed_events.count_documents({}) == 1
+    # ... and its outbox (a redelivery republishes it) keeps the hash, not the code
+    (marker,) = await mongo_db.processed_events.find({}).to_list()
+    stored = b"".join(bytes(r["value"]) for r in marker["outbox"])
+    assert code.encode() not in stored and reg.access_code_hash.encode() in stored
 
 
 async def test_submit_answers_202_when_registration_takes_longer(infra, prefix, mongo_db, http_issuer):
