@@ -50,6 +50,10 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
         # confirmed by ГИС: a Performer, or a RedirectAppeal when the appeal went to a resource supplier
         assert re.search(r"<- ГИС ЖКХ appeal \S+ pulled and registered as ZH-\d{4}-\d{7}", out.stdout), out.stdout
         assert re.search(r"<- (Performer|RedirectAppeal) for ZH-\d{4}-\d{7} confirmed by ГИС ЖКХ", out.stdout), out.stdout
+        # the assigned party acts through the router's API with the token the launcher printed
+        assert re.search(r"^-> party API: POST \.\.\./answer -> 202 applied \(actor party:uk-zarechye\)$", out.stdout, re.M), out.stdout
+        assert "-> anonymous GET /api/v1/appeals?open=true -> 401 (unauthenticated)" in out.stdout
+        assert "-> citizen: POST /api/v1/citizen/status (number + access code) -> answered" in out.stdout
         assert out.stdout.rstrip().endswith("stopped")
     assert len(numbers) == 2
     assert int(numbers[1][-7:]) > int(numbers[0][-7:])  # the counter survived the restart (ГИС appeals take numbers too)
