@@ -148,6 +148,7 @@ class MongoAppeals:
 
     def __init__(self, col: Any, session: Any, details: Any = None) -> None:
         self.col, self.session, self.details_col = col, session, details
+        self.details_pending: dict[str, dict[str, Any]] = {}
         self.states: dict[str, AppealState | None] = {}
         self.saves: dict[str, tuple[AppealState, int]] = {}  # appeal id -> (state, version it was read at)
         self.deadlines: dict[str, dict[str, Any]] = {}
@@ -189,8 +190,7 @@ class MongoAppeals:
     async def keep_details(self, appeal_id: uuid.UUID, details: dict[str, Any]) -> None:
         """Personal data and the access code's hash, kept apart from the lifecycle documents (only
         the parties' and staff API read them; a retention job can purge them alone)."""
-        await self.details_col.update_one({"_id": str(appeal_id)}, {"$setOnInsert": details}, upsert=True,
-                                          session=self.session)
+        self.details_pending.setdefault(str(appeal_id), details)  # written in bulk by flush
 
     async def save(self, state: AppealState, expected_version: int) -> None:
         """Compare-and-set on the version: a concurrent change makes the flush fail and the batch
@@ -227,7 +227,11 @@ class MongoAppeals:
         ]
         if deadline_ops:
             await self.col.bulk_write(deadline_ops, ordered=False, session=self.session)
-        self.saves, self.deadlines = {}, {}
+        if self.details_pending:
+            await self.details_col.bulk_write(
+                [UpdateOne({"_id": key}, {"$setOnInsert": d}, upsert=True) for key, d in self.details_pending.items()],
+                ordered=False, session=self.session)
+        self.saves, self.deadlines, self.details_pending = {}, {}, {}
 
 
 def _history_doc(e: HistoryEntry) -> dict[str, Any]:
