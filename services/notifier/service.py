@@ -25,6 +25,7 @@ import structlog
 
 from zhkh_contracts import (
     AppealAnswered,
+    AppealProgressUpdated,
     AppealAssigned,
     AppealExtended,
     AppealRegistered,
@@ -91,6 +92,7 @@ class NotifierService:
         # accepted, re-assigned, ...: the engine ignores them (no unit of work, no marker)
         h.on(AppealStatusChanged, when=lambda s: s.to_status in STOPPING or s.to_status is AppealStatus.REOPENED)(self.on_status)
         h.on(AppealAnswered)(self.on_answered)
+        h.on(AppealProgressUpdated)(self.on_progress)
         return h
 
     # ---- planning -------------------------------------------------------------------------------
@@ -150,6 +152,14 @@ class NotifierService:
         facts = await uow.facts.get(str(a.appeal_id))
         if facts is not None:
             await self._notify(uow, "answered", facts, None, number=a.registration_number, text=a.text)
+        return []
+
+    async def on_progress(self, p: AppealProgressUpdated, uow: NotifierUoW) -> list[EventData]:
+        """The party's interim update goes to the citizen (like the answer, whatever the consent to
+        status notifications: it is about their appeal's substance)."""
+        facts = await uow.facts.get(str(p.appeal_id))
+        if facts is not None:
+            await self._notify(uow, "progress", facts, None, number=p.registration_number, text=p.text)
         return []
 
     async def on_status(self, s: AppealStatusChanged, uow: NotifierUoW) -> list[EventData]:

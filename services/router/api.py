@@ -11,7 +11,7 @@ publishes the same event id again (applied once); with another body it is refuse
 
     party       GET  /api/v1/party/appeals                    my appeals (status filter, cursor pages)
                 GET  /api/v1/party/appeals/{number}           one, with the citizen's contacts
-                POST /api/v1/party/appeals/{number}/accept | /answer | /not-ours | /extension
+                POST /api/v1/party/appeals/{number}/accept | /update | /answer | /not-ours | /extension
     operator    GET  /api/v1/operator/queue                   the fallback queue
                 POST /api/v1/operator/appeals/{number}/route  route or re-route to a party
     staff       GET  /api/v1/appeals                          search (number, house, party, status, escalated)
@@ -48,6 +48,7 @@ from zhkh_contracts import (
     OperatorAssigned,
     PartyAccepted,
     PartyAnswered,
+    PartyPostedUpdate,
     PartyRejectedNotResponsible,
     PartyRequestedExtension,
 )
@@ -80,6 +81,10 @@ class Body(BaseModel):
 class AnswerBody(Body):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="The answer to the citizen")
     attachments: tuple[AttachmentRef, ...] = Field(default=(), max_length=50)
+
+
+class UpdateBody(Body):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="What is being done, when to expect it")
 
 
 class NotOursBody(Body):
@@ -336,6 +341,14 @@ class RouterApi:
                          p: Principal = party) -> dict[str, Any]:
             return await party_action(p, number, key, lambda **kw: PartyAnswered(
                 text=body.text, attachments=body.attachments, **kw), "answer", body.model_dump(mode="json"))
+
+        @api.post("/api/v1/party/appeals/{number}/update", tags=["party"], response_model=Accepted, status_code=202,
+                  responses=write_errors, operation_id="party_post_update",
+                  summary="Interim update for the citizen (the status does not change)")
+        async def update(number: Annotated[str, NUMBER], body: UpdateBody, key: str = idem,
+                         p: Principal = party) -> dict[str, Any]:
+            return await party_action(p, number, key, lambda **kw: PartyPostedUpdate(text=body.text, **kw),
+                                      "post_update", body.model_dump(mode="json"))
 
         @api.post("/api/v1/party/appeals/{number}/not-ours", tags=["party"], response_model=Accepted, status_code=202,
                   responses=write_errors, operation_id="party_not_ours",

@@ -33,6 +33,8 @@ from datetime import datetime
 from typing import Any
 
 from zhkh_contracts import (
+    AppealProgressUpdated,
+    PartyPostedUpdate,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -227,6 +229,16 @@ def request_extension(s: Step, action: PartyRequestedExtension) -> Transition | 
     return Transition(replace(st, extension_used=True, version=st.version + 1), [ext])
 
 
+def post_update(s: Step, action: PartyPostedUpdate) -> Transition | Refusal:
+    """An interim update for the citizen: the status and the version stay as they are."""
+    st = s.state
+    if st.status not in WORKING:
+        return Refusal("illegal_transition", f"post_update in {st.status.value}")
+    update = AppealProgressUpdated(appeal_id=st.appeal_id, registration_number=st.number, party_id=st.party_id or "",
+                                   text=action.text, updated_at=s.now)
+    return Transition(st, [update])
+
+
 def rate(s: Step, action: CitizenRatedAnswer) -> Transition | Refusal:
     if s.state.status is not S.ANSWERED:
         return Refusal("illegal_transition", f"rate from {s.state.status.value}")
@@ -252,11 +264,12 @@ TRANSITIONS: dict[type[EventData], Callable[[Step, Any], Transition | Refusal]] 
     PartyAnswered: answer,
     PartyRejectedNotResponsible: reject_not_responsible,
     PartyRequestedExtension: request_extension,
+    PartyPostedUpdate: post_update,
     CitizenRatedAnswer: rate,
     CitizenComplained: complain,
     DeadlineExpired: deadline_expired,
 }
-PARTY_ACTIONS = (PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension)
+PARTY_ACTIONS = (PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension, PartyPostedUpdate)
 OPERATOR_ROLES = frozenset({"operator", "admin"})
 NOTIFIER = "service:notifier"
 GIS_SYNC = "service:gis_sync"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from zhkh_contracts import (
+    AppealProgressUpdated,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -17,6 +18,7 @@ from zhkh_contracts import (
     PartyAccepted,
     PartyAnswered,
     PartyRejectedNotResponsible,
+    PartyPostedUpdate,
     PartyRequestedExtension,
 )
 from zhkh_runtime.app import ServiceRuntime
@@ -31,12 +33,13 @@ from .settings import RouterSettings
 from .uow import MongoRouterUoW
 
 API_ACTIONS = (
-    PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension, OperatorAssigned,
-    CitizenRatedAnswer, CitizenComplained, CitizenWithdrew,
+    PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension, PartyPostedUpdate,
+    OperatorAssigned, CitizenRatedAnswer, CitizenComplained, CitizenWithdrew,
 )
 """Actions of parties, operators and citizens: published on the actions topic by the router's HTTP API (source
 /zhkh-appeals/router, the authenticated principal as actor); nobody else may publish them (issue 13)."""
-PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealTransitionRejected, *API_ACTIONS)
+PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealProgressUpdated,
+             AppealTransitionRejected, *API_ACTIONS)
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 

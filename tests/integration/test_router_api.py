@@ -120,6 +120,8 @@ async def test_writes_carry_the_principal_are_idempotent_and_checked_again_by_th
         status, sneaky = await acall("POST", f"{url}/answer", t["party"], {"text": "x", "actor": "operator:boss"}, key="a2")
         assert (status, sneaky["code"], sneaky["fields"]) == (422, "invalid_data", ["actor"])
 
+        status, upd = await acall("POST", f"{url}/update", t["party"], {"text": "Ждём запчасть."}, key="update-1")
+        assert status == 202 and upd["status"] == "applied" and upd["outcome"]["status"] == "in_progress", upd
         status, ans = await acall("POST", f"{url}/answer", t["party"], {"text": "Вода подана."}, key="answer-1")
         assert status == 202 and ans["status"] == "applied" and ans["outcome"]["status"] == "answered"
         # answering twice: the router refuses (illegal transition), and says so
@@ -137,6 +139,7 @@ async def test_writes_carry_the_principal_are_idempotent_and_checked_again_by_th
         rows = [(e["action"], e["outcome"], e["actor"], e.get("code")) for e in hist["entries"]]
         assert rows == [("assign", "applied", "service:router", None),
                         ("accept", "applied", "party:uk-zarechye", None),
+                        ("post_update", "applied", "party:uk-zarechye", None),
                         ("answer", "applied", "party:uk-zarechye", None),
                         ("answer", "refused", "party:uk-zarechye", "illegal_transition")], rows
         assert "Вода подана" not in json.dumps(hist, ensure_ascii=False)  # no texts in the audit trail

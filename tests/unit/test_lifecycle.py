@@ -11,6 +11,8 @@ from router.directory import Party
 from router.lifecycle import AppealState, Refusal, Step, Transition, apply, assign
 from router.rules import Decision
 from zhkh_contracts import (
+    AppealProgressUpdated,
+    PartyPostedUpdate,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -151,6 +153,17 @@ def test_escalation_at_the_top_is_refused():
     assert isinstance(r, Refusal) and r.code == "escalation_exhausted"
 
 
+def test_an_interim_update_tells_the_citizen_and_changes_nothing():
+    for start in (S.ASSIGNED, S.IN_PROGRESS, S.REOPENED):
+        t = run(state(start), PartyPostedUpdate(appeal_id=AID, actor=PUK, text="Ждём запчасть до пятницы"), PUK)
+        assert isinstance(t, Transition) and t.state == state(start)
+        (update,) = t.events
+        assert isinstance(update, AppealProgressUpdated) and (update.text, update.party_id) == ("Ждём запчасть до пятницы", "uk")
+    for start in (S.ANSWERED, S.CLOSED, S.WITHDRAWN):
+        r = run(state(start), PartyPostedUpdate(appeal_id=AID, actor=PUK, text="x"), PUK)
+        assert isinstance(r, Refusal) and r.code == "illegal_transition"
+
+
 def test_operator_routes_by_hand():
     t = run(state(S.ASSIGNED), OperatorAssigned(appeal_id=AID, actor="operator:7", party_id="rso"), "operator:7")
     a = next(e for e in t.events if isinstance(e, AppealAssigned))
@@ -168,6 +181,7 @@ MATRIX = [
     (S.IN_PROGRESS, PartyAnswered(appeal_id=AID, actor=PUK, text="Готово"), {PUK}),
     (S.ASSIGNED, PartyRejectedNotResponsible(appeal_id=AID, actor=PUK), {PUK}),
     (S.IN_PROGRESS, PartyRequestedExtension(appeal_id=AID, actor=PUK, days=5, reason="запчасти"), {PUK}),
+    (S.IN_PROGRESS, PartyPostedUpdate(appeal_id=AID, actor=PUK, text="Ждём запчасть"), {PUK}),
     (S.ASSIGNED, OperatorAssigned(appeal_id=AID, actor="operator:ivanova", party_id="rso"), {"operator:ivanova", "admin:root"}),
     (S.ANSWERED, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=True), {CIT}),
     (S.ANSWERED, CitizenComplained(appeal_id=AID, actor=CIT), {CIT}),

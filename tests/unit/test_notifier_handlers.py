@@ -21,6 +21,7 @@ from zhkh_contracts import (
     Address,
     Appeal,
     AppealAnswered,
+    AppealProgressUpdated,
     AppealAssigned,
     AppealExtended,
     AppealRegistered,
@@ -284,6 +285,16 @@ async def test_registration_and_answer_notices_are_queued_by_email():
     assert (d_reg["target_kind"], d_reg["target"], d_reg["state"]) == ("email", "ivanova@example.ru", "pending")
     assert d_reg["subject"] == "Обращение ZH-2026-0000042 зарегистрировано"
     assert "Отопление восстановлено." in d_ans["body"]
+
+
+async def test_an_interim_update_goes_to_the_citizen():
+    n = Notifier()
+    a = make_appeal()
+    upd = envelope(AppealProgressUpdated(appeal_id=a.appeal_id, registration_number=a.registration_number, party_id="uk",
+                                         text="Ждём запчасть, работы в пятницу.", updated_at=T0))
+    await n.run(envelope(AppealRegistered(appeal=a)), upd)
+    d = n.store.deliveries[f"{upd.id}:progress"]
+    assert d["subject"] == "Ход рассмотрения обращения ZH-2026-0000042" and "Ждём запчасть, работы в пятницу." in d["body"]
 
 
 async def test_without_consent_no_registration_notice_but_the_answer_still_goes():

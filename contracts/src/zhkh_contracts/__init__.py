@@ -58,6 +58,8 @@ from .events import (
     PartyKind,
     PartyRejectedNotResponsible,
     PartyRequestedExtension,
+    PartyPostedUpdate,
+    AppealProgressUpdated,
     RawAppealSubmitted,
 )
 from . import resources
@@ -126,6 +128,8 @@ __all__ = [
     "PartyKind",
     "PartyRejectedNotResponsible",
     "PartyRequestedExtension",
+    "PartyPostedUpdate",
+    "AppealProgressUpdated",
     "REGISTRY",
     "RawAppealSubmitted",
     "SERVICES",

@@ -162,6 +162,19 @@ class AppealAnswered(EventData):
     answered_at: AwareDatetime
 
 
+class AppealProgressUpdated(EventData):
+    """The responsible party's interim update, for the citizen (the status did not change). Contracts 1.5."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.progress_updated.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    party_id: str
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    updated_at: AwareDatetime
+
+
 class AppealExtended(EventData):
     """The deadline was extended once (59-ФЗ allows one extension of up to 30 days)."""
 
@@ -279,6 +292,16 @@ class PartyRequestedExtension(ActionBase):
 
     days: int = Field(ge=1, le=30)
     reason: str = Field(max_length=2000)
+
+
+class PartyPostedUpdate(ActionBase):
+    """An interim update from the responsible party (what is being done, when to expect it); the
+    status does not change. Contracts 1.5."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.post_update.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
 
 
 class CitizenRatedAnswer(ActionBase):
@@ -427,6 +450,8 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     DeadlineExpired,
     GisActionMirrored,
     GisActionFailed,
+    PartyPostedUpdate,
+    AppealProgressUpdated,
 )
 ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}
