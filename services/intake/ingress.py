@@ -69,7 +69,7 @@ from zhkh_contracts.envelope import validation_reason
 from zhkh_runtime import access_codes
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.errors import PermanentError
-from zhkh_runtime.http import AUTH_REFUSED, Auth, Problem, RateLimit, client_address, problem_responses
+from zhkh_runtime.http import AUTH_REFUSED, extend_openapi, Auth, Problem, RateLimit, client_address, problem_responses
 from zhkh_runtime.kafka import RecordPublisher
 from zhkh_runtime.records import failure_headers
 
@@ -354,18 +354,11 @@ class Ingress:
 def document_request_body(app: FastAPI) -> None:
     """Put RawAppealSubmitted (and the models it uses) into the OpenAPI components: the submit route
     reads its body itself (size limit before parsing), so FastAPI does not know its schema."""
-    original = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    def amend(schema: dict[str, Any], comps: dict[str, Any]) -> None:  # noqa: ARG001
         body = RawAppealSubmitted.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in body.pop("$defs", {}).items():
             comps.setdefault(name, sub)
         comps["RawAppealSubmitted"] = body
-        app.openapi_schema = schema
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    extend_openapi(app, amend)

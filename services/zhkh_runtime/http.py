@@ -232,33 +232,38 @@ def build_app(title: str, description: str, version: str, routers: Sequence[APIR
 
     for router in routers:
         app.include_router(router, responses=common)
-    _add_problem_schema(app)
+    extend_openapi(app, _problem_everywhere)
     return app
 
 
-def _add_problem_schema(app: FastAPI) -> None:
-    """Make sure ProblemDetails is in components (referenced by every error response) and every
-    operation says what it answers when unauthenticated (401) or over its rate limit (429)."""
+def extend_openapi(app: FastAPI, amend: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+    """Change the generated OpenAPI document once, when it is first built: ``amend(document,
+    components.schemas)``. Several amendments chain in the order they were added."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = original()
-        comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        comps.setdefault("ProblemDetails", ProblemDetails.model_json_schema())
-        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
-        for path_item in schema.get("paths", {}).values():
-            for op in path_item.values():
-                if not isinstance(op, dict):
-                    continue
-                for status, resp in op.get("responses", {}).items():
-                    if str(status)[0] in "45":  # FastAPI's own 422 included: every error is problem details
-                        resp["content"] = dict(problem)
-                        resp["description"] = TITLES.get(int(status), resp.get("description", "Error"))
-        for unused in ("HTTPValidationError", "ValidationError"):
-            comps.pop(unused, None)
+        amend(schema, schema.setdefault("components", {}).setdefault("schemas", {}))
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_everywhere(schema: dict[str, Any], comps: dict[str, Any]) -> None:
+    """ProblemDetails in components, and every 4xx/5xx answer of every operation is problem details
+    (FastAPI's own 422 included)."""
+    comps.setdefault("ProblemDetails", ProblemDetails.model_json_schema())
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+    for path_item in schema.get("paths", {}).values():
+        for op in path_item.values():
+            if not isinstance(op, dict):
+                continue
+            for status, resp in op.get("responses", {}).items():
+                if str(status)[0] in "45":
+                    resp["content"] = dict(problem)
+                    resp["description"] = TITLES.get(int(status), resp.get("description", "Error"))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        comps.pop(unused, None)

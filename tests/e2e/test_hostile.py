@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient
 from devtools import embedded, samples
 from devtools.dev_issuer import DevIssuer
 from tests.e2e.test_launched_system import launcher_args, start_running
-from tests.support.http import json_call, request
+from tests.support.http import request
 from tests.support.kafka import TopicReader, produce
 from zhkh_contracts import (
     REGISTRY,
