@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -41,6 +42,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 from zhkh_contracts import (
     EXTERNAL_PRODUCERS,
     REGISTRY,
+    SECRET_FIELDS,
     SERVICES,
     ActionBase,
     AppealRegistered,
@@ -290,7 +292,21 @@ def _owner_sources(spec: TopicSpec) -> dict[str, frozenset[str] | None]:
     }
 
 
-def digest_of(value: bytes | None) -> str:
+def digest_of(value: bytes | None, event_type: str | None = None) -> str:
+    """The body's digest (the same id with another digest is ``conflicting_duplicate``). For a type
+    with secret fields (zhkh_contracts.SECRET_FIELDS, e.g. the citizen's access code) the digest is of
+    the canonical JSON without them: the producer's outbox keeps the record without its secrets, so a
+    republished copy is the same event."""
+    secret = SECRET_FIELDS.get(event_type or "")
+    if secret and value:
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for name in secret:
+                data.pop(name, None)
+            value = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     return hashlib.sha256(value or b"").hexdigest()
 
 
@@ -392,7 +408,7 @@ class Engine:
         handler = self.handlers.by_type.get(env.type)
         if handler is None or not self.handlers.wants(env.type, env.data):
             return _Ignore(record, env.type)
-        return _Work(record, env, handler, digest_of(record.value))
+        return _Work(record, env, handler, digest_of(record.value, env.type))
 
     # -- processing --
 

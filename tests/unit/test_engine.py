@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.support.engine import Rec, decoded, envelope, events, make_engine, rec
-from zhkh_contracts import AppealStatus, AppealStatusChanged, CitizenWithdrew, PartyAccepted, PartyAnswered, Topics
+from zhkh_contracts import (
+    AppealRegistered,
+    AppealStatus,
+    AppealStatusChanged,
+    CitizenWithdrew,
+    PartyAccepted,
+    PartyAnswered,
+    Topics,
+)
 from zhkh_runtime.engine import Emit, Handlers, MemoryTracking, partition_key
 from zhkh_runtime.errors import PermanentError, TransientError
 
@@ -306,3 +315,18 @@ async def test_a_record_key_that_differs_from_the_partition_key_is_refused():
     r.key = str(B).encode()
     await eng.process([r])
     assert dict(pub.sent[0][3])["x-dlq-reason"] == b"key_mismatch" and uow.seen == {}
+
+
+def test_a_copy_without_its_secret_fields_has_the_same_digest_and_another_body_does_not():
+    """The producer's outbox keeps an AppealRegistered without the access code; its republished copy
+    is the same event for every consumer (engine.digest_of), a changed text is not."""
+    from zhkh_runtime.engine import digest_of
+
+    body = {"appeal": {"text": "Нет воды", "registration_number": "N"}, "access_code": "ABCDE-12345",
+            "access_code_hash": "scrypt$1024$8$1$x$y"}
+    t = AppealRegistered.EVENT_TYPE
+    full = json.dumps(body, ensure_ascii=False).encode()
+    kept = json.dumps({k: v for k, v in body.items() if k != "access_code"}, separators=(",", ":")).encode()
+    changed = json.dumps({**body, "appeal": {**body["appeal"], "text": "Нет света"}}).encode()
+    assert digest_of(full, t) == digest_of(kept, t) != digest_of(changed, t)
+    assert digest_of(full) != digest_of(kept)  # types without secret fields: the bytes as they are

@@ -455,3 +455,9 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
 )
 ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    RawAppealSubmitted.EVENT_TYPE: ("access_code",),
+    AppealRegistered.EVENT_TYPE: ("access_code",),
+}
+"""Fields that are secrets (the citizen's access code): producers may drop them from what they keep
+(an outbox), consumers leave them out of the body digest they compare copies of an event by."""
