@@ -54,6 +54,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         duplicate_window=timedelta(hours=settings.duplicate_window_h),
         incident_window=timedelta(hours=settings.incident_window_h),
         incident_threshold=settings.incident_threshold,
+        numbering_timezone=settings.numbering_timezone,
     )
     rt.process(
         tuple(rt.topics.raw(ch) for ch in Channel), service.handlers(),

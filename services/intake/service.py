@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import structlog
@@ -172,8 +173,8 @@ def _prepare(raw: RawAppealSubmitted, region: str, now: datetime) -> Prepared:
     for i, a in enumerate(raw.attachments):
         if a.size_bytes is not None and a.size_bytes > MAX_INT64:
             raise PermanentError("invalid_data", f"attachments.{i}.size_bytes: beyond 64 bits")
-    if not raw.consent.personal_data:
-        raise PermanentError("no_consent", "consent.personal_data is required to register an appeal")
+    # consent.personal_data false is not a refusal: a body that must consider appeals (59-ФЗ, ПП 416)
+    # processes the data to fulfil that duty (152-ФЗ ст. 6 ч. 1); the notifier skips the optional uses
     text = clean_text(raw.text)
     if text is None:
         raise PermanentError("empty_text", "text is empty after removing invisible characters")
@@ -326,7 +327,9 @@ class IntakeService:
         incident_window: timedelta = timedelta(hours=24),
         incident_threshold: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        numbering_timezone: str = "Europe/Moscow",
     ) -> None:
+        self.numbering_tz = ZoneInfo(numbering_timezone)
         self.classifier = classifier
         self.phone_region = phone_region
         self.duplicate_window = duplicate_window
@@ -370,7 +373,8 @@ class IntakeService:
 
         now = self.clock()
         appeal_id = uuid.uuid4()
-        number = registration_number(now.year, await uow.counters.next(now.year))
+        year = now.astimezone(self.numbering_tz).year  # the organisation's year, not UTC's (1 January, 00:00-03:00 MSK)
+        number = registration_number(year, await uow.counters.next(year))
         draft = build_appeal(prepared, appeal_id, number, now, self.classifier)
         who = applicant_key(draft.applicant)
         house, cat = draft.house_key, draft.category

@@ -12,6 +12,8 @@ class IntakeSettings(RuntimeSettings):
     service_name: str = "intake"
     http_port: int = 8001
     default_phone_region: str = "RU"
+    numbering_timezone: str = Field(default="Europe/Moscow", description="The year of a registration number is "
+                                    "the year in this zone (IANA name)")
     classifier_rules: Path = Field(default=DEFAULT_RULES, description="Rules file of the text classifier")
     duplicate_window_h: float = Field(default=72.0, description="Same applicant+house+category within it: linked")
     incident_window_h: float = Field(default=24.0, description="Window in which reports form a mass incident")

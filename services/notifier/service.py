@@ -104,6 +104,9 @@ class NotifierService:
                  # ГИС ЖКХ's ExecutionEndDate, set by gis_sync
                  "execution_end_date": a.source_refs.get("execution_end_date"), "channel": a.channel.value,
                  "email": a.applicant.email, "phone": a.applicant.phone, "notify": a.consent.notifications,
+                 # without consent to processing beyond the legal duty (152-ФЗ ст. 6 ч. 1 п. 2-3), no optional
+                 # uses: notices by SMS or messenger are skipped; e-mail answers stay (59-ФЗ ст. 10 ч. 4)
+                 "optional_uses": a.consent.personal_data,
                  "correlation_id": str(uow.message.correlation_id)}
         await uow.facts.save(facts)
         if a.consent.notifications:
@@ -202,8 +205,10 @@ class NotifierService:
     async def _notify(self, uow: NotifierUoW, kind: str, facts: Doc, tz: str | None, **fields: Any) -> None:
         """Queue a citizen notice (id: the cause's event id and the kind). ``tz`` None: the deadline's
         zone, read only when quiet hours apply."""
-        target = citizen_target(facts["channel"], facts.get("email"), facts.get("phone"), self.delivery.citizen_webhooks,
-                                self.delivery.email_enabled, self.delivery.sms_enabled)
+        optional = facts.get("optional_uses", True)  # no consent: no SMS, no messenger
+        target = citizen_target(facts["channel"], facts.get("email"), facts.get("phone"),
+                                self.delivery.citizen_webhooks if optional else {},
+                                self.delivery.email_enabled, self.delivery.sms_enabled and optional)
         if target is None:
             log.info("citizen_unreachable", kind=kind, appeal_id=facts["_id"])
             return

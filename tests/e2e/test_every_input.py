@@ -184,7 +184,9 @@ def build_corpus() -> list[Case]:  # noqa: PLR0915 - one list of inputs, read to
         raw("missing-text", ch, "refused", "missing_field",
             js({k: v for k, v in submission(ch, sid).items() if k != "text"}), sid=sid)
         raw("too-long-text", ch, "refused", "too_long", js(submission(ch, sid, text="я" * 20_001)), sid=sid)
-        raw("no-consent", ch, "refused", "no_consent", js(submission(ch, sid, consent={"personal_data": False})), sid=sid)
+        # no consent to personal data: registered all the same (152-ФЗ ст. 6 ч. 1; the notifier skips SMS/messenger)
+        raw("no-consent", ch, "registered", None, js(submission(ch, s("no-consent"), consent={"personal_data": False})),
+            sid=s("no-consent"))
         raw("bad-phone", ch, "refused", "invalid_phone",
             js(submission(ch, sid, applicant={"name": PII_NAME, "phone": "звоните мне"})), sid=sid)
         raw("bad-email", ch, "refused", "invalid_email",
@@ -306,6 +308,8 @@ def http_cases(start: int) -> list[Case]:
         sid = f"http-{ch}-good"
         add(f"http-good-{ch}", "registered", None, 201, js(submission(ch, sid)), source=(ch, sid),
             token=None if ch == "site_form" else "service")
+    add("http-no-consent", "registered", None, 201,
+        js(submission("site_form", "http-no-consent", consent={"personal_data": False})), source=("site_form", "http-no-consent"))
     add("http-other-channel-anonymous", "refused", "unauthenticated", 401, js(submission("hotline", "http-anon-hotline")))
     add("http-gis-channel", "refused", "forbidden", 403, js(submission("gis", "http-gis-good")), token="service")
     add("http-gis-only-field", "refused", "forbidden", 403,
@@ -341,7 +345,6 @@ def http_cases(start: int) -> list[Case]:
         ("source-id-201", "too_long", 422, js(submission("site_form", "z" * 201)), "application/json"),
         ("missing-fields", "missing_field", 422, js({"channel": "site_form"}), "application/json"),
         ("unknown-channel", "unknown_channel", 422, js(submission("pigeon", s)), "application/json"),
-        ("no-consent", "no_consent", 422, js(submission("site_form", s, consent={"personal_data": False})), "application/json"),
         ("bad-phone", "invalid_phone", 422, js(submission("site_form", s, applicant={"phone": "звоните мне"})), "application/json"),
         ("bad-email", "invalid_email", 422, js(submission("site_form", s, applicant={"email": PII_NAME})), "application/json"),
         ("invisible-text", "empty_text", 422, js(submission("site_form", s, text="\u200b\u200b")), "application/json"),

@@ -131,7 +131,6 @@ def bad_corpus() -> list[tuple[str, bytes, list[tuple[str, bytes]], str]]:
         ("unknown-type", good_value, [(k, b"ru.somebody.else.v1" if k == "ce_type" else v) for k, v in h], "unknown_type"),
         ("mongo-operator", with_(source_id={"$gt": ""}), h, "invalid_data"),
         ("bad-meta-key", with_(channel_meta={"$where": "1"}), h, "invalid_data"),
-        ("no-consent", with_(consent={"personal_data": False}), h, "no_consent"),
         ("bad-phone", with_(applicant={"name": "X", "phone": "звоните мне"}), h, "invalid_phone"),
         ("invisible-text", with_(text="\u200b\u202e\u0000"), h, "empty_text"),
         ("no-address", with_(address={}), h, "missing_address"),

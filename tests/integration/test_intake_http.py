@@ -228,17 +228,12 @@ async def test_the_openapi_document_describes_the_body_the_answers_and_the_probl
         ("нет".encode("cp1251"), "application/json", 400, "bad_encoding"),
         (b"{}", "text/plain", 415, "unsupported_media_type"),
         (b'{"channel": "site_form"}', "application/json", 422, "missing_field"),
-        (None, "application/json", 422, "no_consent"),
         (b"x" * 300_000, "application/json", 413, "too_large"),
     ],
-    ids=["bad-json", "cp1251", "text-plain", "missing-fields", "no-consent", "too-large"],
+    ids=["bad-json", "cp1251", "text-plain", "missing-fields", "too-large"],
 )
 async def test_bad_requests_get_problem_details_and_a_copy_in_the_rejected_topic(infra, prefix, http_issuer, payload,
                                                                                  content_type, status, code):
-    if payload is None:
-        raw = samples.raw_submission().model_dump(mode="json")
-        raw["consent"]["personal_data"] = False
-        payload = json.dumps(raw).encode()
     async with ingress(infra, prefix, http_issuer) as base:
         got, headers, resp = await call("POST", base + SUBMIT, payload, content_type)
     assert_problem(got, headers, resp, status, code)

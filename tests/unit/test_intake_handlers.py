@@ -22,7 +22,6 @@ from zhkh_contracts import (
     AppealRegistered,
     Category,
     Channel,
-    Consent,
     Envelope,
     EventData,
     MassIncidentDetected,
@@ -102,7 +101,8 @@ async def test_a_submission_is_registered_with_a_number_normalised_contacts_and_
 async def test_numbers_come_from_a_counter_per_year(intake):
     await intake.process(env(samples.raw_submission(source_id="a")))
     await intake.process(env(samples.raw_submission(source_id="b")))
-    intake.clock.now = datetime(2027, 1, 1, 0, 5, tzinfo=UTC)
+    # 31 December 21:05 UTC is already 1 January 00:05 in Moscow: the new year's numbers begin
+    intake.clock.now = datetime(2026, 12, 31, 21, 5, tzinfo=UTC)
     (reg,) = await intake.process(env(samples.raw_submission(source_id="c")))
     assert intake.numbers() == ["ZH-2026-0000001", "ZH-2026-0000002", "ZH-2027-0000001"]
     assert reg.appeal.registration_number == "ZH-2027-0000001"
@@ -160,7 +160,6 @@ def _record(raw: RawAppealSubmitted, **changes: object) -> Rec:
 
 
 BAD = [
-    ("no_consent", lambda r: _record(r.model_copy(update={"consent": Consent(personal_data=False)}))),
     ("invalid_phone", lambda r: _record(r.model_copy(update={"applicant": r.applicant.model_copy(update={"phone": "звоните мне"})}))),
     ("invalid_email", lambda r: _record(r.model_copy(update={"applicant": r.applicant.model_copy(update={"email": "not-an-email"})}))),
     ("empty_text", lambda r: _record(r.model_copy(update={"text": "\u200b\u202e\u0000"}))),
@@ -271,12 +270,12 @@ async def test_two_copies_of_a_submission_in_one_batch_register_once(intake):
 
 async def test_a_refused_record_in_a_batch_costs_the_others_no_number(intake):
     good1, good2 = (env(samples.raw_submission(source_id=s)) for s in ("g1", "g2"))
-    bad = BAD[0][1](samples.raw_submission(source_id="b"))  # no consent
+    bad = BAD[0][1](samples.raw_submission(source_id="b"))  # a bad phone
     evs = await intake.process(good1, bad, good2)
     regs = [e for e in evs if isinstance(e, AppealRegistered)]  # the second is linked to the first (same phone)
     assert [e.appeal.source_id for e in regs] == ["g1", "g2"]
     assert [e.appeal.registration_number for e in regs] == ["ZH-2026-0000001", "ZH-2026-0000002"]
-    assert [h["x-dlq-reason"] for _, h, _ in intake.refusals()] == [b"no_consent"]
+    assert [h["x-dlq-reason"] for _, h, _ in intake.refusals()] == [b"invalid_phone"]
     assert intake.numbers() == ["ZH-2026-0000001", "ZH-2026-0000002"]
 
 

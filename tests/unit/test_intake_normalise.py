@@ -105,11 +105,10 @@ def test_channel_meta_becomes_source_refs(classifier):
     assert appeal_of(raw, classifier).source_refs == {"operator_id": "op-7"}
 
 
-def test_no_consent_is_refused():
+def test_an_appeal_without_consent_is_registered_all_the_same():
+    """152-ФЗ ст. 6 ч. 1: a body that must consider appeals processes the data to fulfil that duty."""
     raw = samples.raw_submission().model_copy(update={"consent": Consent(personal_data=False)})
-    with pytest.raises(PermanentError) as err:
-        prepare(raw)
-    assert err.value.reason == "no_consent"
+    prepare(raw)  # no PermanentError
 
 
 @pytest.mark.parametrize(

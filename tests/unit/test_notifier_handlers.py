@@ -316,6 +316,17 @@ async def test_the_channel_webhook_wins_then_email_then_sms_and_unreachable_queu
     assert by_appeal == {str(bot.appeal_id): ("webhook", "http://bot/notify"), str(call.appeal_id): ("sms", "+79120000000")}
 
 
+async def test_without_consent_to_personal_data_no_sms_or_messenger_only_email():
+    n = Notifier(citizen_webhooks={"chatbot": "http://bot/notify"})
+    bot = make_appeal(channel=Channel.CHATBOT)
+    bot = bot.model_copy(update={"consent": Consent(personal_data=False, notifications=True)})
+    sms_only = make_appeal(email=None)
+    sms_only = sms_only.model_copy(update={"consent": Consent(personal_data=False, notifications=True)})
+    await n.run(*(envelope(AppealRegistered(appeal=x)) for x in (bot, sms_only)))
+    by_appeal = {d["appeal_id"]: (d["target_kind"], d["target"]) for d in n.store.deliveries.values()}
+    assert by_appeal == {str(bot.appeal_id): ("email", "ivanova@example.ru")}  # no webhook, and no SMS at all
+
+
 async def test_quiet_hours_hold_a_notice_until_morning_in_the_party_zone_except_emergencies():
     night = datetime(2026, 1, 15, 20, 30, tzinfo=UTC)  # 23:30 in Moscow
     n = Notifier(Clock(night), quiet_hours=(time(22), time(8)))
