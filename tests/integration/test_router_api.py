@@ -189,3 +189,26 @@ async def test_a_write_waits_only_so_long_then_answers_accepted(infra, prefix, i
         status, body = await acall("POST", f"{base}/api/v1/party/appeals/{number}/accept", tok, key=str(uuid.uuid4()))
         assert status == 202 and body["status"] == "accepted" and body["outcome"] is None
         assert body["history_url"] == f"/api/v1/appeals/{number}/history"
+
+
+async def test_a_machine_client_acts_with_a_client_credentials_token(infra, prefix, issuer):
+    """A managing company's own system: the client-credentials grant of the same issuer (the dev
+    issuer's /token here, Keycloak's in compose), then the party API with that token."""
+    import httpx
+
+    async with system(infra, prefix, issuer) as (base, f):
+        aid = await register(infra, prefix, f)
+        number = (await f.assigned(aid)).registration_number
+        async with httpx.AsyncClient() as http:
+            bad = await http.post(f"{issuer.url}/token", data={"grant_type": "client_credentials",
+                                                                "client_id": "uk-zarechye-system", "client_secret": "x"})
+            assert bad.status_code == 401
+            r = await http.post(f"{issuer.url}/token", data={"grant_type": "client_credentials",
+                                                              "client_id": "uk-zarechye-system",
+                                                              "client_secret": "dev-secret-uk-zarechye"})
+            token = r.json()["access_token"]
+        status, page = await acall("GET", f"{base}/api/v1/party/appeals?open=true", token)
+        assert status == 200 and [x["registration_number"] for x in page["appeals"]] == [number]
+        status, acc = await acall("POST", f"{base}/api/v1/party/appeals/{number}/accept", token, key="system-1")
+        assert status == 202 and acc["outcome"]["actor"] == "party:uk-zarechye"
+        assert acc["outcome"]["actor_subject"] == "service-account-uk-zarechye-system"
