@@ -8,6 +8,11 @@ Every /api route needs a bearer token with role ``analyst``, ``inspector`` or ``
         one house: its summary and its latest 100 appeals
     GET /api/v1/analytics/export.csv   (same filters)
         one row per appeal, UTF-8 with a BOM (Excel), streamed in chunks; no personal data
+    GET /api/v1/analytics/parties   (same filters)
+        per responsible party and registration month: assigned, answered and median hours to the
+        first answer, overdue share, "not ours" bounces, escalations, reopen rate, satisfaction
+    GET /api/v1/analytics/parties.csv   (same filters)
+        the same rows as CSV, UTF-8 with a BOM
     GET /dashboard
         the dashboard page (static/dashboard.html, no data in it): its script takes the access token
         from the URL fragment (``#access_token=…``, as an IdP redirect or a portal link gives it), keeps
@@ -32,7 +37,8 @@ from fastapi.responses import Response, StreamingResponse
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.http import Auth, Problem, problem_responses
 
-from .report import FilterError, Filters, parse_filters
+from .report import BOM, FilterError, Filters, parse_filters
+from .scorecards import scorecards_csv
 from .service import AnalyticsService
 from .settings import AnalyticsSettings
 
@@ -129,6 +135,29 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
             headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
                      "x-content-type-options": "nosniff"},
         )
+
+    @api.get("/api/v1/analytics/parties", operation_id="analytics_parties", responses=ERRORS,
+             summary="Per-party scorecards by registration month")
+    async def parties(request: Request, _: Principal = reader, date_from: str | None = q_from,  # noqa: ARG001
+                      date_to: str | None = q_to, district: str | None = q_district,  # noqa: ARG001
+                      channel: str | None = q_channel) -> dict[str, Any]:  # noqa: ARG001
+        return await service.parties(filters(request), tz)
+
+    @api.get("/api/v1/analytics/parties.csv", operation_id="analytics_parties_csv",
+             responses={**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                                        "description": "One row per party and month"}},
+             summary="Per-party scorecards as CSV (UTF-8 with BOM)", response_class=Response)
+    async def parties_csv(request: Request, p: Principal = reader, date_from: str | None = q_from,  # noqa: ARG001
+                          date_to: str | None = q_to, district: str | None = q_district,  # noqa: ARG001
+                          channel: str | None = q_channel) -> Response:  # noqa: ARG001
+        f = filters(request)
+        body = await service.parties(f, tz)
+        name = f"zhkh-parties-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
+        log.info("parties_csv", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
+        return Response((BOM + scorecards_csv(body["parties"])).encode("utf-8"), 200,
+                        media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
+                                 "x-content-type-options": "nosniff"})
 
     @api.get("/dashboard", include_in_schema=False)
     async def dashboard() -> Response:

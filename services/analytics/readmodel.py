@@ -34,8 +34,15 @@ FIELDS: tuple[str, ...] = (
     "registration_number", "channel", "category", "emergency", "house_key", "address", "registered_at",
     "party_id", "party_kind", "district_id", "assigned_at", "due_at", "deadline_generation", "answered_at",
     "minutes_to_answer", "status", "status_version", "overdue_alert", "answered_late", "overdue_fixed",
+    "assignments", "answers", "transitions",
 )
-"""Every document has all of these (None when unknown): the aggregation compares them directly."""
+"""Every document has all of these (None when unknown, [] for the histories): the aggregation compares
+them directly. The histories feed the party scorecards (``scorecards``): ``assignments`` (every
+AppealAssigned: party, cause, previous party, time), ``answers`` (every AppealAnswered: party, time)
+and ``transitions`` (every AppealStatusChanged: version, action, to, party, time). Each entry is
+unique by its key (assignment time and party; answer party and time; version), so folding the same
+event twice changes nothing."""
+HISTORIES = ("assignments", "answers", "transitions")
 
 # A sub-house unit and everything after it: "…, д. 10, кв. 15", "… кв.15 подъезд 2", "… офис 3".
 _UNIT = re.compile(
@@ -66,6 +73,8 @@ def house_key(a: Appeal) -> str:
 def empty(appeal_id: str) -> dict[str, Any]:
     doc: dict[str, Any] = {"_id": appeal_id, **dict.fromkeys(FIELDS)}
     doc.update(emergency=False, overdue_alert=False, answered_late=False, overdue_fixed=False)
+    for h in HISTORIES:
+        doc[h] = []
     return doc
 
 
@@ -81,7 +90,19 @@ def _base(doc: dict[str, Any] | None, appeal_id: str) -> dict[str, Any]:
     out = empty(appeal_id)
     if doc:
         out.update({k: v for k, v in doc.items() if k in FIELDS or k == "_id"})
+        for h in HISTORIES:
+            out[h] = list(out.get(h) or [])
     return out
+
+
+def _add(entries: list[dict[str, Any]], entry: dict[str, Any], *key: str) -> None:
+    """Append ``entry`` unless one with the same ``key`` fields is there (a redelivery), keeping the
+    list sorted by its key so the stored document does not depend on the order of arrival."""
+    k = tuple(entry[f] for f in key)
+    if any(tuple(e.get(f) for f in key) == k for e in entries):
+        return
+    entries.append(entry)
+    entries.sort(key=lambda e: tuple(e[f] for f in key))
 
 
 def apply_registered(doc: dict[str, Any] | None, a: Appeal) -> dict[str, Any]:
@@ -102,6 +123,8 @@ def apply_registered(doc: dict[str, Any] | None, a: Appeal) -> dict[str, Any]:
 
 def apply_assigned(doc: dict[str, Any] | None, e: AppealAssigned) -> dict[str, Any]:
     d = _base(doc, str(e.appeal_id))
+    _add(d["assignments"], {"at": e.assigned_at, "party_id": e.party_id, "cause": e.cause.value,
+                            "previous_party_id": e.previous_party_id}, "at", "party_id")
     if d["assigned_at"] is None or e.assigned_at >= d["assigned_at"]:
         d.update(party_id=e.party_id, party_kind=e.party_kind.value, assigned_at=e.assigned_at)
         if e.district_id is not None or d["district_id"] is None:
@@ -120,6 +143,7 @@ def apply_answered(doc: dict[str, Any] | None, e: AppealAnswered) -> dict[str, A
     """The first answer counts: a later one (after a reopening) does not move ``answered_at``.
     An answer after the deadline then in force marks the appeal overdue for good."""
     d = _base(doc, str(e.appeal_id))
+    _add(d["answers"], {"at": e.answered_at, "party_id": e.party_id}, "at", "party_id")
     if d["answered_at"] is None or e.answered_at < d["answered_at"]:
         d["answered_at"] = e.answered_at
     if d["due_at"] is not None and e.answered_at > d["due_at"]:
@@ -129,6 +153,8 @@ def apply_answered(doc: dict[str, Any] | None, e: AppealAnswered) -> dict[str, A
 
 def apply_status(doc: dict[str, Any] | None, e: AppealStatusChanged) -> dict[str, Any]:
     d = _base(doc, str(e.appeal_id))
+    _add(d["transitions"], {"version": e.version, "action": e.action, "to": e.to_status.value,
+                            "party_id": e.party_id, "at": e.changed_at}, "version")
     if d["status_version"] is None or e.version > d["status_version"]:
         d.update(status=e.to_status.value, status_version=e.version)
     return _derive(d)

@@ -25,6 +25,7 @@ from zhkh_contracts import (
 from zhkh_runtime.engine import Handlers
 
 from . import readmodel as rm
+from . import scorecards as sc
 from .uow import AnalyticsUoW
 from .report import BOM, CSV_PROJECTION, Filters, csv_lines, csv_row, shape_summary, summary_pipeline
 
@@ -80,6 +81,12 @@ class AnalyticsService:
         now = self.clock()
         facet = await self.repo.aggregate(summary_pipeline(filters.match(), now))
         return shape_summary(facet[0] if facet else None, filters, now)
+
+    async def parties(self, filters: Filters, tz: str) -> dict[str, Any]:
+        """Per-party scorecards by registration month (``scorecards``), over the filtered appeals."""
+        now = self.clock()
+        docs = [d async for d in self.repo.rows(filters.match(), sc.PROJECTION)]
+        return {"parties": sc.scorecards(docs, tz, now), "period": filters.period(), "generated_at": now.isoformat()}
 
     async def house_appeals(self, filters: Filters, limit: int = 100) -> list[dict[str, Any]]:
         """The latest appeals of one house (house-level fields only), newest first."""

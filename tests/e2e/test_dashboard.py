@@ -65,6 +65,8 @@ class Dom(HTMLParser):
         self._chart: str | None = None
         self._depth = 0
         self.text: list[str] = []
+        self.parties: dict[tuple[str, str], dict[str, str | None]] = {}
+        self._row: dict[str, str | None] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -76,6 +78,10 @@ class Dom(HTMLParser):
             self._chart = a["data-chart"]
             self.charts[self._chart or ""] = {}
             self.chart_attrs[self._chart or ""] = a
+        if tag == "tr" and "data-party" in a:
+            self._row = self.parties.setdefault((a.get("data-month") or "", a.get("data-party") or ""), {})
+        if tag == "td" and self._row is not None and "data-field" in a:
+            self._row[a["data-field"] or ""] = a.get("data-value")
         if tag == "rect" and self._chart and "data-value" in a:
             self.charts[self._chart][a.get("data-key") or ""] = int(a["data-value"] or 0)
 
@@ -85,6 +91,24 @@ class Dom(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
+
+
+def row(assigned: int, answered: int, median: str, overdue: int, reopen_rate: str = "") -> dict[str, str | None]:
+    """One table row's data-value attributes as the page's script writes them (JavaScript's String of
+    the JSON numbers: 5.0 is "5"; null is ""). No bounces, escalations or ratings in this scenario."""
+    return {"assigned": str(assigned), "answered": str(answered), "median_hours_to_answer": median,
+            "overdue": str(overdue), "bounces": "0", "escalations": "0", "reopen_rate": reopen_rate,
+            "satisfaction": ""}
+
+
+# A, B, C at uk-zarechye (answered after 2, 5, 30 h; C overdue); D, G at uk-mira (G answered after
+# 50 h; D overdue); E in the fallback queue; F at uk-tsentr (withdrawn, not overdue)
+PARTIES = {
+    ("2026-01", "fallback:operators"): row(1, 0, "", 0),
+    ("2026-01", "uk-mira"): row(2, 1, "50", 1, reopen_rate="0"),
+    ("2026-01", "uk-tsentr"): row(1, 0, "", 0),
+    ("2026-01", "uk-zarechye"): row(3, 3, "5", 1, reopen_rate="0"),
+}
 
 
 async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path, issuer):
@@ -122,6 +146,12 @@ async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path, 
         assert shown in text, shown
     assert 'href="/api/v1/analytics/export.csv"' in html
 
+    # the per-party table: every figure of the published scenario (all registered in January 2026)
+    assert dom.parties == PARTIES, dom.parties
+    for shown in ("Исполнители по месяцам", "uk-zarechye", "1 из 3 (33,3 %)", "1 из 2 (50 %)", "5 ч", "50 ч"):
+        assert shown in text, shown
+    assert 'href="/api/v1/analytics/parties.csv"' in html
+
     # the page's query goes to the API and to the CSV link
     hot = Dom()
     hot.feed(filtered)
@@ -129,6 +159,10 @@ async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path, 
     assert hot.charts["by_channel"] == {"hotline": 2} and hot.kpis["total"] == "2"
     assert hot.charts["by_category"] == {"heating": 1, "lifts": 1}
     assert 'href="/api/v1/analytics/export.csv?from=2026-01-01&amp;channel=hotline"' in filtered
+    assert hot.parties == {  # B (uk-zarechye, answered after 5 h) and E (fallback queue)
+        ("2026-01", "uk-zarechye"): row(1, 1, "5", 0, reopen_rate="0"),
+        ("2026-01", "fallback:operators"): row(1, 0, "", 0),
+    }
 
     png: Any = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a real picture, not a blank page

@@ -30,6 +30,7 @@ from zhkh_contracts import (
     AppealRegistered,
     AppealStatus,
     AppealStatusChanged,
+    AssignmentCause,
     Category,
     Channel,
     DeadlineAlert,
@@ -56,6 +57,8 @@ class Scenario:
     events: list[Envelope[Any]] = field(default_factory=list)
     numbers: dict[str, str] = field(default_factory=dict)
     seq: int = 0
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per appeal: ids, current party, status and version (for the events that follow ``appeal``)."""
 
     def appeal(self, name: str, channel: Channel, category: Category, registered_at: datetime, *,
                fias: uuid.UUID | None = LENINA, address: str = "г. Пермь, ул. Ленина, д. 10",
@@ -105,7 +108,38 @@ class Scenario:
             ev(AppealStatusChanged(appeal_id=aid, registration_number=number, from_status=current, to_status=s,
                                    action="x", party_id=party, version=version, changed_at=T), T)
             current = s
+        self.state[name] = {"aid": aid, "cid": cid, "number": number, "party": party, "status": current,
+                            "version": version}
         return aid
+
+    def _ev(self, name: str, data: EventData, at: datetime) -> None:
+        st = self.state[name]
+        self.events.append(owned(data, appeal_id=str(st["aid"]), correlation_id=st["cid"], occurred_at=at))
+
+    def move(self, name: str, to: AppealStatus, action: str, at: datetime) -> None:
+        """An AppealStatusChanged as the router makes it (the party is the appeal's current one)."""
+        st = self.state[name]
+        st["version"] += 1
+        self._ev(name, AppealStatusChanged(appeal_id=st["aid"], registration_number=st["number"],
+                                           from_status=st["status"], to_status=to, action=action,
+                                           party_id=st["party"], version=st["version"], changed_at=at), at)
+        st["status"] = to
+
+    def reassign(self, name: str, party: str, cause: AssignmentCause, action: str, at: datetime,
+                 kind: PartyKind = PartyKind.MANAGING_ORGANISATION) -> None:
+        """A re-routing, escalation or fallback: AppealAssigned and AppealStatusChanged of one transition."""
+        st = self.state[name]
+        self._ev(name, AppealAssigned(appeal_id=st["aid"], registration_number=st["number"], party_id=party,
+                                      party_kind=kind, reason="r", assigned_at=at, cause=cause,
+                                      previous_party_id=st["party"], district_id="d-leninsky"), at)
+        st["party"] = party
+        self.move(name, AppealStatus.ASSIGNED, action, at)
+
+    def answer(self, name: str, at: datetime) -> None:
+        st = self.state[name]
+        self._ev(name, AppealAnswered(appeal_id=st["aid"], registration_number=st["number"], party_id=st["party"],
+                                      text="Ответ исполнителя", answered_at=at), at)
+        self.move(name, AppealStatus.ANSWERED, "answer", at)
 
 
 def scenario() -> Scenario:
@@ -304,3 +338,111 @@ async def test_summary_csv_and_redelivery(infra, prefix, mongo_db, issuer):
     flat = repr(docs)
     for personal in (NAME, PHONE, EMAIL, "кв", "нет тепла"):
         assert personal not in flat, personal
+
+
+# ---- party scorecards ----------------------------------------------------------------------------
+
+FEB = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
+
+
+def scorecard_scenario() -> Scenario:
+    """January (Yekaterinburg): A answered by uk-zarechye after 2 h and rated satisfied; B bounced by
+    uk-zarechye ("not ours") to uk-mira, answered after 20 h, rated unsatisfied (reopened), answered
+    again; C overdue at uk-mira and escalated to adm-perm. February: D answered by uk-zarechye after
+    6 h and rated satisfied; E bounced by uk-zarechye to the fallback queue (no other party)."""
+    s, A, h = Scenario(seq=200), AppealStatus, timedelta(hours=1)
+    s.appeal("A", Channel.SITE_FORM, Category.HOT_WATER, T, due=T + timedelta(days=14), answered_after_h=2,
+             statuses=(A.ANSWERED,))
+    s.move("A", A.CLOSED, "rate", T + 3 * h)
+    s.appeal("B", Channel.HOTLINE, Category.HEATING, T + h, due=T + timedelta(days=14))
+    s.reassign("B", "uk-mira", AssignmentCause.REROUTE, "reject_not_responsible", T + 2 * h)
+    s.answer("B", T + 21 * h)
+    s.move("B", A.REOPENED, "rate", T + 22 * h)
+    s.answer("B", T + 41 * h)
+    s.appeal("C", Channel.GIS, Category.HEATING, T + 2 * h, party="uk-mira", due=T + timedelta(days=1),
+             overdue_alert=True, statuses=(A.IN_PROGRESS,))
+    s.reassign("C", "adm-perm", AssignmentCause.ESCALATION, "deadline_expired", T + timedelta(days=1, hours=1),
+               kind=PartyKind.DISTRICT_ADMINISTRATION)
+    s.appeal("D", Channel.HOTLINE, Category.LIFTS, FEB, due=FEB + timedelta(days=14), answered_after_h=6,
+             statuses=(A.ANSWERED,))
+    s.move("D", A.CLOSED, "rate", FEB + 7 * h)
+    s.appeal("E", Channel.HOTLINE, Category.LIFTS, FEB + h)
+    s.reassign("E", "fallback:operators", AssignmentCause.FALLBACK, "reject_not_responsible", FEB + 2 * h,
+               kind=PartyKind.FALLBACK_QUEUE)
+    return s
+
+
+def card(month: str, party: str, assigned: int, answered: int, median: float | None, current: int, overdue: int,
+         bounces: int = 0, escalations: int = 0, reopened: int = 0, satisfied: int = 0,
+         unsatisfied: int = 0) -> dict[str, Any]:
+    rated = satisfied + unsatisfied
+    return {"month": month, "party_id": party, "assigned": assigned, "answered": answered,
+            "median_hours_to_answer": median, "current": current, "overdue": overdue,
+            "overdue_share": round(overdue / current, 4) if current else None, "bounces": bounces,
+            "escalations": escalations, "reopened": reopened,
+            "reopen_rate": round(reopened / answered, 4) if answered else None, "satisfied": satisfied,
+            "unsatisfied": unsatisfied, "satisfaction": round(satisfied / rated, 4) if rated else None}
+
+
+CARDS = [
+    card("2026-01", "adm-perm", 1, 0, None, 1, 1),
+    card("2026-01", "uk-mira", 2, 1, 20.0, 1, 0, escalations=1, reopened=1, unsatisfied=1),
+    card("2026-01", "uk-zarechye", 2, 1, 2.0, 1, 0, bounces=1, satisfied=1),
+    card("2026-02", "fallback:operators", 1, 0, None, 1, 0),
+    card("2026-02", "uk-zarechye", 2, 1, 6.0, 1, 0, bounces=1, satisfied=1),
+]
+
+
+async def test_party_scorecards_csv_roles_and_redelivery(infra, prefix, mongo_db, issuer):
+    from analytics.main import create_app
+
+    s = scorecard_scenario()
+    topic = Topics(prefix).lifecycle
+    await publish(infra.bootstrap, topic, s.events)
+    tok = issuer.token("analyst-1", "analyst")
+    async with served(create_app(settings_for(infra, prefix, issuer))) as base:
+        api = f"{base}/api/v1/analytics"
+        for who, token, want in (("anonymous", None, 401),
+                                 ("party", issuer.token("p", "party", party_ids=["uk-mira"]), 403),
+                                 ("operator", issuer.token("o", "operator"), 403),
+                                 ("inspector", issuer.token("i", "inspector"), 200),
+                                 ("admin", issuer.token("a", "admin"), 200)):
+            for path in ("/parties", "/parties.csv"):
+                status, body = await asyncio.to_thread(request, "GET", f"{api}{path}", token=token)
+                assert status == want, (who, path, status)
+                if want != 200:
+                    assert json.loads(body)["status"] == want
+
+        body = await poll(f"{api}/parties", lambda b: b["parties"] == CARDS, token=tok)
+        assert body["period"]["timezone"] == "Asia/Yekaterinburg"
+
+        # filters as on the summary: February only; one channel
+        _, feb = await asyncio.to_thread(get_json, f"{api}/parties?from=2026-02-01", tok)
+        assert feb["parties"] == CARDS[3:]
+        _, gis = await asyncio.to_thread(get_json, f"{api}/parties?channel=gis", tok)
+        assert gis["parties"] == [card("2026-01", "adm-perm", 1, 0, None, 1, 1),
+                                  card("2026-01", "uk-mira", 1, 0, None, 0, 0, escalations=1)]
+        status, bad = await asyncio.to_thread(get_json, f"{api}/parties?to=never", tok)
+        assert (status, bad["code"], bad["fields"]) == (400, "invalid_data", ["to"])
+
+        # CSV: BOM, header, one row per party and month, empty cells for null figures
+        status, raw = await asyncio.to_thread(request, "GET", f"{api}/parties.csv", token=tok)
+        assert status == 200 and raw.startswith(b"\xef\xbb\xbf")
+        text = raw.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert list(rows[0]) == ["month", "party_id", "assigned", "answered", "median_hours_to_answer", "current",
+                                 "overdue", "overdue_share", "bounces", "escalations", "reopened", "reopen_rate",
+                                 "satisfied", "unsatisfied", "satisfaction"]
+        assert rows == [{k: "" if v is None else str(v) for k, v in c.items()} for c in CARDS]
+        assert text.count("\r\n") == len(CARDS) + 1
+
+        # every event again (same ids), then a March appeal as a marker that all were read
+        await publish(infra.bootstrap, topic, s.events)
+        marker = Scenario(seq=300)
+        marker.appeal("M", Channel.RECEPTION, Category.WASTE, datetime(2026, 3, 2, 9, tzinfo=UTC), party="uk-tsentr")
+        await publish(infra.bootstrap, topic, marker.events)
+        await caught_up(infra.bootstrap, f"{prefix}.analytics", topic)
+        again = await poll(f"{api}/parties", lambda b: len(b["parties"]) == len(CARDS) + 1, token=tok)
+        assert again["parties"] == [*CARDS, card("2026-03", "uk-tsentr", 1, 0, None, 1, 0)]
+        processed = await mongo_db["processed_events"].count_documents({"consumer": "analytics"})
+        assert processed == len(s.events) + len(marker.events)
