@@ -148,6 +148,24 @@ def test_escalations(start, action, reason):
     assert (t.state.status, a.party_id, a.reason, a.level, a.cause) == (S.ASSIGNED, "adm", reason, 1, AssignmentCause.ESCALATION)
 
 
+@pytest.mark.parametrize("start", [S.ASSIGNED, S.IN_PROGRESS])
+def test_a_complaint_once_the_deadline_passed_without_an_answer_escalates(start):
+    def step(passed: bool, actor: str = CIT) -> Step:
+        return Step(state(start), actor, NOW, uuid.uuid4(), reroute, escalate, "fallback:ops", deadline_passed=passed)
+
+    t = apply(step(True), CitizenComplained(appeal_id=AID, actor=CIT))
+    a = next(e for e in t.events if isinstance(e, AppealAssigned))
+    assert (t.state.status, a.party_id, a.reason, a.cause) == (S.ASSIGNED, "adm", "citizen_complaint", AssignmentCause.ESCALATION)
+    assert status_of(t).action == "complain"
+    before = apply(step(False), CitizenComplained(appeal_id=AID, actor=CIT))
+    assert isinstance(before, Refusal) and before.code == "illegal_transition"  # not yet: the term still runs
+    other = f"citizen:{uuid.uuid4()}"  # the authorisation rule is unchanged: only this appeal's citizen
+    assert apply(step(True, other), CitizenComplained(appeal_id=AID, actor=other)).code == "forbidden"
+    assert apply(step(True, PUK), CitizenComplained(appeal_id=AID, actor=PUK)).code == "forbidden"
+    closed = Step(state(S.CLOSED), CIT, NOW, uuid.uuid4(), reroute, escalate, "fallback:ops", deadline_passed=True)
+    assert apply(closed, CitizenComplained(appeal_id=AID, actor=CIT)).code == "illegal_transition"
+
+
 def test_escalation_at_the_top_is_refused():
     r = run(state(S.IN_PROGRESS, party=ADM), DeadlineExpired(appeal_id=AID, actor=NOTIFIER, deadline=NOW), NOTIFIER)
     assert isinstance(r, Refusal) and r.code == "escalation_exhausted"
