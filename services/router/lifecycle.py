@@ -123,7 +123,7 @@ def assign(state: AppealState, d: Decision, fallback_id: str, action: str, now: 
         appeal_id=state.appeal_id, registration_number=state.number, party_id=party_id, party_kind=kind,
         reason=d.reason, assigned_at=now, cause=d.cause, level=d.level, previous_party_id=state.party_id,
         party_timezone=d.party.timezone if d.party else timezone, supervisor_party_id=supervisor_id,
-        district_id=state.district_id,
+        district_id=state.district_id, party_name=d.party.name if d.party else None,
     )
     changed = _status(state, S.ASSIGNED, action, now, cause, party_id, actor)
     new = replace(state, status=S.ASSIGNED, party_id=party_id, party_kind=kind, level=d.level, version=state.version + 1)

@@ -73,6 +73,7 @@ def test_initial_assignment():
     assert (assigned.party_id, status_of(t).from_status, status_of(t).to_status) == ("uk", S.REGISTERED, S.ASSIGNED)
     fb = assign(s, Decision(None, "unknown_house", AssignmentCause.FALLBACK), "fallback:ops", "assign", NOW, None)
     assert (fb.state.party_id, fb.state.party_kind) == ("fallback:ops", PartyKind.FALLBACK_QUEUE)
+    assert (assigned.party_name, next(e for e in fb.events if isinstance(e, AppealAssigned)).party_name) == ("УК", None)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +128,7 @@ def test_extension_once_without_status_change():
 def test_first_bounce_reroutes_second_escalates():
     first = run(state(S.ASSIGNED), PartyRejectedNotResponsible(appeal_id=AID, actor=PUK))
     a1 = next(e for e in first.events if isinstance(e, AppealAssigned))
-    assert (a1.party_id, a1.cause, a1.previous_party_id) == ("rso", AssignmentCause.REROUTE, "uk")
+    assert (a1.party_id, a1.cause, a1.previous_party_id, a1.party_name) == ("rso", AssignmentCause.REROUTE, "uk", "РСО")
     second = run(first.state, PartyRejectedNotResponsible(appeal_id=AID, actor=PRSO), PRSO)
     a2 = next(e for e in second.events if isinstance(e, AppealAssigned))
     assert (a2.party_id, a2.cause, a2.reason, a2.level) == ("adm", AssignmentCause.ESCALATION, "second_bounce", 1)
