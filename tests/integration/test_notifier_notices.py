@@ -27,8 +27,8 @@ async def test_a_forwarded_appeal_names_the_new_body_to_the_citizen_and_each_par
         async with system(infra, prefix) as (_base, f):
             raw = samples.raw_submission(category=Category.HOT_WATER, phone="+79120000016", email="petrova@example.ru")
             await publish_raw(infra, prefix, raw)
-            await f.until(lambda f: any(isinstance(e.data, AppealRegistered) and e.data.appeal.source_id == raw.source_id
-                                        for e in f.events()))
+            await f.until(lambda f: any(isinstance(e.data, AppealRegistered)
+                                        and e.data.appeal.source_id == raw.source_id for e in f.events()))
             reg = next(e for e in f.events() if isinstance(e.data, AppealRegistered)
                        and e.data.appeal.source_id == raw.source_id)
             aid = str(reg.data.appeal.appeal_id)
@@ -50,7 +50,8 @@ async def test_a_forwarded_appeal_names_the_new_body_to_the_citizen_and_each_par
         number = reg.data.appeal.registration_number
         forwarded = by_subject[f'Обращение {number} направлено в ПАО "Т Плюс" (тепло, ГВС)']
         assert forwarded["To"] == "petrova@example.ru"
-        assert f'Ваше обращение {number} направлено для рассмотрения в ПАО "Т Плюс" (тепло, ГВС).' in forwarded.get_content()
+        text = forwarded.get_content()
+        assert f'Ваше обращение {number} направлено для рассмотрения в ПАО "Т Плюс" (тепло, ГВС).' in text
         parties = {body["party_id"]: body for path, _h, body in http.requests if path == "/parties"}
         assert set(parties) == {"uk-zarechye", "tgk-teplo"}
         assert parties["uk-zarechye"]["subject"] == f"Новое обращение {number}"

@@ -276,7 +276,8 @@ async def test_a_complaint_once_the_deadline_passed_without_an_answer_escalates(
                                regime="pp416_written", due_at=datetime.now(UTC) - timedelta(minutes=1),
                                party_timezone="Asia/Yekaterinburg", generation=1, reason="assigned")
         key, value, headers = to_kafka(owned(plan, appeal_id=aid))
-        await produce(infra.bootstrap, Topics(prefix).lifecycle, value, key, [(k, v.encode()) for k, v in headers.items()])
+        await produce(infra.bootstrap, Topics(prefix).lifecycle, value, key,
+                      [(k, v.encode()) for k, v in headers.items()])
         for _ in range(300):  # the router keeps it (its own consumer of the lifecycle topic)
             doc = await mongo_db["router_appeals"].find_one({"_id": aid})
             if doc and doc.get("deadline_generation") == 1:

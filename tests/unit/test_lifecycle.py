@@ -156,7 +156,8 @@ def test_a_complaint_once_the_deadline_passed_without_an_answer_escalates(start)
 
     t = apply(step(True), CitizenComplained(appeal_id=AID, actor=CIT))
     a = next(e for e in t.events if isinstance(e, AppealAssigned))
-    assert (t.state.status, a.party_id, a.reason, a.cause) == (S.ASSIGNED, "adm", "citizen_complaint", AssignmentCause.ESCALATION)
+    assert (t.state.status, a.party_id, a.reason, a.cause) == (
+        S.ASSIGNED, "adm", "citizen_complaint", AssignmentCause.ESCALATION)
     assert status_of(t).action == "complain"
     before = apply(step(False), CitizenComplained(appeal_id=AID, actor=CIT))
     assert isinstance(before, Refusal) and before.code == "illegal_transition"  # not yet: the term still runs
