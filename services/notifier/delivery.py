@@ -93,7 +93,7 @@ class Senders:
     def _payload(d: dict[str, Any]) -> dict[str, Any]:
         return {"id": d["_id"], "kind": d["kind"], "appeal_id": d["appeal_id"], "registration_number": d["number"],
                 "subject": d["subject"], "text": rendered_body(d),
-                **{k: d[k] for k in ("party_id", "supervisor_party_id") if d.get(k)}}
+                **{k: d[k] for k in ("party_id", "supervisor_party_id", "due_at") if d.get(k)}}
 
     def _smtp(self, d: dict[str, Any]) -> None:
         if not self.smtp_host:

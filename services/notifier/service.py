@@ -45,11 +45,13 @@ from zhkh_runtime.errors import PermanentError, is_transient, reason_of, safe_de
 from .deadlines import DEFAULT_TZ, Deadline, DeadlineTable, Regime, RegimeKind
 from .delivery import citizen_target, not_before
 from .planning import alert_points
-from .templates import ACCESS_CODE_SLOT, citizen_message, party_alert
+from .templates import ACCESS_CODE_SLOT, citizen_message, local_time, party_alert, party_assigned
 from .uow import Doc, NotifierStore, NotifierUoW
 
 log = structlog.get_logger(__name__)
 ALERT_NS = uuid.UUID("8d1f4a8e-0c7b-4d0c-9a55-3c7f2b1e6a10")
+FORWARDED = {AssignmentCause.REROUTE, AssignmentCause.ESCALATION, AssignmentCause.OPERATOR}
+"""Causes of a re-assignment the citizen is told about (59-ФЗ ст. 8: forwarding to another body)."""
 STOPPING = {AppealStatus.ANSWERED, AppealStatus.CLOSED, AppealStatus.WITHDRAWN}
 GIS_REGIME = Regime("gis_execution_end_date", RegimeKind.CALENDAR_DAYS, 0)
 
@@ -93,6 +95,8 @@ class NotifierService:
         h.on(AppealStatusChanged, when=lambda s: s.to_status in STOPPING or s.to_status is AppealStatus.REOPENED)(self.on_status)
         h.on(AppealAnswered)(self.on_answered)
         h.on(AppealProgressUpdated)(self.on_progress)
+        # the scanner's own overdue alert (on the lifecycle topic): the citizen is told once per generation
+        h.on(DeadlineAlert, when=lambda a: a.threshold == "overdue")(self.on_overdue)
         return h
 
     # ---- planning -------------------------------------------------------------------------------
@@ -133,8 +137,38 @@ class NotifierService:
                                            facts["emergency"], facts.get("emergency_rule"))
             due_at = self.table.due(regime, start, tz).due_at
         cur = await uow.schedule.current(aid)
-        return [await self._plan(uow, cur, aid, facts["number"], d.party_id, regime, due_at, start, tz, "assigned",
-                                 d.supervisor_party_id)]
+        planned = await self._plan(uow, cur, aid, facts["number"], d.party_id, regime, due_at, start, tz, "assigned",
+                                   d.supervisor_party_id)
+        if d.cause in FORWARDED and d.previous_party_id is not None:
+            # 59-ФЗ ст. 8: the citizen is told where the appeal went (whatever the consent, like an extension)
+            await self._notify(uow, "forwarded", facts, tz, number=facts["number"],
+                               party=d.party_name or "другую организацию")
+        if self.delivery.party_alerts_webhook:  # the party learns of the appeal and its deadline
+            await uow.deliveries.queue(self._party_assigned(uow, d, facts["number"], planned.due_at, tz))
+        return [planned]
+
+    def _party_assigned(self, uow: NotifierUoW, d: AppealAssigned, number: str, due_at: datetime, tz: str) -> Doc:
+        subject, body = party_assigned(number, local_time(due_at, tz), d.previous_party_id)
+        now = self.clock()
+        return {"_id": f"{uow.message.id}:party_assigned", "kind": "assigned", "appeal_id": str(d.appeal_id),
+                "number": number, "party_id": d.party_id, "due_at": due_at.isoformat(), "target_kind": "webhook",
+                "target": self.delivery.party_alerts_webhook, "subject": subject, "body": body, "state": "pending",
+                "attempts": 0, "created_at": now, "not_before": now}
+
+    async def on_overdue(self, a: DeadlineAlert, uow: NotifierUoW) -> list[EventData]:
+        """The deadline passed without an answer: tell the citizen (with their consent to notices), once
+        per deadline generation (the alert's id is derived from it). Not when the deadline has been
+        stopped or replanned since the alert was made (an answer raced the scanner)."""
+        aid = str(a.appeal_id)
+        facts = await uow.facts.get(aid)
+        if facts is None or not facts.get("notify"):
+            return []
+        cur = await uow.schedule.current(aid)
+        if cur is None or cur["status"] != "active" or int(cur["generation"]) != a.generation:
+            return []
+        await self._notify(uow, "overdue", facts, cur["tz"], number=a.registration_number,
+                           due=local_time(a.due_at, cur["tz"]))
+        return []
 
     async def on_extended(self, x: AppealExtended, uow: NotifierUoW) -> list[EventData]:
         aid = str(x.appeal_id)

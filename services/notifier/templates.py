@@ -7,7 +7,9 @@ the text only when they send it (:func:`rendered_body`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ACCESS_CODE_SLOT = "[код доступа]"
 
@@ -31,6 +33,16 @@ CITIZEN: dict[str, tuple[str, str]] = {
         "По вашему обращению {number} ответственная организация сообщает:\n\n{text}\n\nОкончательный ответ "
         "придёт отдельно.",
     ),
+    "forwarded": (
+        "Обращение {number} направлено в {party}",
+        "Ваше обращение {number} направлено для рассмотрения в {party}. Ответ вы получите от этой организации.",
+    ),
+    "overdue": (
+        "Срок ответа по обращению {number} истёк",
+        "Срок ответа на ваше обращение {number} истёк {due}, а ответ не дан. Нарушение срока зафиксировано, "
+        "обращение поставлено на контроль. Если оно будет передано вышестоящей организации, мы сообщим, куда "
+        "оно направлено.",
+    ),
     "answered": (
         "Ответ на обращение {number}",
         "На ваше обращение {number} дан ответ:\n\n{text}\n\nЕсли ответ вас не устраивает, вы можете оценить его "
@@ -42,6 +54,11 @@ PARTY_ALERT = (
     "Срок по обращению {number}: {threshold}",
     "Обращение {number}: {what}. Срок ответа: {due}.",
 )
+PARTY_ASSIGNED = {
+    False: ("Новое обращение {number}", "Вам назначено обращение {number}. Срок ответа: {due}."),
+    True: ("Вам передано обращение {number}",
+           "Вам передано обращение {number} (было у {previous}). Срок ответа: {due}."),
+}
 THRESHOLD_RU = {"overdue": "срок ответа истёк", "1wd": "остался один рабочий день"}
 
 
@@ -61,3 +78,14 @@ def party_alert(number: str, threshold: str, due: str) -> tuple[str, str]:
     what = THRESHOLD_RU.get(threshold, f"прошло {threshold} срока")
     subject, body = PARTY_ALERT
     return subject.format(number=number, threshold=what), body.format(number=number, what=what, due=due)
+
+
+def party_assigned(number: str, due: str, previous: str | None) -> tuple[str, str]:
+    """The party's notice of a new appeal (``previous`` None) or of one passed on to it."""
+    subject, body = PARTY_ASSIGNED[previous is not None]
+    return subject.format(number=number), body.format(number=number, due=due, previous=previous)
+
+
+def local_time(at: datetime, tz: str) -> str:
+    """``at`` as the citizen or party reads it: local date and time in ``tz`` with the zone's name."""
+    return f"{at.astimezone(ZoneInfo(tz)).strftime('%d.%m.%Y %H:%M')} ({tz})"

@@ -6,7 +6,8 @@
                               │                     │                      ▼
          reject "not ours" ───┤ (re-route; second bounce escalates)     reopened ──answer──► answered
          deadline expired ────┤ (escalate)                                 │
-         citizen complaint ───┘ (escalate, from answered / reopened)       │
+         citizen complaint ───┘ (escalate, from answered / reopened, or from       │
+                                 assigned / in_progress once the deadline passed)
     withdraw: any open status ──► withdrawn          extension: once, status unchanged
 
 Transitions not in the table are refused with a code (``illegal_transition``, ``extension_used``,
@@ -122,7 +123,7 @@ def assign(state: AppealState, d: Decision, fallback_id: str, action: str, now: 
         appeal_id=state.appeal_id, registration_number=state.number, party_id=party_id, party_kind=kind,
         reason=d.reason, assigned_at=now, cause=d.cause, level=d.level, previous_party_id=state.party_id,
         party_timezone=d.party.timezone if d.party else timezone, supervisor_party_id=supervisor_id,
-        district_id=state.district_id,
+        district_id=state.district_id, party_name=d.party.name if d.party else None,
     )
     changed = _status(state, S.ASSIGNED, action, now, cause, party_id, actor)
     new = replace(state, status=S.ASSIGNED, party_id=party_id, party_kind=kind, level=d.level, version=state.version + 1)
@@ -142,6 +143,8 @@ class Step:
     fallback_id: str
     operator_decision: Callable[[str], Decision | None] | None = None
     supervisor: Callable[[Decision], str | None] | None = None
+    deadline_passed: bool = False
+    """The appeal's latest planned deadline (the notifier's, kept by the router) is in the past."""
 
     def is_party(self) -> bool:
         return self.state.party_id is not None and self.actor == f"party:{self.state.party_id}"
@@ -246,7 +249,9 @@ def rate(s: Step, action: CitizenRatedAnswer) -> Transition | Refusal:
 
 
 def complain(s: Step, action: CitizenComplained) -> Transition | Refusal:
-    if s.state.status not in (S.ANSWERED, S.REOPENED):
+    """After an unsatisfactory answer, or when the deadline passed without an answer."""
+    overdue = s.deadline_passed and s.state.status in (S.ASSIGNED, S.IN_PROGRESS)
+    if s.state.status not in (S.ANSWERED, S.REOPENED) and not overdue:
         return Refusal("illegal_transition", f"complain from {s.state.status.value}")
     return s.escalated("citizen_complaint", "complain")
 

@@ -152,17 +152,33 @@ class MongoAppeals:
         self.states: dict[str, AppealState | None] = {}
         self.saves: dict[str, tuple[AppealState, int]] = {}  # appeal id -> (state, version it was read at)
         self.deadlines: dict[str, dict[str, Any]] = {}
+        self.stored_due: dict[str, dict[str, Any] | None] = {}  # the stored deadline of each document read
+
+    def _keep(self, doc: dict[str, Any]) -> AppealState:
+        self.stored_due[doc["_id"]] = doc.get("deadline")
+        return _state(doc)
 
     async def load(self, appeal_id: uuid.UUID | str) -> AppealState | None:
         key = str(appeal_id)
         if key not in self.states:
             doc = await self.col.find_one({"_id": key}, session=self.session)
-            self.states[key] = _state(doc) if doc else None
+            self.states[key] = self._keep(doc) if doc else None
         return self.states[key]
+
+    async def due_at(self, appeal_id: uuid.UUID | str) -> datetime | None:
+        """The buffered plan if this unit has one, else the stored deadline (read with the state)."""
+        key = str(appeal_id)
+        if key not in self.stored_due:
+            doc = await self.col.find_one({"_id": key}, {"deadline": 1}, session=self.session)
+            self.stored_due[key] = doc.get("deadline") if doc else None
+        stored, buffered = self.stored_due[key], self.deadlines.get(key)
+        newest = max((d for d in (stored, buffered) if d), key=lambda d: d["generation"], default=None)
+        due = newest["due_at"] if newest else None
+        return due.replace(tzinfo=UTC) if due is not None and due.tzinfo is None else due
 
     async def members(self, incident_id: uuid.UUID) -> list[AppealState]:
         cursor = self.col.find({"incident_id": str(incident_id)}, session=self.session).sort("registration_number", 1)
-        stored = {d["_id"]: _state(d) async for d in cursor}
+        stored = {d["_id"]: self._keep(d) async for d in cursor}
         for key, st in self.states.items():  # this unit's own changes win
             if st is not None and st.incident_id == incident_id:
                 stored[key] = st
@@ -231,6 +247,9 @@ class MongoAppeals:
             await self.details_col.bulk_write(
                 [UpdateOne({"_id": key}, {"$setOnInsert": d}, upsert=True) for key, d in self.details_pending.items()],
                 ordered=False, session=self.session)
+        for key, d in self.deadlines.items():  # what is stored now, for a later read in this unit
+            if key in self.stored_due and (self.stored_due[key] or {}).get("generation", 0) < d["generation"]:
+                self.stored_due[key] = d
         self.saves, self.deadlines, self.details_pending = {}, {}, {}
 
 

@@ -173,6 +173,10 @@ class RouterService:
                 return None
             return Decision(party, "operator", AssignmentCause.OPERATOR, level_of(self.rules, party.kind))
 
+        passed = False
+        if isinstance(action, CitizenComplained):  # allowed too once the deadline passed without an answer
+            due = await uow.appeals.due_at(state.appeal_id)
+            passed = due is not None and due <= now
         return apply(Step(
             state, action.actor, now, uow.message.id,
             reroute=lambda s, exclude: route(self.rules, ctx, s.category, exclude),
@@ -180,4 +184,5 @@ class RouterService:
             fallback_id=self.fallback_queue_id,
             operator_decision=operator_decision,
             supervisor=lambda d: self._supervisor(ctx, state.category, d),
+            deadline_passed=passed,
         ), action)

@@ -27,6 +27,10 @@ class Appeals(Protocol):
 
     async def set_deadline(self, appeal_id: uuid.UUID, generation: int, due_at: datetime, regime: str, tz: str) -> None: ...
 
+    async def due_at(self, appeal_id: uuid.UUID | str) -> datetime | None:
+        """The latest planned deadline kept for the appeal (None: none planned yet)."""
+        ...
+
     async def keep_details(self, appeal_id: uuid.UUID, details: dict[str, Any]) -> None:
         """What the parties' API shows the assigned party (text, address, contacts) and the access
         code's hash; written once, at registration."""
@@ -100,6 +104,10 @@ class MemoryAppeals:
         cur = self.deadlines.get(str(appeal_id))
         if str(appeal_id) in self.states and (cur is None or cur["generation"] < generation):
             self.deadlines[str(appeal_id)] = {"generation": generation, "due_at": due_at, "regime": regime, "timezone": tz}
+
+    async def due_at(self, appeal_id: uuid.UUID | str) -> datetime | None:
+        d = self.deadlines.get(str(appeal_id))
+        return d["due_at"] if d else None
 
 
 @dataclass

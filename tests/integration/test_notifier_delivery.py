@@ -181,6 +181,8 @@ async def test_deadline_alerts_reach_the_party_webhook(infra, prefix, mongo_db, 
                        party_kind=PartyKind.MANAGING_ORGANISATION, reason="r", assigned_at=clock.now,
                        supervisor_party_id="adm-leninsky"),
         appeal_id=str(appeal.appeal_id)))
+    assert await svc.deliver() == 1  # the party's "assigned to you" notice (issue 16)
+    http.requests.clear()
     clock.now += timedelta(days=40)
     assert await svc.scan() == 1  # overdue
     assert await svc.deliver() == 1

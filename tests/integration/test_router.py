@@ -258,3 +258,35 @@ async def test_a_bad_directory_import_writes_nothing(infra, prefix, mongo_db, tm
     bad.write_text((SAMPLE / "houses.csv").read_text(encoding="utf-8") + ",ул. Новая 1,d-nowhere,uk-zarechye,,,,,,,,\n", encoding="utf-8")
     assert await import_directory([SAMPLE / "parties.csv", SAMPLE / "districts.csv", bad], rs) == 1
     assert await RouterRepository(mongo_db).directory_counts() == {"parties": 12, "districts": 2, "houses": 4}
+
+
+async def test_a_complaint_once_the_deadline_passed_without_an_answer_escalates(infra, prefix, mongo_db):
+    """Issue 16: the router compares the notifier's newest deadline it keeps with its clock."""
+    from datetime import UTC, datetime, timedelta
+
+    from zhkh_contracts import DeadlinePlanned
+
+    async with system(infra, prefix) as (_base, f):
+        aid = await register(infra, prefix, f, phone="+79120000161")
+        u = uuid.UUID(aid)
+        a = await f.assigned(aid)
+        await act(infra, prefix, CitizenComplained(appeal_id=u, actor=f"citizen:{u}", text="Нет ответа"))
+        await f.until(lambda f: [r.code for r in f.of(AppealTransitionRejected, aid)] == ["illegal_transition"])
+        plan = DeadlinePlanned(appeal_id=u, registration_number=a.registration_number, party_id=a.party_id,
+                               regime="pp416_written", due_at=datetime.now(UTC) - timedelta(minutes=1),
+                               party_timezone="Asia/Yekaterinburg", generation=1, reason="assigned")
+        key, value, headers = to_kafka(owned(plan, appeal_id=aid))
+        await produce(infra.bootstrap, Topics(prefix).lifecycle, value, key,
+                      [(k, v.encode()) for k, v in headers.items()])
+        for _ in range(300):  # the router keeps it (its own consumer of the lifecycle topic)
+            doc = await mongo_db["router_appeals"].find_one({"_id": aid})
+            if doc and doc.get("deadline_generation") == 1:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the router did not keep the deadline")
+        await act(infra, prefix, CitizenComplained(appeal_id=u, actor=f"citizen:{u}", text="Срок прошёл, ответа нет"))
+        esc = await f.assigned(aid, 2)
+        assert (esc.party_id, esc.cause, esc.reason, esc.previous_party_id) == (
+            "adm-leninsky", AssignmentCause.ESCALATION, "citizen_complaint", "uk-zarechye")
+        assert esc.party_name

@@ -73,6 +73,7 @@ def test_initial_assignment():
     assert (assigned.party_id, status_of(t).from_status, status_of(t).to_status) == ("uk", S.REGISTERED, S.ASSIGNED)
     fb = assign(s, Decision(None, "unknown_house", AssignmentCause.FALLBACK), "fallback:ops", "assign", NOW, None)
     assert (fb.state.party_id, fb.state.party_kind) == ("fallback:ops", PartyKind.FALLBACK_QUEUE)
+    assert (assigned.party_name, next(e for e in fb.events if isinstance(e, AppealAssigned)).party_name) == ("УК", None)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +128,7 @@ def test_extension_once_without_status_change():
 def test_first_bounce_reroutes_second_escalates():
     first = run(state(S.ASSIGNED), PartyRejectedNotResponsible(appeal_id=AID, actor=PUK))
     a1 = next(e for e in first.events if isinstance(e, AppealAssigned))
-    assert (a1.party_id, a1.cause, a1.previous_party_id) == ("rso", AssignmentCause.REROUTE, "uk")
+    assert (a1.party_id, a1.cause, a1.previous_party_id, a1.party_name) == ("rso", AssignmentCause.REROUTE, "uk", "РСО")
     second = run(first.state, PartyRejectedNotResponsible(appeal_id=AID, actor=PRSO), PRSO)
     a2 = next(e for e in second.events if isinstance(e, AppealAssigned))
     assert (a2.party_id, a2.cause, a2.reason, a2.level) == ("adm", AssignmentCause.ESCALATION, "second_bounce", 1)
@@ -146,6 +147,25 @@ def test_escalations(start, action, reason):
     t = run(state(start), action, action.actor)
     a = next(e for e in t.events if isinstance(e, AppealAssigned))
     assert (t.state.status, a.party_id, a.reason, a.level, a.cause) == (S.ASSIGNED, "adm", reason, 1, AssignmentCause.ESCALATION)
+
+
+@pytest.mark.parametrize("start", [S.ASSIGNED, S.IN_PROGRESS])
+def test_a_complaint_once_the_deadline_passed_without_an_answer_escalates(start):
+    def step(passed: bool, actor: str = CIT) -> Step:
+        return Step(state(start), actor, NOW, uuid.uuid4(), reroute, escalate, "fallback:ops", deadline_passed=passed)
+
+    t = apply(step(True), CitizenComplained(appeal_id=AID, actor=CIT))
+    a = next(e for e in t.events if isinstance(e, AppealAssigned))
+    assert (t.state.status, a.party_id, a.reason, a.cause) == (
+        S.ASSIGNED, "adm", "citizen_complaint", AssignmentCause.ESCALATION)
+    assert status_of(t).action == "complain"
+    before = apply(step(False), CitizenComplained(appeal_id=AID, actor=CIT))
+    assert isinstance(before, Refusal) and before.code == "illegal_transition"  # not yet: the term still runs
+    other = f"citizen:{uuid.uuid4()}"  # the authorisation rule is unchanged: only this appeal's citizen
+    assert apply(step(True, other), CitizenComplained(appeal_id=AID, actor=other)).code == "forbidden"
+    assert apply(step(True, PUK), CitizenComplained(appeal_id=AID, actor=PUK)).code == "forbidden"
+    closed = Step(state(S.CLOSED), CIT, NOW, uuid.uuid4(), reroute, escalate, "fallback:ops", deadline_passed=True)
+    assert apply(closed, CitizenComplained(appeal_id=AID, actor=CIT)).code == "illegal_transition"
 
 
 def test_escalation_at_the_top_is_refused():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from notifier.deadlines import DeadlineTable
-from notifier.delivery import dead_delivery_record
+from notifier.delivery import Senders, dead_delivery_record
 from notifier.service import ALERT_NS, DeliveryConfig, NotifierService
 from notifier.uow import MemoryNotifierStore, MemoryNotifierUoW
 from tests.support.clock import Clock
@@ -402,10 +402,107 @@ async def test_each_alert_is_queued_for_the_party_webhook_once_with_the_supervis
     n.clock.now = T0 + timedelta(days=40)
     assert await n.scan() == 1
     await n.service.scan(n.store, n.publish)  # a resend queues nothing new
-    (d,) = n.store.deliveries.values()
+    (d,) = [x for x in n.store.deliveries.values() if x["kind"] == "deadline_alert"]
     assert (d["_id"], d["target"], d["party_id"], d["supervisor_party_id"]) == (
         f"{a.appeal_id}:1:overdue:party", "http://parties/alerts", "uk-zarechye", "adm-leninsky")
     assert "срок ответа истёк" in d["subject"]
+
+
+# ---- the notices of issue 16: overdue, forwarded, assigned to you ---------------------------------
+
+
+async def test_a_forwarded_appeal_tells_the_citizen_the_new_body_by_name():
+    n = Notifier()
+    a = make_appeal(notify=False)  # 59-ФЗ ст. 8: told whatever the consent to status notices
+    await n.planned(a)
+    assert n.store.deliveries == {}  # the first assignment is not a forwarding
+    moved = envelope(assigned(a, PartyKind.RESOURCE_SUPPLIER, "Asia/Yekaterinburg", party="vodokanal",
+                              cause=AssignmentCause.REROUTE, previous_party_id="uk-zarechye",
+                              party_name="МУП «Водоканал»"))
+    (p,) = await n.run(moved)
+    assert p.generation == 2
+    d = n.store.deliveries[f"{moved.id}:forwarded"]
+    assert d["subject"] == "Обращение ZH-2026-0000042 направлено в МУП «Водоканал»"
+    assert "направлено для рассмотрения в МУП «Водоканал»" in d["body"] and d["target"] == "ivanova@example.ru"
+    for cause in (AssignmentCause.ESCALATION, AssignmentCause.OPERATOR, AssignmentCause.INCIDENT):
+        e = envelope(assigned(a, party="adm-leninsky", cause=cause, previous_party_id="vodokanal"))
+        await n.run(e)
+        assert (f"{e.id}:forwarded" in n.store.deliveries) is (cause is not AssignmentCause.INCIDENT)
+    nameless = envelope(assigned(a, party="gzhi", cause=AssignmentCause.ESCALATION, previous_party_id="adm-leninsky"))
+    await n.run(nameless)
+    assert "направлено для рассмотрения в другую организацию" in n.store.deliveries[f"{nameless.id}:forwarded"]["body"]
+
+
+async def test_the_party_is_told_of_a_new_appeal_and_of_one_rerouted_to_it_with_the_deadline():
+    n = Notifier(party_alerts_webhook="http://parties/alerts")
+    a = make_appeal(email=None, phone=None)
+    reg = envelope(AppealRegistered(appeal=a))
+    first = envelope(assigned(a, tz="Asia/Yekaterinburg"), correlation_id=reg.correlation_id)
+    (p,) = await n.run(reg, first)
+    d = n.store.deliveries[f"{first.id}:party_assigned"]
+    assert (d["kind"], d["party_id"], d["target"], d["due_at"]) == ("assigned", "uk-zarechye", "http://parties/alerts",
+                                                                     p.due_at.isoformat())
+    assert d["subject"] == "Новое обращение ZH-2026-0000042"
+    assert d["body"] == "Вам назначено обращение ZH-2026-0000042. Срок ответа: 26.01.2026 23:59 (Asia/Yekaterinburg)."
+    moved = envelope(assigned(a, PartyKind.RESOURCE_SUPPLIER, party="vodokanal", cause=AssignmentCause.REROUTE,
+                              previous_party_id="uk-zarechye"))
+    (p2,) = await n.run(moved)
+    d2 = n.store.deliveries[f"{moved.id}:party_assigned"]
+    assert (d2["party_id"], d2["due_at"], d2["subject"]) == ("vodokanal", p2.due_at.isoformat(),
+                                                             "Вам передано обращение ZH-2026-0000042")
+    assert "(было у uk-zarechye)" in d2["body"]
+    await n.run(moved)  # a redelivery queues nothing new
+    assert len([x for x in n.store.deliveries.values() if x["kind"] == "assigned"]) == 2
+    assert "supervisor_party_id" not in Senders._payload(d2) and Senders._payload(d2)["due_at"] == p2.due_at.isoformat()
+
+
+async def test_without_a_party_webhook_no_assigned_notice_is_queued():
+    n = Notifier()
+    await n.planned(make_appeal(email=None, phone=None))
+    assert n.store.deliveries == {}
+
+
+async def overdue_alert(n: Notifier, a: Appeal) -> Envelope[Any]:
+    n.clock.now = T0 + timedelta(days=40)
+    await n.scan()
+    (alert,) = [e for e in map(decoded, n.sent) if isinstance(e.data, DeadlineAlert) and e.data.threshold == "overdue"]
+    return alert
+
+
+async def test_the_citizen_is_told_once_per_generation_that_the_deadline_passed():
+    n = Notifier(thresholds=["overdue"])
+    a = make_appeal()
+    p = await n.planned(a)
+    alert = await overdue_alert(n, a)
+    await n.run(alert)
+    await n.run(alert)  # redelivered, or resent by the scanner after a crash: the same id
+    (d,) = [x for x in n.store.deliveries.values() if x["kind"] == "overdue"]
+    assert d["_id"] == f"{alert.id}:overdue" and d["subject"] == "Срок ответа по обращению ZH-2026-0000042 истёк"
+    assert "истёк 26.01.2026 23:59 (Europe/Moscow), а ответ не дан" in d["body"] and p.generation == 1
+    # the escalation's new deadline passes too: one more notice, for generation 2
+    n.sent.clear()
+    await n.run(envelope(assigned(a, party="adm-leninsky", at=n.clock.now, cause=AssignmentCause.ESCALATION,
+                                  previous_party_id="uk-zarechye")))
+    n.clock.now += timedelta(days=60)
+    await n.scan()
+    (second,) = [e for e in map(decoded, n.sent) if isinstance(e.data, DeadlineAlert)]
+    await n.run(second)
+    assert len([x for x in n.store.deliveries.values() if x["kind"] == "overdue"]) == 2
+
+
+async def test_no_overdue_notice_without_consent_or_once_answered_or_replanned():
+    n = Notifier(thresholds=["overdue"])
+    quiet, answered, moved = make_appeal(notify=False), make_appeal(), make_appeal()
+    for x in (quiet, answered, moved):
+        await n.planned(x)
+    n.clock.now = T0 + timedelta(days=40)
+    await n.scan()
+    alerts = {e.data.appeal_id: e for e in map(decoded, n.sent) if isinstance(e.data, DeadlineAlert)}
+    await n.run(envelope(status(answered, AppealStatus.ANSWERED)))  # the answer raced the scanner
+    await n.run(envelope(assigned(moved, party="vodokanal", at=n.clock.now, cause=AssignmentCause.OPERATOR,
+                                  previous_party_id="uk-zarechye")))
+    await n.run(*alerts.values())
+    assert [x for x in n.store.deliveries.values() if x["kind"] == "overdue"] == []
 
 
 # ---- delivery retries and the DLQ ----------------------------------------------------------------

@@ -160,6 +160,31 @@ async def test_deadline_plans_keep_the_newest_generation():
     assert r.uow.appeals.deadlines[str(aid)]["due_at"] == due + timedelta(days=5)
 
 
+async def test_a_complaint_is_allowed_once_the_stored_deadline_passed_without_an_answer():
+    r = Router()
+    aid = await r.register()
+    cit = f"citizen:{aid}"
+
+    def plan(gen: int, due: datetime) -> DeadlinePlanned:
+        return DeadlinePlanned(appeal_id=aid, registration_number="ZH-2026-0000001", party_id="uk-zarechye",
+                               regime="pp416_written", due_at=due, party_timezone="Asia/Yekaterinburg",
+                               generation=gen, reason="assigned")
+
+    # no deadline known yet, then one still running: refused as before
+    assert [e.code for e in await r.feed(CitizenComplained(appeal_id=aid, actor=cit))] == ["illegal_transition"]
+    await r.feed(plan(1, NOW + timedelta(days=10)))
+    assert [e.code for e in await r.feed(CitizenComplained(appeal_id=aid, actor=cit))] == ["illegal_transition"]
+    await r.feed(PartyAccepted(appeal_id=aid, actor="party:uk-zarechye"))
+    # the router's clock is past the newest plan's due time, no answer: escalated
+    await r.feed(plan(2, NOW - timedelta(minutes=1)))
+    out = await r.feed(CitizenComplained(appeal_id=f"{aid}", actor=f"citizen:{uuid.uuid4()}"))
+    assert [e.code for e in out] == ["forbidden"]  # only this appeal's citizen
+    out = await r.feed(CitizenComplained(appeal_id=aid, actor=cit))
+    a = next(e for e in out if isinstance(e, AppealAssigned))
+    assert (a.cause, a.reason, a.party_id) == (AssignmentCause.ESCALATION, "citizen_complaint", "adm-leninsky")
+    assert r.status(aid) is S.ASSIGNED
+
+
 async def test_a_batch_with_a_conflict_is_redone_and_each_action_applies_once():
     r = Router()
     aid = await r.register()

@@ -79,7 +79,7 @@ from .topics import (
     source_of,
 )
 
-__version__ = "1.4.0"
+__version__ = "1.6.0"
 
 __all__ = [
     "GisActionFailed",

@@ -104,7 +104,7 @@ class AppealAssigned(EventData):
     """The router assigned the appeal to a responsible party."""
 
     EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.assigned.v1"
-    SCHEMA_VERSION: ClassVar[str] = "1.1"  # 1.1: district_id
+    SCHEMA_VERSION: ClassVar[str] = "1.2"  # 1.1: district_id; 1.2: party_name
 
     appeal_id: uuid.UUID
     registration_number: str
@@ -118,6 +118,9 @@ class AppealAssigned(EventData):
     party_timezone: str | None = Field(default=None, description="IANA zone of the party, for deadlines")
     supervisor_party_id: str | None = Field(default=None, description="The next level up (deadline alerts go there too)")
     district_id: str | None = Field(default=None, description="District of the appeal's house in the directory (1.1)")
+    party_name: str | None = Field(
+        default=None, max_length=300,
+        description="The party's name in the directory, for the citizen's notice of forwarding (1.2)")
 
 
 class AppealStatus(StrEnum):
