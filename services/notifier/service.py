@@ -26,6 +26,7 @@ import structlog
 from zhkh_contracts import (
     AppealAnswered,
     AppealProgressUpdated,
+    AppealRatingRequested,
     AppealAssigned,
     AppealExtended,
     AppealRegistered,
@@ -95,6 +96,7 @@ class NotifierService:
         h.on(AppealStatusChanged, when=lambda s: s.to_status in STOPPING or s.to_status is AppealStatus.REOPENED)(self.on_status)
         h.on(AppealAnswered)(self.on_answered)
         h.on(AppealProgressUpdated)(self.on_progress)
+        h.on(AppealRatingRequested)(self.on_rating_requested)
         # the scanner's own overdue alert (on the lifecycle topic): the citizen is told once per generation
         h.on(DeadlineAlert, when=lambda a: a.threshold == "overdue")(self.on_overdue)
         return h
@@ -189,6 +191,15 @@ class NotifierService:
         facts = await uow.facts.get(str(a.appeal_id))
         if facts is not None:
             await self._notify(uow, "answered", facts, None, number=a.registration_number, text=a.text)
+        return []
+
+    async def on_rating_requested(self, r: AppealRatingRequested, uow: NotifierUoW) -> list[EventData]:
+        """Closing the loop: the citizen is asked once whether the problem is solved (with their
+        consent to notifications, like the other status notices)."""
+        facts = await uow.facts.get(str(r.appeal_id))
+        if facts is not None and facts.get("notify", True):
+            await self._notify(uow, "rating_requested", facts, None, number=r.registration_number,
+                               days=f"{r.close_after_days:g}", window=f"{r.reopen_window_days:g} дн.")
         return []
 
     async def on_progress(self, p: AppealProgressUpdated, uow: NotifierUoW) -> list[EventData]:

@@ -30,11 +30,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from zhkh_contracts import (
     AppealProgressUpdated,
+    AppealRatingRequested,
+    FollowUpDue,
     PartyPostedUpdate,
     AppealAnswered,
     AppealAssigned,
@@ -79,6 +81,10 @@ class AppealState:
     incident_id: uuid.UUID | None = None
     emergency: bool = False
     district_id: str | None = None  # of the appeal's house, from the directory at registration
+    answered_at: datetime | None = None  # the latest answer (closing the loop times from it)
+    asked_at: datetime | None = None  # the citizen was asked to rate it (FollowUpDue "ask")
+    closed_at: datetime | None = None
+    closed_reason: str | None = None  # rated | no_reply
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ Escalate = Callable[[AppealState, str], Decision | None]
 
 
 ROUTER = "service:router"
+NO_REPLY = "no_reply"
+NO_REPLY_ACTION = "close_without_reply"
 """The actor of the router's own changes (the first assignment of a registered appeal)."""
 
 
@@ -145,6 +153,15 @@ class Step:
     supervisor: Callable[[Decision], str | None] | None = None
     deadline_passed: bool = False
     """The appeal's latest planned deadline (the notifier's, kept by the router) is in the past."""
+    reopen_window: timedelta = timedelta(days=30)
+    """An appeal closed without the citizen's reply may be reopened (unsatisfied rating, complaint) this long."""
+    close_after: timedelta = timedelta(days=5)
+    """After the citizen was asked to rate, the appeal is closed without a reply this long later."""
+
+    def reopenable(self) -> bool:
+        st = self.state
+        return (st.status is S.CLOSED and st.closed_reason == NO_REPLY and st.closed_at is not None
+                and self.now <= st.closed_at + self.reopen_window)
 
     def is_party(self) -> bool:
         return self.state.party_id is not None and self.actor == f"party:{self.state.party_id}"
@@ -202,7 +219,7 @@ def answer(s: Step, action: PartyAnswered) -> Transition | Refusal:
         appeal_id=st.appeal_id, registration_number=st.number, party_id=st.party_id or "",
         text=action.text, attachments=action.attachments, answered_at=s.now,
     )
-    return s.move(S.ANSWERED, "answer", [answered])
+    return s.move(S.ANSWERED, "answer", [answered], answered_at=s.now, asked_at=None)
 
 
 def reject_not_responsible(s: Step, action: PartyRejectedNotResponsible) -> Transition | Refusal:
@@ -243,15 +260,36 @@ def post_update(s: Step, action: PartyPostedUpdate) -> Transition | Refusal:
 
 
 def rate(s: Step, action: CitizenRatedAnswer) -> Transition | Refusal:
-    if s.state.status is not S.ANSWERED:
+    """On the answer; or, unsatisfied, on an appeal closed without a reply, within the reopen window."""
+    if s.state.status is not S.ANSWERED and not (s.reopenable() and not action.satisfied):
         return Refusal("illegal_transition", f"rate from {s.state.status.value}")
-    return s.move(S.CLOSED if action.satisfied else S.REOPENED, "rate")
+    if action.satisfied:
+        return s.move(S.CLOSED, "rate", closed_at=s.now, closed_reason="rated")
+    return s.move(S.REOPENED, "rate", closed_at=None, closed_reason=None)
+
+
+def follow_up(s: Step, action: FollowUpDue) -> Transition | Refusal:
+    """Closing the loop on an answer nobody rated: ask the citizen once, then close without a reply."""
+    st = s.state
+    if st.status is not S.ANSWERED:
+        return Refusal("illegal_transition", f"follow_up in {st.status.value}")
+    if action.step == "ask":
+        if st.asked_at is not None:
+            return Refusal("already_asked", "the citizen was asked once already")
+        ask = AppealRatingRequested(appeal_id=st.appeal_id, registration_number=st.number, party_id=st.party_id or "",
+                                    requested_at=s.now, close_after_days=s.close_after.total_seconds() / 86400,
+                                    reopen_window_days=s.reopen_window.total_seconds() / 86400)
+        return Transition(replace(st, asked_at=s.now), [ask])
+    if st.asked_at is None or s.now < st.asked_at + s.close_after:
+        return Refusal("not_due", "closing without a reply comes only after the citizen was asked and had time")
+    return s.move(S.CLOSED, NO_REPLY_ACTION, closed_at=s.now, closed_reason=NO_REPLY)
 
 
 def complain(s: Step, action: CitizenComplained) -> Transition | Refusal:
-    """After an unsatisfactory answer, or when the deadline passed without an answer."""
+    """After an unsatisfactory answer, when the deadline passed without an answer, or within the reopen
+    window after the appeal was closed without the citizen's reply."""
     overdue = s.deadline_passed and s.state.status in (S.ASSIGNED, S.IN_PROGRESS)
-    if s.state.status not in (S.ANSWERED, S.REOPENED) and not overdue:
+    if s.state.status not in (S.ANSWERED, S.REOPENED) and not overdue and not s.reopenable():
         return Refusal("illegal_transition", f"complain from {s.state.status.value}")
     return s.escalated("citizen_complaint", "complain")
 
@@ -270,6 +308,7 @@ TRANSITIONS: dict[type[EventData], Callable[[Step, Any], Transition | Refusal]] 
     PartyRejectedNotResponsible: reject_not_responsible,
     PartyRequestedExtension: request_extension,
     PartyPostedUpdate: post_update,
+    FollowUpDue: follow_up,
     CitizenRatedAnswer: rate,
     CitizenComplained: complain,
     DeadlineExpired: deadline_expired,
@@ -293,6 +332,8 @@ def allowed(step: Step, action: EventData) -> bool:
         return step.is_citizen() or step.actor == GIS_SYNC
     if isinstance(action, DeadlineExpired):
         return step.actor == NOTIFIER
+    if isinstance(action, FollowUpDue):
+        return step.actor == ROUTER
     return False
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from zhkh_contracts import (
     AppealProgressUpdated,
+    AppealRatingRequested,
+    FollowUpDue,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -22,9 +26,11 @@ from zhkh_contracts import (
     PartyRequestedExtension,
 )
 from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.engine import Emit
 
 from . import api as api_module
 from .api import RouterApi
+from .followup import FollowUps
 from .queries import Queries
 from .repository import DirectoryCache, RouterRepository
 from .rules import RoutingRules
@@ -39,7 +45,7 @@ API_ACTIONS = (
 """Actions of parties, operators and citizens: published on the actions topic by the router's HTTP API (source
 /zhkh-appeals/router, the authenticated principal as actor); nobody else may publish them (issue 13)."""
 PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealProgressUpdated,
-             AppealTransitionRejected, *API_ACTIONS)
+             AppealRatingRequested, AppealTransitionRejected, FollowUpDue, *API_ACTIONS)
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 
@@ -48,7 +54,9 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     rt = ServiceRuntime(settings)
     repo = RouterRepository(rt.db, rt.mongo)
     cache = DirectoryCache(repo, settings.directory_check_s)
-    service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id)
+    close_after = timedelta(days=settings.close_without_reply_days)
+    service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id,
+                            close_after=close_after, reopen_window=timedelta(days=settings.reopen_window_days))
     rt.process((rt.topics.lifecycle, rt.topics.actions), service.handlers(),
                lambda session: MongoRouterUoW(repo.appeals_in(session), cache, repo.history_in(session)),
                strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused
@@ -57,6 +65,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     api = RouterApi(rt, queries, settings)
     rt.on_startup(queries.ensure_indexes)
     rt.on_startup(api.ensure_indexes)
+
+    async def publish(out: list[Emit]) -> None:
+        await rt.publisher.publish(rt.emitter.records(out))
+
+    follow_ups = FollowUps(repo.appeals, publish, timedelta(days=settings.rating_ask_after_days), close_after)
+    rt.every("follow_up", settings.follow_up_interval_s, follow_ups.round, again=lambda n: n >= follow_ups.batch)
     return rt.http_app([api.router()], title="zhkh-appeals router",
                        description=(api_module.__doc__ or "").strip())
 

@@ -38,6 +38,10 @@ def _state_doc(s: AppealState) -> dict[str, Any]:
         "emergency": s.emergency,
         "district_id": s.district_id,
         "open": s.status.value not in CLOSED,
+        "answered_at": s.answered_at,
+        "asked_at": s.asked_at,
+        "closed_at": s.closed_at,
+        "closed_reason": s.closed_reason,
     }
 
 
@@ -57,7 +61,15 @@ def _state(d: dict[str, Any]) -> AppealState:
         incident_id=uuid.UUID(d["incident_id"]) if d.get("incident_id") else None,
         district_id=d.get("district_id"),
         emergency=d.get("emergency", False),
+        answered_at=_aware(d.get("answered_at")),
+        asked_at=_aware(d.get("asked_at")),
+        closed_at=_aware(d.get("closed_at")),
+        closed_reason=d.get("closed_reason"),
     )
+
+
+def _aware(v: datetime | None) -> datetime | None:
+    return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
 
 class RouterRepository:
@@ -77,6 +89,7 @@ class RouterRepository:
         await self.appeals.create_index([("house_key", ASCENDING), ("open", ASCENDING)])
         await self.appeals.create_index([("party_id", ASCENDING), ("status", ASCENDING)])
         await self.appeals.create_index("incident_id")
+        await self.appeals.create_index([("status", ASCENDING), ("answered_at", ASCENDING)])  # closing the loop
         await self.parties.create_index("kind")
         # lifecycle documents from before deadline_generation existed (set_deadline filters on it)
         await self.appeals.update_many({"deadline_generation": {"$exists": False}}, {"$set": {"deadline_generation": 0}})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from zhkh_contracts import (
@@ -69,10 +69,14 @@ class RouterService:
         rules: RoutingRules,
         fallback_queue_id: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        close_after: timedelta = timedelta(days=5),
+        reopen_window: timedelta = timedelta(days=30),
     ) -> None:
         self.rules = rules
         self.fallback_queue_id = fallback_queue_id
         self.clock = clock
+        self.close_after = close_after
+        self.reopen_window = reopen_window
 
     def handlers(self) -> Handlers:
         h = Handlers()
@@ -184,5 +188,5 @@ class RouterService:
             fallback_id=self.fallback_queue_id,
             operator_decision=operator_decision,
             supervisor=lambda d: self._supervisor(ctx, state.category, d),
-            deadline_passed=passed,
+            deadline_passed=passed, close_after=self.close_after, reopen_window=self.reopen_window,
         ), action)

@@ -22,3 +22,11 @@ class RouterSettings(RuntimeSettings):
                                    "remembered")
     api_wait_s: float = Field(default=2.0, ge=0, le=30, description="A write waits this long for the router's "
                               "outcome (status applied/refused with the history entry) before answering status accepted")
+    rating_ask_after_days: float = Field(default=10.0, ge=0, description="An answer unrated this long: the citizen "
+                                         "is asked once whether the problem is solved (closing the loop)")
+    close_without_reply_days: float = Field(default=5.0, ge=0, description="...and without a reply this long after "
+                                            "that, the appeal is closed (reason no_reply)")
+    reopen_window_days: float = Field(default=30.0, ge=0, description="An appeal closed without a reply may be "
+                                      "reopened by the citizen (unsatisfied rating, complaint) this long")
+    follow_up_interval_s: float = Field(default=300.0, gt=0, description="How often the closing-the-loop timer "
+                                        "looks for answers due a question or a closing")

@@ -212,3 +212,33 @@ async def test_a_machine_client_acts_with_a_client_credentials_token(infra, pref
         status, acc = await acall("POST", f"{base}/api/v1/party/appeals/{number}/accept", token, key="system-1")
         assert status == 202 and acc["outcome"]["actor"] == "party:uk-zarechye"
         assert acc["outcome"]["actor_subject"] == "service-account-uk-zarechye-system"
+
+
+async def test_an_unrated_answer_is_asked_about_closed_without_a_reply_and_reopened_by_the_citizen(infra, prefix, issuer):
+    """Closing the loop on the real servers: the router's timer asks once (AppealRatingRequested), then
+    closes without a reply (reason no_reply); the citizen reopens it with the access code."""
+    from zhkh_contracts import AppealRatingRequested, AppealStatusChanged
+
+    async with system(infra, prefix, issuer, rating_ask_after_days=0, close_without_reply_days=0,
+                      follow_up_interval_s=0.2) as (base, f):
+        aid = await register(infra, prefix, f)
+        number = (await f.assigned(aid)).registration_number
+        code = next(e.data.access_code for e in f.events(aid) if isinstance(e.data, AppealRegistered))
+        party = issuer.token("p", "party", party_ids=["uk-zarechye"])
+        status, ans = await acall("POST", f"{base}/api/v1/party/appeals/{number}/answer", party, {"text": "Готово."},
+                                  key="ans")
+        assert ans["status"] in ("applied", "accepted")
+        await f.until(lambda f: any(s.action == "close_without_reply" for s in f.of(AppealStatusChanged, aid)))
+        (asked,) = f.of(AppealRatingRequested, aid)
+        closed = [s for s in f.of(AppealStatusChanged, aid) if s.action == "close_without_reply"]
+        assert len(closed) == 1 and closed[0].to_status.value == "closed" and closed[0].actor == "service:router"
+        await asyncio.sleep(1.0)  # more timer rounds: nothing more happens to a closed appeal
+        assert len(f.of(AppealRatingRequested, aid)) == 1
+        assert len([s for s in f.of(AppealStatusChanged, aid) if s.action == "close_without_reply"]) == 1
+        status, rated = await asyncio.to_thread(post_json, f"{base}/api/v1/citizen/appeals/{number}/rate",
+                                                {"access_code": code, "satisfied": False}, None, "reopen-1")
+        assert status == 202 and rated["status"] == "applied" and rated["outcome"]["status"] == "reopened", rated
+        _, hist = await acall("GET", f"{base}/api/v1/appeals/{number}/history", issuer.token("i", "inspector"))
+        assert [(e["action"], e["actor"]) for e in hist["entries"]][-3:] == [
+            ("follow_up", "service:router"), ("follow_up", "service:router"), ("rate", f"citizen:{aid}")]
+        assert asked.close_after_days == 0

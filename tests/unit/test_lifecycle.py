@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,6 +11,8 @@ from router.directory import Party
 from router.lifecycle import AppealState, Refusal, Step, Transition, apply, assign
 from router.rules import Decision
 from zhkh_contracts import (
+    AppealRatingRequested,
+    FollowUpDue,
     AppealProgressUpdated,
     PartyPostedUpdate,
     AppealAnswered,
@@ -54,11 +56,12 @@ def escalate(s, reason):  # noqa: ANN001, ANN201
     return None if s.party_kind is PartyKind.DISTRICT_ADMINISTRATION else Decision(ADM, reason, AssignmentCause.ESCALATION, 1)
 
 
-def run(s, action, actor=PUK):  # noqa: ANN001, ANN201
+def run(s, action, actor=PUK, now=NOW):  # noqa: ANN001, ANN201
     def op(pid: str):  # noqa: ANN202
         return Decision(RSO, "operator", AssignmentCause.OPERATOR) if pid == "rso" else None
 
-    return apply(Step(s, actor, NOW, uuid.uuid4(), reroute, escalate, "fallback:ops", op), action)
+    return apply(Step(s, actor, now, uuid.uuid4(), reroute, escalate, "fallback:ops", op,
+                      close_after=timedelta(days=5), reopen_window=timedelta(days=30)), action)
 
 
 def status_of(t: Transition) -> AppealStatusChanged:
@@ -184,6 +187,49 @@ def test_an_interim_update_tells_the_citizen_and_changes_nothing():
         assert isinstance(r, Refusal) and r.code == "illegal_transition"
 
 
+# ---- closing the loop --------------------------------------------------------------------------------
+
+ROUTER = "service:router"
+
+
+def test_an_unrated_answer_is_asked_about_once_then_closed_without_a_reply_then_reopenable():
+    answered = run(state(S.IN_PROGRESS), PartyAnswered(appeal_id=AID, actor=PUK, text="Сделано"))
+    assert answered.state.answered_at == NOW and answered.state.asked_at is None
+    asked = run(answered.state, FollowUpDue(appeal_id=AID, actor=ROUTER, step="ask"), ROUTER)
+    (question,) = asked.events
+    assert isinstance(question, AppealRatingRequested) and (question.close_after_days, question.reopen_window_days) == (5, 30)
+    assert asked.state.status is S.ANSWERED and asked.state.asked_at == NOW and asked.state.version == answered.state.version
+    again = run(asked.state, FollowUpDue(appeal_id=AID, actor=ROUTER, step="ask"), ROUTER)
+    assert isinstance(again, Refusal) and again.code == "already_asked"
+    early = run(asked.state, FollowUpDue(appeal_id=AID, actor=ROUTER, step="close"), ROUTER, now=NOW + timedelta(days=4))
+    assert isinstance(early, Refusal) and early.code == "not_due"
+    closed = run(asked.state, FollowUpDue(appeal_id=AID, actor=ROUTER, step="close"), ROUTER, now=NOW + timedelta(days=5))
+    assert (closed.state.status, closed.state.closed_reason, status_of(closed).action) == (S.CLOSED, "no_reply",
+                                                                                            "close_without_reply")
+    # within the window the citizen may still reopen (unsatisfied rating) or complain; after it, not
+    later = NOW + timedelta(days=20)
+    reopened = run(closed.state, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=False), CIT, now=later)
+    assert reopened.state.status is S.REOPENED and reopened.state.closed_reason is None
+    assert isinstance(run(closed.state, CitizenComplained(appeal_id=AID, actor=CIT), CIT, now=later), Transition)
+    satisfied = run(closed.state, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=True), CIT, now=later)
+    assert isinstance(satisfied, Refusal)
+    too_late = NOW + timedelta(days=36)
+    assert run(closed.state, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=False), CIT, now=too_late).code == \
+        "illegal_transition"
+    # a closing after the citizen's own rating is not reopenable this way
+    rated = run(answered.state, CitizenRatedAnswer(appeal_id=AID, actor=CIT, satisfied=True), CIT)
+    assert rated.state.closed_reason == "rated"
+    assert isinstance(run(rated.state, CitizenComplained(appeal_id=AID, actor=CIT), CIT, now=later), Refusal)
+
+
+def test_only_the_router_itself_follows_up_and_only_on_an_answer():
+    for actor in (PUK, CIT, "operator:x", NOTIFIER, "service:routerx"):
+        r = run(state(S.ANSWERED), FollowUpDue(appeal_id=AID, actor=actor, step="close"), actor)
+        assert isinstance(r, Refusal) and r.code == "forbidden", actor
+    r = run(state(S.IN_PROGRESS), FollowUpDue(appeal_id=AID, actor=ROUTER, step="ask"), ROUTER)
+    assert isinstance(r, Refusal) and r.code == "illegal_transition"
+
+
 def test_operator_routes_by_hand():
     t = run(state(S.ASSIGNED), OperatorAssigned(appeal_id=AID, actor="operator:7", party_id="rso"), "operator:7")
     a = next(e for e in t.events if isinstance(e, AppealAssigned))
@@ -207,6 +253,7 @@ MATRIX = [
     (S.ANSWERED, CitizenComplained(appeal_id=AID, actor=CIT), {CIT}),
     (S.IN_PROGRESS, CitizenWithdrew(appeal_id=AID, actor=CIT), {CIT, GIS}),
     (S.IN_PROGRESS, DeadlineExpired(appeal_id=AID, actor=NOTIFIER, deadline=NOW), {NOTIFIER}),
+    (S.ANSWERED, FollowUpDue(appeal_id=AID, actor="service:router", step="ask"), {"service:router"}),
 ]
 
 

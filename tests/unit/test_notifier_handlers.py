@@ -22,6 +22,7 @@ from zhkh_contracts import (
     Appeal,
     AppealAnswered,
     AppealProgressUpdated,
+    AppealRatingRequested,
     AppealAssigned,
     AppealExtended,
     AppealRegistered,
@@ -295,6 +296,18 @@ async def test_an_interim_update_goes_to_the_citizen():
     await n.run(envelope(AppealRegistered(appeal=a)), upd)
     d = n.store.deliveries[f"{upd.id}:progress"]
     assert d["subject"] == "Ход рассмотрения обращения ZH-2026-0000042" and "Ждём запчасть, работы в пятницу." in d["body"]
+
+
+async def test_the_citizen_is_asked_once_whether_the_problem_is_solved():
+    n = Notifier()
+    a, quiet = make_appeal(), make_appeal(notify=False)
+    asks = [envelope(AppealRatingRequested(appeal_id=x.appeal_id, registration_number=x.registration_number, party_id="uk",
+                                           requested_at=T0, close_after_days=5, reopen_window_days=30)) for x in (a, quiet)]
+    await n.run(envelope(AppealRegistered(appeal=a)), envelope(AppealRegistered(appeal=quiet)), *asks)
+    d = n.store.deliveries[f"{asks[0].id}:rating_requested"]
+    assert d["subject"] == "Решена ли проблема по обращению ZH-2026-0000042?"
+    assert "закроют через 5 дн." in d["body"] and "в течение 30 дн." in d["body"]
+    assert f"{asks[1].id}:rating_requested" not in n.store.deliveries  # no consent to notices: not asked
 
 
 async def test_without_consent_no_registration_notice_but_the_answer_still_goes():

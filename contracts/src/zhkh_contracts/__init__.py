@@ -61,6 +61,8 @@ from .events import (
     PartyRequestedExtension,
     PartyPostedUpdate,
     AppealProgressUpdated,
+    FollowUpDue,
+    AppealRatingRequested,
     RawAppealSubmitted,
 )
 from . import resources
@@ -79,7 +81,7 @@ from .topics import (
     source_of,
 )
 
-__version__ = "1.6.0"
+__version__ = "1.7.0"
 
 __all__ = [
     "GisActionFailed",
@@ -131,6 +133,8 @@ __all__ = [
     "PartyRequestedExtension",
     "PartyPostedUpdate",
     "AppealProgressUpdated",
+    "FollowUpDue",
+    "AppealRatingRequested",
     "REGISTRY",
     "SECRET_FIELDS",
     "RawAppealSubmitted",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -178,6 +178,21 @@ class AppealProgressUpdated(EventData):
     updated_at: AwareDatetime
 
 
+class AppealRatingRequested(EventData):
+    """The answer has gone unrated for a while: the citizen is asked once whether the problem is solved
+    (the notifier sends it); without a reply the appeal is closed after ``close_after_days``. Contracts 1.7."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.rating_requested.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    party_id: str
+    requested_at: AwareDatetime
+    close_after_days: float = Field(ge=0, description="Closed without a reply this many days after the question")
+    reopen_window_days: float = Field(ge=0, description="...and the citizen may still reopen it this many days after")
+
+
 class AppealExtended(EventData):
     """The deadline was extended once (59-ФЗ allows one extension of up to 30 days)."""
 
@@ -305,6 +320,17 @@ class PartyPostedUpdate(ActionBase):
     SCHEMA_VERSION: ClassVar[str] = "1.0"
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class FollowUpDue(ActionBase):
+    """The router's own timer on an answered appeal nobody rated: ``ask`` the citizen once whether the
+    problem is solved, then ``close`` it without a reply (reopening stays possible within a window).
+    Only the router publishes it (actor ``service:router``). Contracts 1.7."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.follow_up.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    step: Literal["ask", "close"]
 
 
 class CitizenRatedAnswer(ActionBase):
@@ -455,6 +481,8 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     GisActionFailed,
     PartyPostedUpdate,
     AppealProgressUpdated,
+    FollowUpDue,
+    AppealRatingRequested,
 )
 ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}
