@@ -128,9 +128,34 @@ class RouterService:
         state = await uow.appeals.load(e.appeal_id)
         if state is None:
             return [self._refused(uow.message, str(e.appeal_id), "join_incident", None, Refusal("unknown_appeal"))]
-        if state.incident_id != e.incident_id:
-            await uow.appeals.save(replace(state, incident_id=e.incident_id, version=state.version + 1), state.version)
-        return []
+        if state.incident_id == e.incident_id:
+            return []
+        member = replace(state, incident_id=e.incident_id, version=state.version + 1)
+        t = await self._follow_incident(member, uow)
+        await uow.appeals.save(t.state if t else member, state.version)
+        if t is None:
+            return []
+        await uow.history.add(self._entry(uow.message, member, "join_incident", self.clock(), ROUTER, None, t))
+        return t.events
+
+    async def _follow_incident(self, member: AppealState, uow: RouterUoW) -> Transition | None:
+        """A new member not yet taken up by its party goes where the incident's other open members are
+        (they were moved together, e.g. re-routed or escalated, before it joined): cause ``incident``."""
+        if member.status is not AppealStatus.ASSIGNED or member.incident_id is None:
+            return None
+        others = [m for m in await uow.appeals.members(member.incident_id)
+                  if m.appeal_id != member.appeal_id and m.status in (AppealStatus.ASSIGNED, AppealStatus.IN_PROGRESS)]
+        lead = others[0] if others else None
+        if lead is None or not lead.party_id or lead.party_id == member.party_id:
+            return None
+        directory = await uow.directory()
+        party = directory.parties.get(lead.party_id)
+        if party is None:
+            return None
+        ctx = context_of(directory, member.house_key)
+        d = Decision(party, "incident", AssignmentCause.INCIDENT, lead.level)
+        return assign(member, d, self.fallback_queue_id, "join_incident", self.clock(), uow.message.id,
+                      supervisor_id=self._supervisor(ctx, member.category, d))
 
     async def on_deadline(self, e: DeadlinePlanned, uow: RouterUoW) -> list[EventData]:
         """Keep the notifier's latest deadline for the read API (not a lifecycle transition)."""

@@ -146,6 +146,29 @@ async def test_an_action_on_an_incident_moves_every_member():
     assert r.status(a) is r.status(b) is S.IN_PROGRESS
 
 
+async def test_a_new_member_follows_where_its_incident_went():
+    r = Router()
+    incident = uuid.uuid4()
+    a = await r.register(number="ZH-2026-0000001")
+    await r.feed(AppealJoinedIncident(appeal_id=a, registration_number="ZH-2026-0000001", incident_id=incident))
+    # the incident's party said "not ours": its members went on together
+    out = await r.feed(PartyRejectedNotResponsible(incident_id=incident, actor="party:uk-zarechye", reason="прямые договоры"))
+    moved_to = next(e for e in out if isinstance(e, AppealAssigned)).party_id
+    assert moved_to != "uk-zarechye"
+    # a later report of the same incident is routed by the rules to uk-zarechye, then follows the incident
+    b = await r.register(number="ZH-2026-0000002")
+    assert r.uow.appeals.states[str(b)].party_id == "uk-zarechye"
+    out = await r.feed(AppealJoinedIncident(appeal_id=b, registration_number="ZH-2026-0000002", incident_id=incident))
+    (follow,) = [e for e in out if isinstance(e, AppealAssigned)]
+    assert (follow.party_id, follow.cause, follow.previous_party_id) == (moved_to, AssignmentCause.INCIDENT, "uk-zarechye")
+    assert r.uow.appeals.states[str(b)].incident_id == incident and r.status(b) is S.ASSIGNED
+    # a member joining where the incident already is: nothing to move
+    c = await r.register(number="ZH-2026-0000003")
+    await r.feed(OperatorAssigned(appeal_id=c, actor="operator:o", party_id=moved_to))
+    out = await r.feed(AppealJoinedIncident(appeal_id=c, registration_number="ZH-2026-0000003", incident_id=incident))
+    assert not [e for e in out if isinstance(e, AppealAssigned)] and r.uow.appeals.states[str(c)].incident_id == incident
+
+
 async def test_deadline_plans_keep_the_newest_generation():
     r = Router()
     aid = await r.register()
