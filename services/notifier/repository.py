@@ -211,12 +211,24 @@ class MongoDeliveries:
     def __init__(self, col: Any, session: Any) -> None:
         self.col, self.session = col, session
         self.queued: dict[str, dict[str, Any]] = {}
+        self.rescheduled: dict[str, datetime] = {}
 
     async def queue(self, doc: dict[str, Any]) -> None:
         self.queued.setdefault(doc["_id"], dict(doc))  # once per id, in this batch as in the database
+
+    async def reschedule(self, delivery_id: str, not_before: datetime) -> None:
+        d = self.queued.get(delivery_id)
+        if d is not None:  # queued in this batch: not written yet
+            d["not_before"] = not_before
+        else:
+            self.rescheduled[delivery_id] = not_before
 
     async def flush(self) -> None:
         if self.queued:
             await self.col.bulk_write([UpdateOne(*_once(d), upsert=True) for d in self.queued.values()], ordered=False,
                                       session=self.session)
             self.queued.clear()
+        if self.rescheduled:
+            await self.col.bulk_write([UpdateOne({"_id": k, "state": "pending", "attempts": 0}, {"$set": {"not_before": at}})
+                                       for k, at in self.rescheduled.items()], ordered=False, session=self.session)
+            self.rescheduled.clear()

@@ -114,6 +114,8 @@ class NotifierService:
                  # uses: notices by SMS or messenger are skipped; e-mail answers stay (59-ФЗ ст. 10 ч. 4)
                  "optional_uses": a.consent.personal_data,
                  "correlation_id": str(uow.message.correlation_id)}
+        if a.consent.notifications:  # its quiet hours move to the party's zone at the first assignment
+            facts["registered_delivery"] = f"{uow.message.id}:registered"
         await uow.facts.save(facts)
         if a.consent.notifications:
             # no deadline yet (the assignment comes after the registration): the default time zone
@@ -141,6 +143,8 @@ class NotifierService:
         cur = await uow.schedule.current(aid)
         planned = await self._plan(uow, cur, aid, facts["number"], d.party_id, regime, due_at, start, tz, "assigned",
                                    d.supervisor_party_id)
+        if first and facts.get("registered_delivery"):
+            await self._registered_in_party_zone(uow, facts, tz)
         if d.cause in FORWARDED and d.previous_party_id is not None:
             # 59-ФЗ ст. 8: the citizen is told where the appeal went (whatever the consent, like an extension)
             await self._notify(uow, "forwarded", facts, tz, number=facts["number"],
@@ -148,6 +152,17 @@ class NotifierService:
         if self.delivery.party_alerts_webhook:  # the party learns of the appeal and its deadline
             await uow.deliveries.queue(self._party_assigned(uow, d, facts["number"], planned.due_at, tz))
         return [planned]
+
+    async def _registered_in_party_zone(self, uow: NotifierUoW, facts: Doc, tz: str) -> None:
+        """The "registered" notice was queued before the appeal's zone was known (quiet hours in the
+        default zone); the first assignment brings the party's zone: hold it by that zone's night instead."""
+        quiet = self.delivery.quiet_hours
+        if quiet is None or facts.get("emergency"):
+            return
+        now = self.clock()
+        held = not_before(now, tz, quiet, False)
+        if held != not_before(now, self.delivery.default_timezone, quiet, False):
+            await uow.deliveries.reschedule(facts["registered_delivery"], held)
 
     def _party_assigned(self, uow: NotifierUoW, d: AppealAssigned, number: str, due_at: datetime, tz: str) -> Doc:
         subject, body = party_assigned(number, local_time(due_at, tz), d.previous_party_id)

@@ -44,6 +44,9 @@ class Deliveries(Protocol):
     async def queue(self, doc: Doc) -> None:
         """Queue a delivery once per id (queuing the same id again changes nothing)."""
 
+    async def reschedule(self, delivery_id: str, not_before: datetime) -> None:
+        """A delivery not tried yet is held until ``not_before`` instead (nothing if it was tried or sent)."""
+
 
 class NotifierUoW(Protocol):
     message: Message
@@ -176,6 +179,11 @@ class _MemoryDeliveries:
 
     async def queue(self, doc: Doc) -> None:
         await self.store.queue_delivery(doc)
+
+    async def reschedule(self, delivery_id: str, not_before: datetime) -> None:
+        d = self.store.deliveries.get(delivery_id)
+        if d is not None and d["state"] == "pending" and d["attempts"] == 0:
+            d["not_before"] = not_before
 
 
 class MemoryNotifierUoW:

@@ -340,6 +340,22 @@ async def test_without_consent_to_personal_data_no_sms_or_messenger_only_email()
     assert by_appeal == {str(bot.appeal_id): ("email", "ivanova@example.ru")}  # no webhook, and no SMS at all
 
 
+async def test_the_registered_notice_keeps_the_quiet_hours_of_the_party_zone_once_it_is_known():
+    # 19:30 UTC: 22:30 in Moscow (quiet until 08:00 MSK) but 00:30 in Yekaterinburg (quiet until 08:00 YEKT)
+    evening = datetime(2026, 1, 15, 19, 30, tzinfo=UTC)
+    n = Notifier(Clock(evening), quiet_hours=(time(22), time(8)))
+    a = make_appeal()
+    await n.planned(a, tz="Asia/Yekaterinburg")
+    (reg,) = [d for d in n.store.deliveries.values() if d["kind"] == "registered"]
+    assert reg["not_before"] == datetime(2026, 1, 16, 3, 0, tzinfo=UTC)  # 08:00 in Yekaterinburg, not 05:00 UTC (MSK)
+    # at noon in both zones nothing moves
+    n2 = Notifier(Clock(datetime(2026, 1, 15, 9, 0, tzinfo=UTC)), quiet_hours=(time(22), time(8)))
+    b = make_appeal()
+    await n2.planned(b, tz="Asia/Yekaterinburg")
+    (reg2,) = [d for d in n2.store.deliveries.values() if d["kind"] == "registered"]
+    assert reg2["not_before"] == datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+
+
 async def test_quiet_hours_hold_a_notice_until_morning_in_the_party_zone_except_emergencies():
     night = datetime(2026, 1, 15, 20, 30, tzinfo=UTC)  # 23:30 in Moscow
     n = Notifier(Clock(night), quiet_hours=(time(22), time(8)))
