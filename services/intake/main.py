@@ -21,7 +21,7 @@ from .classifier import Classifier
 from .ingress import Ingress, document_request_body
 from .messages import MESSAGES_RU
 from .repository import IntakeRepository
-from .service import IntakeService, without_access_code
+from .service import IntakeService
 from .settings import IntakeSettings
 from .uow import MongoIntakeUoW
 
@@ -65,7 +65,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         # can make one where the broker auto-creates topics) is refused, not left unread
         pattern=rf"^{re.escape(rt.topics.prefix)}\.intake\.raw\..+$",
         reject_topic=rt.topics.rejected, messages_ru=MESSAGES_RU,
-        outbox_redact=without_access_code,  # the outbox keeps the code's hash only
     )
     rt.on_startup(repo.ensure_indexes)
     ingress = Ingress(rt.publisher, repo, rt.topics, settings)

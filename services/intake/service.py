@@ -13,7 +13,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -41,7 +41,6 @@ from zhkh_contracts import (
 )
 from zhkh_contracts.envelope import validation_reason
 from zhkh_runtime import access_codes
-from zhkh_runtime.records import OutboundRecord
 from zhkh_runtime.engine import Handlers
 from zhkh_runtime.errors import PermanentError
 
@@ -417,13 +416,3 @@ class IntakeService:
             ]
         return out
 
-
-def without_access_code(record: OutboundRecord) -> OutboundRecord:
-    """What intake's outbox keeps of a published record: an AppealRegistered without the citizen's
-    access code (only its hash). A redelivery republishing it gives a notice without the code; the
-    code stays valid and was shown at submission."""
-    if record.headers.get("ce_type") != AppealRegistered.EVENT_TYPE or b'"access_code"' not in record.value:
-        return record
-    data = json.loads(record.value)
-    data.pop("access_code", None)
-    return replace(record, value=json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())

@@ -25,7 +25,6 @@ from .auth import TokenVerifier
 from .http import Auth, build_app
 from .kafka import RecordPublisher, client_kwargs, ensure_topics, make_broker
 from .lease import Lease
-from .records import OutboundRecord
 from .logging import configure_logging
 from .mongo import MongoTracking, make_mongo
 from .settings import RuntimeSettings
@@ -60,8 +59,7 @@ class ServiceRuntime:
     def process(self, topics: tuple[str, ...], handlers: Handlers, make_uow: Callable[[Any], Any], *,
                 strict_types: bool = False, strict_topics: tuple[str, ...] = (), inbound: bool = False,
                 pattern: str | None = None, reject_topic: str | None = None,
-                messages_ru: dict[str, str] | None = None,
-                outbox_redact: Callable[[OutboundRecord], OutboundRecord] | None = None) -> Engine:
+                messages_ru: dict[str, str] | None = None) -> Engine:
         """Consume ``topics`` (or every topic matching ``pattern``) with the engine: ``handlers``
         decide, ``make_uow(session)`` gives the service's unit of work on one MongoDB transaction
         (see zhkh_runtime.engine for ``strict_types``, ``strict_topics`` and ``inbound``)."""
@@ -69,7 +67,7 @@ class ServiceRuntime:
             settings=self.settings, handlers=handlers, tracking=MongoTracking(self.mongo, self.db, make_uow),
             publisher=self.publisher, emitter=self.emitter, reject_topic=reject_topic,
             messages_ru=messages_ru or {}, strict_types=strict_types, strict_topics=frozenset(strict_topics),
-            inbound=inbound, outbox_redact=outbox_redact,
+            inbound=inbound,
         )
         self._consumers.append(ConsumerLoop(self.settings, engine, topics, pattern))
         return engine

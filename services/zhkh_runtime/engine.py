@@ -32,7 +32,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -292,22 +292,29 @@ def _owner_sources(spec: TopicSpec) -> dict[str, frozenset[str] | None]:
     }
 
 
-def digest_of(value: bytes | None, event_type: str | None = None) -> str:
-    """The body's digest (the same id with another digest is ``conflicting_duplicate``). For a type
-    with secret fields (zhkh_contracts.SECRET_FIELDS, e.g. the citizen's access code) the digest is of
-    the canonical JSON without them: the producer's outbox keeps the record without its secrets, so a
-    republished copy is the same event."""
+def without_secrets(value: bytes | None, event_type: str | None) -> bytes | None:
+    """A body without its type's secret fields (zhkh_contracts.SECRET_FIELDS, e.g. the citizen's access
+    code), as canonical JSON; other types' bodies as they are. What a producer's outbox keeps, and what
+    consumers compare copies of an event by."""
     secret = SECRET_FIELDS.get(event_type or "")
-    if secret and value:
-        try:
-            data = json.loads(value)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            for name in secret:
-                data.pop(name, None)
-            value = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    return hashlib.sha256(value or b"").hexdigest()
+    if not secret or not value:
+        return value
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(data, dict):
+        return value
+    for name in secret:
+        data.pop(name, None)
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def digest_of(value: bytes | None, event_type: str | None = None) -> str:
+    """The body's digest (the same id with another digest is ``conflicting_duplicate``), without the
+    type's secret fields: the producer's outbox keeps the record without them (:meth:`Engine._stored`),
+    so a republished copy is the same event."""
+    return hashlib.sha256(without_secrets(value, event_type) or b"").hexdigest()
 
 
 @dataclass
@@ -333,9 +340,6 @@ class Engine:
     """The topics come from outside (raw submissions): accept what the CloudEvents Kafka binding
     allows (zhkh_contracts.decode); our own topics are read strictly."""
     retry_sleep: Callable[[float], Awaitable[None]] | None = None
-    outbox_redact: Callable[[OutboundRecord], OutboundRecord] | None = None
-    """What of a published record the outbox keeps (e.g. intake drops the citizen's access code: a
-    redelivery then republishes the record without it). None: the record as published."""
 
     def __post_init__(self) -> None:
         topics = self.emitter.topics
@@ -461,8 +465,15 @@ class Engine:
         out = await item.handler(item.env.data, uow)
         return self.emitter.records(out or (), msg)
 
-    def _stored(self, records: list[OutboundRecord]) -> list[OutboundRecord]:
-        return records if self.outbox_redact is None else [self.outbox_redact(r) for r in records]
+    @staticmethod
+    def _stored(records: list[OutboundRecord]) -> list[OutboundRecord]:
+        """What the outbox keeps of the published records: each without its type's secret fields (the
+        citizen's access code stays only in the published record; a redelivery republishes it without)."""
+        out = []
+        for r in records:
+            kept = without_secrets(r.value, r.headers.get("ce_type"))
+            out.append(r if kept is r.value else replace(r, value=kept))
+        return out
 
     async def _run_batch(self, work: list[_Work]) -> list[OutboundRecord]:
         """Every record of the batch in one transaction; markers and outbox in one write."""

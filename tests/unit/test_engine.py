@@ -330,3 +330,16 @@ def test_a_copy_without_its_secret_fields_has_the_same_digest_and_another_body_d
     changed = json.dumps({**body, "appeal": {**body["appeal"], "text": "Нет света"}}).encode()
     assert digest_of(full, t) == digest_of(kept, t) != digest_of(changed, t)
     assert digest_of(full) != digest_of(kept)  # types without secret fields: the bytes as they are
+
+
+def test_the_outbox_keeps_a_record_without_its_secret_fields_and_others_as_they_are():
+    from zhkh_runtime.engine import Engine
+    from zhkh_runtime.records import OutboundRecord
+
+    reg = OutboundRecord("t", b"k", json.dumps({"appeal": {"text": "x"}, "access_code": "ABCDE-12345",
+                                                "access_code_hash": "h"}).encode(), {"ce_type": AppealRegistered.EVENT_TYPE})
+    other = OutboundRecord("t", b"k", b'{"access_code": "not a secret here"}', {"ce_type": PartyAccepted.EVENT_TYPE})
+    kept_reg, kept_other = Engine._stored([reg, other])
+    assert json.loads(kept_reg.value) == {"appeal": {"text": "x"}, "access_code_hash": "h"}
+    assert (kept_reg.topic, kept_reg.key, kept_reg.headers) == (reg.topic, reg.key, reg.headers)
+    assert kept_other is other
