@@ -136,8 +136,7 @@ class Ingress:
         self.repo = repo
         self.topics = topics
         self.settings = settings
-        self.public_limits = [RateLimit(spec.strip(), "intake-public-submission")
-                              for spec in settings.public_submission_rate.split(";") if spec.strip()]
+        self.public_limit = RateLimit(settings.public_submission_rate, "intake-public-submission")
 
     def router(self, auth: Auth) -> APIRouter:
         router = APIRouter(tags=["appeals"])
@@ -189,9 +188,7 @@ class Ingress:
     # ---- who may submit what -------------------------------------------------------------------------
 
     def _hit_public(self, request: Request) -> None:
-        address = client_address(request)
-        for limit in self.public_limits:
-            limit.hit(address)
+        self.public_limit.hit(client_address(request))
 
     @staticmethod
     def may_read_status(principal: Principal, channel: Channel) -> bool:

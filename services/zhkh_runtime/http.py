@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from limits import parse as parse_limit
+from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
@@ -175,29 +175,32 @@ class Auth:
 
 
 class RateLimit:
-    """A moving-window limit per key (client address, appeal number...) from the ``limits`` library,
-    e.g. ``RateLimit("10/minute")``. Counters live in this process (memory storage): with N replicas
-    a client gets up to N times the limit; put the replicas behind sticky routing or a shared
-    storage (limits supports Redis/Memcached/MongoDB) if that matters."""
+    """Moving-window limits per key (client address, appeal number...) from the ``limits`` library,
+    e.g. ``RateLimit("5/minute;30/hour")``: every limit given must hold. Counters live in this process
+    (memory storage): with N replicas a client gets up to N times the limit; put the replicas behind
+    sticky routing or a shared storage (limits supports Redis/Memcached/MongoDB) if that matters."""
 
     def __init__(self, spec: str, name: str) -> None:
-        self.item = parse_limit(spec)
+        self.items = parse_many(spec)
+        if not self.items:
+            raise ValueError("no limit given")
         self.name = name
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def hit(self, *key: str) -> None:
-        """Count one request; over the limit: 429 with Retry-After."""
-        if not self.limiter.hit(self.item, self.name, *key):
-            reset = self.limiter.get_window_stats(self.item, self.name, *key).reset_time
-            retry = max(1, int(reset - time.time()) + 1)
-            raise Problem(429, "rate_limited", headers={"Retry-After": str(retry)})
+        """Count one request against each limit; over one of them: 429 with Retry-After."""
+        for item in self.items:
+            if not self.limiter.hit(item, self.name, *key):
+                reset = self.limiter.get_window_stats(item, self.name, *key).reset_time
+                retry = max(1, int(reset - time.time()) + 1)
+                raise Problem(429, "rate_limited", headers={"Retry-After": str(retry)})
 
     def count(self, *key: str) -> bool:
-        """Count one event without answering 429 (False: the limit is now exceeded)."""
-        return self.limiter.hit(self.item, self.name, *key)
+        """Count one event against each limit without answering 429 (False: a limit is now exceeded)."""
+        return all([self.limiter.hit(item, self.name, *key) for item in self.items])
 
     def test(self, *key: str) -> bool:
-        return self.limiter.test(self.item, self.name, *key)
+        return all(self.limiter.test(item, self.name, *key) for item in self.items)
 
 
 def client_address(request: Request) -> str:

@@ -171,3 +171,15 @@ def test_rate_limit_answers_429_with_retry_after():
     assert [c.get("/limited").status_code for _ in range(2)] == [200, 200]
     r = c.get("/limited")
     assert r.status_code == 429 and r.json()["code"] == "rate_limited" and 1 <= int(r.headers["retry-after"]) <= 61
+
+
+def test_every_limit_of_a_rate_limit_holds():
+    """``30/minute;300/hour``: the second limit counts too (not only the first one given)."""
+    limit = RateLimit("5/minute;2/hour", "t2")
+    limit.hit("a")
+    limit.hit("a")
+    with pytest.raises(Problem) as over:
+        limit.hit("a")
+    assert over.value.status == 429 and int(over.value.headers["Retry-After"]) > 60  # the hour's window
+    assert not limit.test("a") and limit.test("b")
+    assert limit.count("b") and limit.count("b") and not limit.count("b")  # the third in the hour is over
