@@ -66,6 +66,7 @@ from zhkh_contracts import (
     to_kafka,
 )
 from zhkh_contracts.envelope import validation_reason
+from zhkh_contracts.events import ACCESS_CODE_PATTERN
 from zhkh_runtime import access_codes
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.errors import PermanentError
@@ -106,14 +107,14 @@ class SubmissionRegistered(BaseModel):
     appeal_id: uuid.UUID
     status_url: str | None = Field(default=None, description="The status endpoint for this submission; present "
                                    "when the caller may read it (a service or operator token)")
-    access_code: str | None = Field(default=None, pattern=r"^[0-9A-Z]{5}-[0-9A-Z]{5}$", description=_CODE_DESCRIPTION)
+    access_code: str | None = Field(default=None, pattern=ACCESS_CODE_PATTERN, description=_CODE_DESCRIPTION)
     access_code_note: str | None = Field(default=None, description="For the citizen (Russian): the code is shown once")
 
 
 class SubmissionAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
     status_url: str | None = Field(default=None, description="As in the 201 answer")
-    access_code: str | None = Field(default=None, pattern=r"^[0-9A-Z]{5}-[0-9A-Z]{5}$",
+    access_code: str | None = Field(default=None, pattern=ACCESS_CODE_PATTERN,
                                     description=_CODE_DESCRIPTION + ". Valid once this copy is registered")
     access_code_note: str | None = None
 

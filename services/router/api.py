@@ -58,14 +58,13 @@ from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
 from zhkh_runtime.http import Problem, RateLimit, client_address, problem_responses
 
-from .queries import OPEN_STATUSES, Queries, details_view, summary_view
+from .queries import Queries, details_view, summary_view
 from .settings import RouterSettings
 
 log = structlog.get_logger(__name__)
 API_NS = uuid.UUID("5d1c0f8e-1f0a-4c55-9a57-3f4f4e1f2a10")
 NUMBER = Path(pattern=r"^[A-Za-z0-9-]{1,40}$", description="Registration number, e.g. ZH-2026-0000001")
 STAFF = ("operator", "inspector", "admin")
-OPEN = [s for s in OPEN_STATUSES]
 
 PUBLIC = {"security": []}  # no token: the number and the access code are the credential
 NOT_FOUND_RU = "Обращение с таким номером не найдено."

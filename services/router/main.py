@@ -61,7 +61,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
                lambda session: MongoRouterUoW(repo.appeals_in(session), cache, repo.history_in(session)),
                strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused
     rt.on_startup(repo.ensure_indexes)
-    queries = Queries(repo)
+    queries = Queries(repo, cache)
     api = RouterApi(rt, queries, settings)
     rt.on_startup(queries.ensure_indexes)
     rt.on_startup(api.ensure_indexes)

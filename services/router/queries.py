@@ -12,9 +12,8 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from zhkh_contracts import AppealStatus
 
-from .repository import RouterRepository, _history_entry
+from .repository import DirectoryCache, RouterRepository, _history_entry
 
 FLAT = re.compile(r"\b(кв|квартира|комн|комната|ком|офис|оф|пом|помещение|apt|flat)\b\.?\s*[\w/-]*", re.I)
 
@@ -78,8 +77,8 @@ def details_view(doc: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class Queries:
-    def __init__(self, repo: RouterRepository) -> None:
-        self.repo = repo
+    def __init__(self, repo: RouterRepository, directory: DirectoryCache) -> None:
+        self.repo, self.directory = repo, directory
 
     async def ensure_indexes(self) -> None:
         await self.repo.appeals.create_index([("level", ASCENDING), ("open", ASCENDING)])
@@ -95,13 +94,12 @@ class Queries:
         return doc.get("access_code_hash") if doc else None
 
     async def party_name(self, party_id: str | None) -> str | None:
-        if not party_id:
-            return None
-        doc = await self.repo.parties.find_one({"_id": party_id}, {"name": 1})
-        return doc.get("name") if doc else None
+        """From the directory the router routes by (held in memory: no read)."""
+        party = (await self.directory.current()).parties.get(party_id) if party_id else None
+        return party.name if party else None
 
     async def party_exists(self, party_id: str) -> bool:
-        return await self.repo.parties.find_one({"_id": party_id}, {"_id": 1}) is not None
+        return party_id in (await self.directory.current()).parties
 
     async def page(self, query: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """One page ordered by registration number; the cursor is the last number seen (opaque)."""
@@ -125,5 +123,3 @@ class Queries:
         doc = await self.repo.history_col.find_one({"_id": f"{appeal_id}:{cause_event_id}"})
         return _history_entry(doc).as_dict() if doc else None
 
-
-OPEN_STATUSES = [s.value for s in AppealStatus if s not in (AppealStatus.CLOSED, AppealStatus.WITHDRAWN)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -65,7 +65,6 @@ class Principal:
     party_ids: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
     client: str | None = None
-    claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -186,7 +185,7 @@ class TokenVerifier:
         channels = _strings(claim(claims, self.s.auth_channels_claim)) if "service" in roles else ()
         client = claim(claims, self.s.auth_service_claim)
         return Principal(subject=str(claims["sub"])[:200], roles=roles, party_ids=parties[:50], channels=channels[:20],
-                         client=str(client)[:200] if client else None, claims=claims)
+                         client=str(client)[:200] if client else None)
 
     async def close(self) -> None:
         if self._client is not None:
