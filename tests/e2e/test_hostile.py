@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient
 from devtools import embedded, samples
 from devtools.dev_issuer import DevIssuer
 from tests.e2e.test_launched_system import launcher_args, start_running
-from tests.support.http import request
+from tests.support.http import api_call
 from tests.support.kafka import TopicReader, produce
 from zhkh_contracts import (
     REGISTRY,
@@ -56,17 +56,8 @@ async def send(bootstrap: str, topic: str, env: Envelope[Any]) -> None:
     await produce(bootstrap, topic, value, key, [(k, v.encode()) for k, v in headers.items()])
 
 
-def call(method: str, url: str, body: Any = None, token: str | None = None, key: str | None = None) -> tuple[int, Any]:
-    raw = json.dumps(body).encode() if body is not None else None
-    status, data = request(method, url, raw, token=token, headers={"Idempotency-Key": key} if key else None, timeout=10)
-    try:
-        return status, json.loads(data) if data else None
-    except ValueError:
-        return status, data.decode("utf-8", "replace")
-
-
 async def acall(*a: Any, **kw: Any) -> tuple[int, Any]:
-    return await asyncio.to_thread(call, *a, **kw)
+    return await asyncio.to_thread(api_call, *a, timeout=10, **kw)
 
 
 async def test_hostile_run_reads_nothing_and_applies_nothing(tmp_path):

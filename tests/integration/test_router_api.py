@@ -11,15 +11,14 @@ import uuid
 import pytest
 
 from tests.integration.test_router import register, system
-from tests.support.http import json_call, post_json
+from tests.support.http import api_call, post_json
 from zhkh_contracts import AppealRegistered
 
 pytestmark = pytest.mark.integration
 
 
 def call(method: str, url: str, token: str | None = None, body=None, key: str | None = None):  # noqa: ANN001, ANN201
-    raw = json.dumps(body).encode() if body is not None else None
-    return json_call(method, url, raw, token=token, headers={"Idempotency-Key": key} if key else None)
+    return api_call(method, url, body, token, key)
 
 
 async def acall(*a, **kw):  # noqa: ANN002, ANN003, ANN201

@@ -35,3 +35,16 @@ def post_json(url: str, body: Any, token: str | None = None, key: str | None = N
     """POST a JSON body; ``key``: the Idempotency-Key header."""
     return json_call("POST", url, json.dumps(body).encode() if body is not None else None, token=token,
                      headers={"Idempotency-Key": key} if key else None)
+
+
+def api_call(method: str, url: str, body: Any = None, token: str | None = None, key: str | None = None,
+             timeout: float = 30) -> tuple[int, Any]:
+    """A call to one of our HTTP APIs: ``body`` sent as JSON, ``token`` as bearer, ``key`` as the
+    Idempotency-Key; the answer parsed as JSON (a body that is not JSON: its text)."""
+    raw = json.dumps(body).encode() if body is not None else None
+    status, data = request(method, url, raw, token=token, headers={"Idempotency-Key": key} if key else None,
+                           timeout=timeout)
+    try:
+        return status, json.loads(data) if data else None
+    except ValueError:
+        return status, data.decode("utf-8", "replace")
