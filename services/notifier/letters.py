@@ -185,8 +185,9 @@ def render_letter(letter: Mapping[str, Any], org: Organisation) -> bytes:
             pdf.multi_cell(width, 6, paragraph.strip(), align="J", new_x="LMARGIN", new_y="NEXT")
             pdf.ln(1.5)
     pdf.ln(4)
-    pdf.multi_cell(width, 6, "Если ответ Вас не устраивает, Вы можете оценить его как неудовлетворительный и подать "
-                   "жалобу, назвав номер обращения и код доступа.", align="J", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(width, 6, "Если ответ Вас не устраивает, сообщите об этом отправителю письма по телефону или "
+                   f"почтой, указав номер обращения {letter['number']}, либо обжалуйте ответ в порядке, установленном "
+                   "законодательством.", align="L", new_x="LMARGIN", new_y="NEXT")
 
     # who answered, the date, the signature line (kept together on one page)
     if pdf.get_y() > pdf.h - 22 - 40:
