@@ -224,3 +224,17 @@ async def test_a_letter_that_cannot_be_drawn_does_not_stop_the_others(monkeypatc
     assert await render_round(store, ORG, T0) == 2
     assert store.store.letters[good["_id"]].get("pdf") and store.store.letters[bad["_id"]]["render_failed"]
     assert await store.unrendered(10) == []
+
+
+def test_a_normal_install_carries_the_fonts_and_their_license():
+    """The Docker image installs the project as a wheel: the fonts must be package data (checked by
+    building the wheel once: notifier/fonts/DejaVuSans.ttf, DejaVuSans-Bold.ttf and LICENSE are in it)."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    setup = project["tool"]["setuptools"]
+    assert "notifier.fonts" in setup["packages"]
+    assert set(setup["package-data"]["notifier.fonts"]) == {"*.ttf", "LICENSE"}
+    assert "fpdf2==2.8.9" in project["project"]["dependencies"]
+    assert "pypdf==7.1.1" in project["project"]["optional-dependencies"]["test"]
