@@ -28,6 +28,8 @@ from .uow import Doc, MongoNotifierUoW
 
 DELIVERY_BATCH = 100
 LETTER_BATCH = 10
+LETTER_INTERVAL_S = 5.0
+"""Paper letters are not urgent (a download renders one not rendered yet): a slow loop costs less idle."""
 
 PUBLISHES = (DeadlinePlanned, DeadlineAlert, DeadlineExpired)
 """What the notifier publishes (see intake.main.PUBLISHES): DeadlineExpired goes on the actions topic."""
@@ -76,7 +78,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     async def letters_round() -> int:  # paper answer letters: render their PDFs off the handlers
         return await render_round(letters, org, datetime.now(UTC), LETTER_BATCH)
 
-    rt.every("letters", settings.scan_interval_s, letters_round, again=lambda n: n >= LETTER_BATCH)
+    rt.every("letters", max(settings.scan_interval_s, LETTER_INTERVAL_S), letters_round, again=lambda n: n >= LETTER_BATCH)
     return rt.http_app([letters_api.routes(letters, org, rt.auth)], title="zhkh-appeals notifier",
                        description="Deadlines and notices; the print queue of paper answer letters.")
 
