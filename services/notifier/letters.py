@@ -268,6 +268,7 @@ class MongoLetterStore:
 
     async def ensure_indexes(self) -> None:
         await self.letters.create_index([("state", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)])
+        await self.letters.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
         await self.letters.create_index([("rendered_at", ASCENDING), ("created_at", ASCENDING)])
 
     async def listing(self, state: str | None, after: tuple[datetime, str] | None, limit: int) -> list[Doc]:

@@ -169,3 +169,35 @@ async def test_an_answer_by_post_is_one_letter_to_download_print_and_post(infra,
         status, page1 = await acall("GET", f"{api}?limit=1", op)
         status, page2 = await acall("GET", f"{api}?limit=1&after={page1['next']}", op)
         assert page1["letters"][0]["letter_id"] != page2["letters"][0]["letter_id"]
+
+
+async def test_the_letter_store_on_the_real_database(mongo_db):
+    """Queued once per id across transactions, the first PDF kept, marks only forward, a letter that
+    failed to render left out of the loop's work (SecantusDB matches a missing field with null)."""
+    from notifier.letters import MongoLetters, MongoLetterStore
+
+    store = MongoLetterStore(mongo_db["notifier_letters"], mongo_db["notifier_deliveries"])
+    await store.ensure_indexes()
+    at = datetime.now(UTC)
+    docs = [{"_id": str(uuid.uuid4()), "delivery_id": f"{uuid.uuid4()}:answered", "number": f"ZH-2026-010000{i}",
+             "state": "queued", "created_at": at, "text": ANSWER} for i in range(3)]
+    for _ in range(2):  # the same letters queued by two transactions (a redelivery): stored once
+        async with mongo_db.client.start_session() as session, await session.start_transaction():
+            port = MongoLetters(mongo_db["notifier_letters"], session)
+            for d in docs:
+                await port.queue(d)
+            await port.flush()
+    assert await mongo_db["notifier_letters"].count_documents({}) == 3
+    assert {d["_id"] for d in await store.unrendered(10)} == {d["_id"] for d in docs}
+    await store.store_pdf(docs[0]["_id"], b"%PDF-first", at)
+    await store.store_pdf(docs[0]["_id"], b"%PDF-second", at)
+    assert bytes((await store.get(docs[0]["_id"]))["pdf"]) == b"%PDF-first"
+    await store.render_failed(docs[1]["_id"])
+    assert [d["_id"] for d in await store.unrendered(10)] == [docs[2]["_id"]]
+    posted = await store.mark(docs[2]["_id"], "posted", at, "op-1")  # posted without a printed mark
+    assert posted["state"] == "posted" and posted["printed_at"] is not None
+    assert (await store.mark(docs[2]["_id"], "printed", at, "op-2"))["state"] == "posted"
+    rows = await store.listing(None, None, 10)
+    assert len(rows) == 3 and all("text" not in r and "pdf" not in r for r in rows)
+    page = await store.listing(None, (rows[0]["created_at"], rows[0]["_id"]), 10)
+    assert [r["_id"] for r in page] == [r["_id"] for r in rows[1:]]
