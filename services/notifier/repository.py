@@ -31,6 +31,7 @@ class NotifierRepository:
         self.deadlines = db["notifier_deadlines"]
         self.alerts = db["notifier_alerts"]
         self.deliveries = db["notifier_deliveries"]
+        self.letters = db["notifier_letters"]  # paper answer letters (letters.py): personal data, kept apart
 
     async def ensure_indexes(self) -> None:
         await self.alerts.create_index([("state", ASCENDING), ("alert_at", ASCENDING)])

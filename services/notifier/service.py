@@ -44,7 +44,8 @@ from zhkh_runtime.engine import Emit, Handlers
 from zhkh_runtime.errors import PermanentError, is_transient, reason_of, safe_detail
 
 from .deadlines import DEFAULT_TZ, Deadline, DeadlineTable, Regime, RegimeKind
-from .delivery import citizen_target, not_before
+from .delivery import Target, citizen_target, not_before
+from .letters import letter_docs, needs_letter
 from .planning import alert_points
 from .templates import ACCESS_CODE_SLOT, citizen_message, local_time, party_alert, party_assigned
 from .uow import Doc, NotifierStore, NotifierUoW
@@ -114,6 +115,8 @@ class NotifierService:
                  # uses: notices by SMS or messenger are skipped; e-mail answers stay (59-ФЗ ст. 10 ч. 4)
                  "optional_uses": a.consent.personal_data,
                  "correlation_id": str(uow.message.correlation_id)}
+        if a.applicant.postal_address:  # for a paper answer letter (letters.py), if nothing else reaches them
+            facts.update(postal_address=a.applicant.postal_address, name=a.applicant.name)
         if a.consent.notifications:  # its quiet hours move to the party's zone at the first assignment
             facts["registered_delivery"] = f"{uow.message.id}:registered"
         await uow.facts.save(facts)
@@ -142,7 +145,7 @@ class NotifierService:
             due_at = self.table.due(regime, start, tz).due_at
         cur = await uow.schedule.current(aid)
         planned = await self._plan(uow, cur, aid, facts["number"], d.party_id, regime, due_at, start, tz, "assigned",
-                                   d.supervisor_party_id)
+                                   d.supervisor_party_id, d.party_name)
         if first and facts.get("registered_delivery"):
             await self._registered_in_party_zone(uow, facts, tz)
         if d.cause in FORWARDED and d.previous_party_id is not None:
@@ -199,14 +202,29 @@ class NotifierService:
         if facts is not None:  # 59-ФЗ: the citizen is told about an extension
             await self._notify(uow, "extended", facts, cur["tz"], number=cur["number"], days=x.days, reason=x.reason)
         return [await self._plan(uow, cur, aid, cur["number"], cur["party_id"], regime, new.due_at, cur["start_at"],
-                                 cur["tz"], "extended", cur.get("supervisor_id"))]
+                                 cur["tz"], "extended", cur.get("supervisor_id"), cur.get("party_name"))]
 
     async def on_answered(self, a: AppealAnswered, uow: NotifierUoW) -> list[EventData]:
         """The answer goes to the citizen (whatever their notification consent: it is the answer)."""
         facts = await uow.facts.get(str(a.appeal_id))
-        if facts is not None:
+        if facts is not None and needs_letter(facts, self._citizen_target(facts) is not None):
+            await self._letter(a, facts, uow)  # reachable only by post: a printed letter
+        elif facts is not None:
             await self._notify(uow, "answered", facts, None, number=a.registration_number, text=a.text)
         return []
+
+    async def _letter(self, a: AppealAnswered, facts: Doc, uow: NotifierUoW) -> None:
+        """The answer as a paper letter for the print queue, and its delivery record "by post"."""
+        cur = await uow.schedule.current(str(a.appeal_id))
+        subject, _ = citizen_message("answered", number=a.registration_number, text="")
+        letter, delivery = letter_docs(
+            answer_event_id=uow.message.id, appeal_id=facts["_id"], number=a.registration_number, facts=facts,
+            text=a.text, party_id=a.party_id, party_name=cur.get("party_name") if cur else None,
+            answered_at=a.answered_at, tz=cur["tz"] if cur else self.delivery.default_timezone, now=self.clock(),
+            subject=subject)
+        await uow.letters.queue(letter)
+        await uow.deliveries.queue(delivery)
+        log.info("answer_letter_queued", appeal_id=facts["_id"], letter_id=letter["_id"])
 
     async def on_rating_requested(self, r: AppealRatingRequested, uow: NotifierUoW) -> list[EventData]:
         """Closing the loop: the citizen is asked once whether the problem is solved (with their
@@ -239,10 +257,11 @@ class NotifierService:
         now = self.clock()
         due = self.table.due(regime, now, cur["tz"])
         return [await self._plan(uow, cur, aid, cur["number"], cur["party_id"], regime, due.due_at, now, cur["tz"],
-                                 "reopened", cur.get("supervisor_id"))]
+                                 "reopened", cur.get("supervisor_id"), cur.get("party_name"))]
 
     async def _plan(self, uow: NotifierUoW, cur: Doc | None, appeal_id: str, number: str, party_id: str, regime: Regime,
-                    due_at: datetime, start: datetime, tz: str, reason: str, supervisor_id: str | None) -> DeadlinePlanned:
+                    due_at: datetime, start: datetime, tz: str, reason: str, supervisor_id: str | None,
+                    party_name: str | None = None) -> DeadlinePlanned:
         """A new generation of the appeal's deadline (``cur``: the current one, already read)."""
         generation = int(cur["generation"]) + 1 if cur else 1
         correlation_id = str(uow.message.correlation_id)
@@ -250,7 +269,7 @@ class NotifierService:
         await uow.schedule.plan(
             {"_id": appeal_id, "number": number, "party_id": party_id, "regime": regime.name, "due_at": due_at,
              "start_at": start, "tz": tz, "generation": generation, "status": "active",
-             "correlation_id": correlation_id, "supervisor_id": supervisor_id},
+             "correlation_id": correlation_id, "supervisor_id": supervisor_id, "party_name": party_name},
             [{"_id": f"{appeal_id}:{generation}:{name}", "appeal_id": appeal_id, "generation": generation,
               "threshold": name, "alert_at": at, "due_at": due_at, "party_id": party_id, "number": number,
               "supervisor_id": supervisor_id, "correlation_id": correlation_id, "state": "pending"}
@@ -262,13 +281,16 @@ class NotifierService:
         return DeadlinePlanned(appeal_id=uuid.UUID(appeal_id), registration_number=number, party_id=party_id,
                                regime=regime.name, due_at=due_at, party_timezone=tz, generation=generation, reason=reason)
 
+    def _citizen_target(self, facts: Doc) -> Target | None:
+        optional = facts.get("optional_uses", True)  # no consent: no SMS, no messenger
+        return citizen_target(facts["channel"], facts.get("email"), facts.get("phone"),
+                              self.delivery.citizen_webhooks if optional else {},
+                              self.delivery.email_enabled, self.delivery.sms_enabled and optional)
+
     async def _notify(self, uow: NotifierUoW, kind: str, facts: Doc, tz: str | None, **fields: Any) -> None:
         """Queue a citizen notice (id: the cause's event id and the kind). ``tz`` None: the deadline's
         zone, read only when quiet hours apply."""
-        optional = facts.get("optional_uses", True)  # no consent: no SMS, no messenger
-        target = citizen_target(facts["channel"], facts.get("email"), facts.get("phone"),
-                                self.delivery.citizen_webhooks if optional else {},
-                                self.delivery.email_enabled, self.delivery.sms_enabled and optional)
+        target = self._citizen_target(facts)
         if target is None:
             log.info("citizen_unreachable", kind=kind, appeal_id=facts["_id"])
             return

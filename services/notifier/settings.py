@@ -28,6 +28,10 @@ class NotifierSettings(RuntimeSettings):
     default_timezone: str = "Europe/Moscow"
     delivery_attempts: int = Field(default=5, ge=1)
     delivery_backoff_s: float = Field(default=30.0, gt=0, description="First retry delay; doubles each attempt")
+    # the letterhead of the paper answer letters (letters.py): citizens reachable only by post
+    letter_org_name: str = Field(default="", max_length=300, description="Sender named on paper answer letters")
+    letter_org_address: str = Field(default="", max_length=500, description="Sender's postal address on the letters")
+    letter_org_phone: str = Field(default="", max_length=100, description="Sender's phone on the letters")
 
     @property
     def thresholds(self) -> list[str]:

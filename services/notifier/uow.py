@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from zhkh_runtime.engine import Message, partition_key
 
+from .letters import Letters, MemoryLetters, MongoLetters
 from .repository import MongoDeliveries, MongoFacts, MongoSchedule, NotifierRepository
 
 Doc = dict[str, Any]
@@ -53,6 +54,7 @@ class NotifierUoW(Protocol):
     facts: Facts
     schedule: Schedule
     deliveries: Deliveries
+    letters: Letters
 
 
 class NotifierStore(Protocol):
@@ -81,6 +83,7 @@ class MongoNotifierUoW:
         self.facts = MongoFacts(repo.facts_col, session)
         self.schedule = MongoSchedule(repo.deadlines, repo.alerts, session)
         self.deliveries = MongoDeliveries(repo.deliveries, session)
+        self.letters = MongoLetters(repo.letters, session)
 
     async def prefetch(self, events: list[Any]) -> None:
         """Called by the runtime with a batch's events: their appeals' facts and deadlines, two queries."""
@@ -93,6 +96,7 @@ class MongoNotifierUoW:
         await self.facts.flush()
         await self.schedule.flush()
         await self.deliveries.flush()
+        await self.letters.flush()
 
 
 # ---- in memory, for fast tests of behaviour -------------------------------------------------------
@@ -107,6 +111,7 @@ class MemoryNotifierStore:
     deadlines: dict[str, Doc] = field(default_factory=dict)
     alerts: dict[str, Doc] = field(default_factory=dict)
     deliveries: dict[str, Doc] = field(default_factory=dict)
+    letters: dict[str, Doc] = field(default_factory=dict)
 
     async def due_alerts(self, now: datetime, limit: int) -> list[Doc]:
         due = [a for a in self.alerts.values() if a["state"] == "pending" and a["alert_at"] <= now]
@@ -195,6 +200,7 @@ class MemoryNotifierUoW:
         self.facts = _MemoryFacts(self.store)
         self.schedule = _MemorySchedule(self.store)
         self.deliveries = _MemoryDeliveries(self.store)
+        self.letters = MemoryLetters(self.store)
 
     def snapshot(self) -> Any:
         return copy.deepcopy(self.store.__dict__)

@@ -71,7 +71,7 @@ def test_redocly_lints_every_document_clean(documents, tmp_path):
     files = []
     for service, doc in documents.all().items():
         if not doc["paths"]:
-            continue  # the notifier serves only /health, /ready and /metrics
+            continue  # a service with no API beyond /health, /ready and /metrics
         path = tmp_path / f"{service}.openapi.json"
         path.write_text(json.dumps(doc, ensure_ascii=False))
         files.append(str(path))
