@@ -312,3 +312,37 @@ class MemoryOutages:
                   result: Outcome) -> None:
         self.entries.setdefault(str(cause.id), {"outage_id": str(outage_id), "action": action, "actor": actor,
                                                 "outcome": result.outcome, "code": result.code, "at": at})
+
+
+class MemoryOutageUoW:
+    """The router's in-memory unit of work with the outage register (snapshot/restore for MemoryTracking)."""
+
+    def __init__(self, directory: Any = None) -> None:
+        from .uow import MemoryRouterUoW
+
+        self._router = MemoryRouterUoW(directory)
+        self.outages = MemoryOutages(self._router.appeals)
+
+    @property
+    def appeals(self) -> Any:
+        return self._router.appeals
+
+    @property
+    def history(self) -> Any:
+        return self._router.history
+
+    async def directory(self) -> Any:
+        return await self._router.directory()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "message":  # the engine sets the message on the unit of work before each handler
+            self._router.message = value
+        object.__setattr__(self, name, value)
+
+    def snapshot(self) -> Any:
+        import copy
+
+        return copy.deepcopy((self._router.appeals, self._router.history, self.outages))
+
+    def restore(self, snap: Any) -> None:
+        self._router.appeals, self._router.history, self.outages = snap
