@@ -20,6 +20,7 @@ for (and may register only as the responsible party itself).
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,8 @@ from zhkh_contracts import (
     OutageRestored,
 )
 from zhkh_runtime.engine import Handlers, Message
+
+from .uow import MemoryRouterUoW
 
 OUTAGE_NS = uuid.UUID("3b0e6f52-9d7c-4c1a-8f0e-6a2d5c4b7e91")
 APPLIED, REFUSED = "applied", "refused"
@@ -314,35 +317,15 @@ class MemoryOutages:
                                                 "outcome": result.outcome, "code": result.code, "at": at})
 
 
-class MemoryOutageUoW:
+class MemoryOutageUoW(MemoryRouterUoW):
     """The router's in-memory unit of work with the outage register (snapshot/restore for MemoryTracking)."""
 
     def __init__(self, directory: Any = None) -> None:
-        from .uow import MemoryRouterUoW
-
-        self._router = MemoryRouterUoW(directory)
-        self.outages = MemoryOutages(self._router.appeals)
-
-    @property
-    def appeals(self) -> Any:
-        return self._router.appeals
-
-    @property
-    def history(self) -> Any:
-        return self._router.history
-
-    async def directory(self) -> Any:
-        return await self._router.directory()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "message":  # the engine sets the message on the unit of work before each handler
-            self._router.message = value
-        object.__setattr__(self, name, value)
+        super().__init__(directory)
+        self.outages = MemoryOutages(self.appeals)
 
     def snapshot(self) -> Any:
-        import copy
-
-        return copy.deepcopy((self._router.appeals, self._router.history, self.outages))
+        return copy.deepcopy((self.appeals, self.history, self.outages))
 
     def restore(self, snap: Any) -> None:
-        self._router.appeals, self._router.history, self.outages = snap
+        self.appeals, self.history, self.outages = snap

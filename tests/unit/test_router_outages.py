@@ -281,3 +281,14 @@ def test_a_bad_import_is_refused_with_every_row_error_and_no_values():
     for bad, fmt in ((b"\xff\xfe", "csv"), (b"{", "json"), (b"[]", "json"), (b"foo,bar\n1,2\n", "csv"), (HEADER.encode(), "csv")):
         with pytest.raises(ImportFailed):
             parse(bad, fmt)
+
+
+def test_the_event_takes_only_fias_house_keys_a_place_and_a_restore_after_the_start():
+    from pydantic import ValidationError
+
+    ok = outage()
+    for bad in ({"house_keys": ("addr:г пермь ул ленина 10",)}, {"house_keys": ("fias:NOT-A-GUID",)},
+                {"house_keys": (), "district_id": None}, {"expected_restore_at": ok.starts_at}):
+        with pytest.raises(ValidationError):
+            OutageRegistered.model_validate({**ok.model_dump(), **bad})
+    assert OutageRegistered.model_validate({**ok.model_dump(), "house_keys": (), "district_id": "d-leninsky"}).district_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -474,7 +474,8 @@ class OutageKind(StrEnum):
     EMERGENCY = "emergency"  # an accident
 
 
-HOUSE_KEY_PATTERN = r"^fias:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+FiasHouseKey = Annotated[str, Field(pattern=r"^fias:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+"""A house key as intake makes it from a FIAS/GAR house GUID (``house_key_of``)."""
 
 
 class OutageBase(EventData):
@@ -499,7 +500,7 @@ class OutageRegistered(OutageBase):
     SCHEMA_VERSION: ClassVar[str] = "1.0"
 
     kind: OutageKind
-    house_keys: tuple[str, ...] = Field(default=(), max_length=5000, description="fias:<guid> house keys")
+    house_keys: tuple[FiasHouseKey, ...] = Field(default=(), max_length=5000, description="fias:<guid> house keys")
     district_id: str | None = Field(default=None, max_length=200, description="A whole district of the directory")
     starts_at: AwareDatetime
     expected_restore_at: AwareDatetime
