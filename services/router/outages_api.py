@@ -59,6 +59,7 @@ STAFF = ("operator", "inspector", "admin")
 WRITERS = ("operator", "admin", "party")
 OUTAGE_ID = Path(pattern=r"^[0-9a-fA-F-]{36}$", description="The outage id (UUID)")
 NOT_FOUND_RU = "Отключение не найдено."
+MAX_EXPORT = 5000
 DURATION_COLUMNS = ("outage_id", "ref", "resource", "kind", "house_key", "district_id", "party_id", "starts_at",
                     "expected_restore_at", "restored_at", "open", "duration_hours")
 
@@ -286,7 +287,10 @@ class OutagesApi:
                 query["district_id"] = district_id
             if until is not None:
                 query["starts_at"] = {"$lt": until}
-            found = await self.repo.find(query, 5000)
+            found = await self.repo.find(query, MAX_EXPORT + 1)
+            if len(found) > MAX_EXPORT:  # never a silently cut export
+                raise Problem(422, "too_many_outages", f"Больше {MAX_EXPORT} отключений: сузьте выборку (from, to, "
+                              "resource, district_id).", ["from", "to"])
             if since is not None:
                 found = [s for s in found if s.restored_at is None or s.restored_at > since]
             directory = await self.q.directory.current()
