@@ -24,6 +24,7 @@ async def outage_notice(svc: Any, e: AppealLinkedToOutage, uow: Any) -> list[Eve
     fields: dict[str, Any] = {
         "number": e.registration_number, "resource_ru": OUTAGE_RESOURCE_RU[e.resource.value],
         "kind_ru": OUTAGE_KIND_RU[e.outage_kind.value], "restore": local_time(e.expected_restore_at, tz),
+        "start": local_time(e.starts_at, tz),
     }
     if e.restored_at is not None:
         fields["restored"] = local_time(e.restored_at, tz)

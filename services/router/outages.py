@@ -117,7 +117,8 @@ def register(cur: OutageState | None, e: OutageRegistered) -> Outcome:
     return Outcome(APPLIED, state=OutageState(
         outage_id=e.outage_id, resource=e.resource, kind=e.kind, house_keys=tuple(dict.fromkeys(e.house_keys)),
         district_id=e.district_id, starts_at=e.starts_at, expected_restore_at=e.expected_restore_at,
-        party_id=e.party_id, registered_at=e.registered_at, registered_by=e.actor, ref=e.ref))
+        party_id=e.party_id, registered_at=e.registered_at, registered_by=e.actor, ref=e.ref,
+        restored_at=e.restored_at))
 
 
 def change_restore_time(cur: OutageState | None, e: OutageRestoreTimeChanged) -> Outcome:
@@ -239,6 +240,8 @@ class OutageService:
         s = result.state
         await uow.outages.save(s, cur.version if cur else 0)
         what = NOTICE[type(e)]
+        if what is OutageNotice.REGISTERED and not s.active:
+            return []  # a past outage recorded after the fact (for its durations): nobody is told
         out: list[EventData] = []
         for r in await uow.outages.residents(s, now - self.notice_window):
             if what is OutageNotice.REGISTERED:
@@ -263,7 +266,8 @@ class OutageService:
     def _notice(s: OutageState, r: Resident, what: OutageNotice, now: datetime) -> AppealLinkedToOutage:
         return AppealLinkedToOutage(
             appeal_id=r.appeal_id, registration_number=r.number, outage_id=s.outage_id, resource=s.resource,
-            outage_kind=s.kind, what=what, starts_at=s.starts_at, expected_restore_at=s.expected_restore_at, restored_at=s.restored_at,
+            outage_kind=s.kind, what=what, starts_at=s.starts_at, expected_restore_at=s.expected_restore_at,
+            restored_at=s.restored_at,
             at=now)
 
 

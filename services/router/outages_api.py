@@ -144,7 +144,8 @@ class Written(BaseModel):
 
 
 class Imported(BaseModel):
-    published: int = Field(description="Events published (a registration, and a restoration when the row has one)")
+    published: int = Field(description="Events published (one registration per row; a row with restored_at is a "
+                           "past outage, registered as restored)")
     outages: list[dict[str, str]] = Field(description="where (line N / outages[i]), ref, outage_id")
 
 
@@ -344,7 +345,8 @@ class OutagesApi:
                 ref=body.ref, registered_at=now)
             return await self.write(e, event_id, "register")
 
-        async def change(outage_id: str, p: Principal, key: str, action: str, body: BaseModel, make: Any) -> dict[str, Any]:
+        async def change(outage_id: str, p: Principal, key: str, action: str, body: BaseModel,
+                         make: Any) -> dict[str, Any]:
             s = await self.outage(outage_id)
             actor = actor_of(p, s.party_id)
             if not s.active:

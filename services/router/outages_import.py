@@ -9,8 +9,9 @@ CSV (UTF-8, header row, ``,``-separated; a BOM is allowed, as Excel writes it)::
   repeated import registers nothing new);
 * ``resource``: heating, hot_water, cold_water, sewerage, electricity, gas; ``kind``: planned, emergency;
 * ``houses``: FIAS house GUIDs separated by ``;`` and/or ``district_id`` (a district of the directory);
-* ``starts_at``, ``expected_restore_at`` (after the start) and optional ``restored_at``: ISO 8601 with an
-  offset; ``party_id``: the responsible party, a party of the directory.
+* ``starts_at``, ``expected_restore_at`` (after the start) and optional ``restored_at`` (a past outage,
+  recorded for its durations: registered as restored, nobody is told): ISO 8601 with an offset;
+* ``party_id``: the responsible party, a party of the directory.
 
 JSON: ``{"outages": [{...the same fields; houses a list or a ;-string...}]}``.
 
@@ -31,7 +32,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from zhkh_contracts import OutageKind, OutageRegistered, OutageResource, OutageRestored, house_key_of
+from zhkh_contracts import OutageKind, OutageRegistered, OutageResource, house_key_of
 from zhkh_runtime.engine import Emit
 
 from .outages import OUTAGE_NS, outage_id_of
@@ -161,19 +162,17 @@ def check_references(rows: list[Row], parties: set[str], districts: set[str],
 
 
 def emits(rows: list[Row], actor: str, subject_now: datetime) -> list[Emit]:
-    """The events of an import: each outage registered (and restored, if the row says so), keyed by
-    the outage, with ids derived from the row (a repeated import publishes the same events again)."""
+    """The events of an import: each outage registered (a row with ``restored_at`` is a past outage,
+    registered as restored: nobody is told), keyed by the outage, with ids derived from the event body
+    (a repeated import with the same registration time publishes the same events again)."""
     out: list[Emit] = []
     for r in rows:
         x, oid = r.row, r.row.outage_id
         reg = OutageRegistered(outage_id=oid, resource=x.resource, actor=actor, kind=x.kind, house_keys=x.house_keys,
                                district_id=x.district_id, starts_at=x.starts_at,
                                expected_restore_at=x.expected_restore_at, party_id=x.party_id, ref=x.ref,
-                               registered_at=subject_now)
+                               registered_at=subject_now, restored_at=x.restored_at)
         # the id from the whole body: the same event again is the same id (another body, another id)
         digest = hashlib.sha256(reg.model_dump_json().encode()).hexdigest()
         out.append(Emit(reg, key=reg.key, event_id=uuid.uuid5(OUTAGE_NS, f"{oid}:import:{digest}")))
-        if x.restored_at is not None:
-            done = OutageRestored(outage_id=oid, resource=x.resource, actor=actor, restored_at=x.restored_at)
-            out.append(Emit(done, key=done.key, event_id=uuid.uuid5(OUTAGE_NS, f"{oid}:import-restored:{digest}")))
     return out

@@ -43,6 +43,7 @@ async def test_each_outage_notice_in_russian_with_the_restore_time_in_the_appeal
     linked = got["outage_linked"]
     assert "аварийное отключение: горячее водоснабжение" in linked["body"]
     assert "20:00 (Asia/Yekaterinburg)" in linked["body"]  # 15:00 UTC in Yekaterinburg
+    assert "с 12.01.2026 12:00 (Asia/Yekaterinburg)" in linked["body"]  # the start, 07:00 UTC
     assert "остаётся на контроле" in linked["body"] and linked["target_kind"] == "email"
     assert "зарегистрировано аварийное отключение" in got["outage_registered"]["body"]
     assert "изменилось: 12.01.2026 20:00" in got["outage_restore_time_changed"]["body"]

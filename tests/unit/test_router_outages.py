@@ -216,6 +216,18 @@ async def test_answered_appeals_within_the_window_are_told_older_and_withdrawn_o
     assert linked(await r.feed(outage())) == []
 
 
+async def test_a_past_outage_recorded_after_the_fact_is_registered_restored_and_nobody_is_told():
+    r = Router()
+    await r.appeal()
+    past = outage(start=NOW - timedelta(days=3))
+    past = past.model_copy(update={"restored_at": past.starts_at + timedelta(hours=6)})
+    assert linked(await r.feed(past)) == []
+    s = r.uow.outages.states[str(past.outage_id)]
+    assert not s.active and s.restored_at == past.restored_at
+    _, out = await r.appeal(number="ZH-2026-0000002")
+    assert linked(out) == []  # not in force
+
+
 async def test_a_district_outage_covers_the_appeals_of_its_district():
     r = Router()
     await r.appeal(number="ZH-2026-0000001")  # ул. Ленина, 10: d-leninsky
@@ -239,7 +251,8 @@ def test_import_parses_csv_and_json_and_derives_ids_from_refs():
     assert rows[0].row.house_keys == (HOUSE, OTHER_HOUSE) and rows[0].row.outage_id == outage_id_of("T-1")
     check_references(rows, set(DIRECTORY.parties), set(DIRECTORY.districts))
     out = emits(rows, "operator:o", NOW)
-    assert [type(x.event).__name__ for x in out] == ["OutageRegistered", "OutageRegistered", "OutageRestored"]
+    assert [type(x.event).__name__ for x in out] == ["OutageRegistered", "OutageRegistered"]
+    assert out[0].event.restored_at is None and out[1].event.restored_at == rows[1].row.restored_at
     assert out[0].key == f"outage:{outage_id_of('T-1')}"
     assert [x.event_id for x in emits(rows, "operator:o", NOW)] == [x.event_id for x in out]  # the same again
     js = parse(b'{"outages": [{"ref": "T-1", "resource": "hot_water", "kind": "planned", "houses": ["'

@@ -507,6 +507,9 @@ class OutageRegistered(OutageBase):
     party_id: str = Field(min_length=1, max_length=200, description="The party responsible for restoring it")
     ref: str | None = Field(default=None, max_length=200, description="The organisation's own reference, if any")
     registered_at: AwareDatetime
+    restored_at: AwareDatetime | None = Field(
+        default=None, description="Set for a past outage recorded after the fact (an import, for the durations): "
+        "registered as restored, and nobody is told")
 
     @model_validator(mode="after")
     def _where(self) -> OutageRegistered:
@@ -514,6 +517,8 @@ class OutageRegistered(OutageBase):
             raise ValueError("house_keys or district_id")
         if self.expected_restore_at <= self.starts_at:
             raise ValueError("expected_restore_at must be after starts_at")
+        if self.restored_at is not None and self.restored_at < self.starts_at:
+            raise ValueError("restored_at must not be before starts_at")
         return self
 
 
