@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from zhkh_contracts import (
+    OUTAGE_CLASSES,
     AppealLinkedToOutage,
     AppealProgressUpdated,
     AppealRatingRequested,
@@ -35,7 +36,6 @@ from .followup import FollowUps
 from .outages import OutageService
 from .outages_api import OutagesApi
 from .outages_store import MongoOutageUoW, OutageRepository
-from zhkh_contracts import OUTAGE_CLASSES
 from .queries import Queries
 from .repository import DirectoryCache, RouterRepository
 from .rules import RoutingRules
