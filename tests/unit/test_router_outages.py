@@ -305,3 +305,13 @@ def test_the_event_takes_only_fias_house_keys_a_place_and_a_restore_after_the_st
         with pytest.raises(ValidationError):
             OutageRegistered.model_validate({**ok.model_dump(), **bad})
     assert OutageRegistered.model_validate({**ok.model_dump(), "house_keys": (), "district_id": "d-leninsky"}).district_id
+
+
+async def test_a_replayed_registration_is_not_linked_twice():
+    r = Router()
+    await r.feed(outage())
+    raw = samples.raw_submission(category=Category.HOT_WATER)
+    a = build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000009", NOW, CLASSIFIER)
+    assert len(linked(await r.feed(AppealRegistered(appeal=a)))) == 1
+    assert linked(await r.feed(AppealRegistered(appeal=a))) == []  # another event id, the same appeal: routed once
+    assert sum(v["how"] == "linked" for v in r.uow.outages.links.values()) == 1
