@@ -35,6 +35,7 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.raw.chatbot --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=604800000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.appeals.lifecycle --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.appeals.actions --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=2592000000
+"$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.outages --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.rejected --partitions 1 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.dlq --partitions 1 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.router.dlq --partitions 1 --replication-factor "$REPLICATION" --config retention.ms=2592000000
@@ -97,6 +98,8 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Write --topic zhkh.appeals.actions
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Read --topic zhkh.appeals.lifecycle
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Write --topic zhkh.appeals.lifecycle
+"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Read --topic zhkh.outages
+"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Write --topic zhkh.outages
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-router --operation Write --topic zhkh.router.dlq
 # zhkh-adapter-chatbot: channel adapter of the 'chatbot' channel
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-adapter-chatbot --operation Write --topic zhkh.intake.raw.chatbot

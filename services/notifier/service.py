@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from zhkh_contracts import (
+    AppealLinkedToOutage,
     AppealAnswered,
     AppealProgressUpdated,
     AppealRatingRequested,
@@ -46,6 +47,7 @@ from zhkh_runtime.errors import PermanentError, is_transient, reason_of, safe_de
 from .deadlines import DEFAULT_TZ, Deadline, DeadlineTable, Regime, RegimeKind
 from .delivery import Target, citizen_target, not_before
 from .letters import letter_docs, needs_letter
+from .outages import outage_notice
 from .planning import alert_points
 from .templates import ACCESS_CODE_SLOT, citizen_message, local_time, party_alert, party_assigned
 from .uow import Doc, NotifierStore, NotifierUoW
@@ -100,6 +102,7 @@ class NotifierService:
         h.on(AppealRatingRequested)(self.on_rating_requested)
         # the scanner's own overdue alert (on the lifecycle topic): the citizen is told once per generation
         h.on(DeadlineAlert, when=lambda a: a.threshold == "overdue")(self.on_overdue)
+        h.on(AppealLinkedToOutage)(lambda e, uow: outage_notice(self, e, uow))  # the outage register's notices
         return h
 
     # ---- planning -------------------------------------------------------------------------------

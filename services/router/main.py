@@ -7,6 +7,8 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from zhkh_contracts import (
+    OUTAGE_CLASSES,
+    AppealLinkedToOutage,
     AppealProgressUpdated,
     AppealRatingRequested,
     FollowUpDue,
@@ -31,12 +33,14 @@ from zhkh_runtime.engine import Emit
 from . import api as api_module
 from .api import RouterApi
 from .followup import FollowUps
+from .outages import OutageService
+from .outages_api import OutagesApi
+from .outages_store import MongoOutageUoW, OutageRepository
 from .queries import Queries
 from .repository import DirectoryCache, RouterRepository
 from .rules import RoutingRules
 from .service import RouterService
 from .settings import RouterSettings
-from .uow import MongoRouterUoW
 
 API_ACTIONS = (
     PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension, PartyPostedUpdate,
@@ -45,7 +49,8 @@ API_ACTIONS = (
 """Actions of parties, operators and citizens: published on the actions topic by the router's HTTP API (source
 /zhkh-appeals/router, the authenticated principal as actor); nobody else may publish them (issue 13)."""
 PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealProgressUpdated,
-             AppealRatingRequested, AppealTransitionRejected, FollowUpDue, *API_ACTIONS)
+             AppealRatingRequested, AppealTransitionRejected, FollowUpDue, *API_ACTIONS,
+             *OUTAGE_CLASSES, AppealLinkedToOutage)
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 
@@ -57,10 +62,15 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     close_after = timedelta(days=settings.close_without_reply_days)
     service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id,
                             close_after=close_after, reopen_window=timedelta(days=settings.reopen_window_days))
-    rt.process((rt.topics.lifecycle, rt.topics.actions), service.handlers(),
-               lambda session: MongoRouterUoW(repo.appeals_in(session), cache, repo.history_in(session)),
-               strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused
+    outage_repo = OutageRepository(rt.db)  # the outage register (services/router/outages.py)
+    handlers = OutageService(timedelta(days=settings.outage_notice_window_days)).install(service.handlers())
+    rt.process((rt.topics.lifecycle, rt.topics.actions, rt.topics.outages), handlers,
+               lambda session: MongoOutageUoW(repo.appeals_in(session), cache, repo.history_in(session),
+                                              outages=outage_repo.in_session(session)),
+               # every action and outage event is the router's: another type there is refused
+               strict_topics=(rt.topics.actions, rt.topics.outages))
     rt.on_startup(repo.ensure_indexes)
+    rt.on_startup(outage_repo.ensure_indexes)
     queries = Queries(repo, cache)
     api = RouterApi(rt, queries, settings)
     rt.on_startup(queries.ensure_indexes)
@@ -71,7 +81,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     follow_ups = FollowUps(repo.appeals, publish, timedelta(days=settings.rating_ask_after_days), close_after)
     rt.every("follow_up", settings.follow_up_interval_s, follow_ups.round, again=lambda n: n >= follow_ups.batch)
-    return rt.http_app([api.router()], title="zhkh-appeals router",
+    outages_api = OutagesApi(rt, outage_repo, queries, settings)
+    return rt.http_app([api.router(), outages_api.router()], title="zhkh-appeals router",
                        description=(api_module.__doc__ or "").strip())
 
 

@@ -30,3 +30,6 @@ class RouterSettings(RuntimeSettings):
                                       "reopened by the citizen (unsatisfied rating, complaint) this long")
     follow_up_interval_s: float = Field(default=300.0, gt=0, description="How often the closing-the-loop timer "
                                         "looks for answers due a question or a closing")
+    outage_notice_window_days: float = Field(default=30.0, ge=0, description="Residents told about an outage: "
+                                             "open appeals about its resource at its houses, and those answered "
+                                             "this many days back")

@@ -54,6 +54,12 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
         assert re.search(r"^-> party API: POST \.\.\./answer -> 202 applied \(actor party:uk-zarechye\)$", out.stdout, re.M), out.stdout
         assert "-> anonymous GET /api/v1/appeals?open=true -> 401 (unauthenticated)" in out.stdout
         assert "-> citizen: POST /api/v1/citizen/status (number + access code) -> answered" in out.stdout
+        # the outage register: an outage at the demo house, a new appeal there answered at once with the restore time
+        assert re.search(r"^-> outage API: an emergency hot_water outage registered at fias:\S+ -> 202 applied", out.stdout, re.M), out.stdout
+        assert re.search(r"^<- a new appeal at that house, ZH-\d{4}-\d{7}, answered at once with the restore time "
+                         r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} Asia/Yekaterinburg \(a notice; the appeal is still routed to "
+                         r"uk-zarechye", out.stdout, re.M), out.stdout
+        assert re.search(r"^-> outage API: restored -> 202 applied \(duration at the house 0\.\d+ h", out.stdout, re.M), out.stdout
         assert out.stdout.rstrip().endswith("stopped")
     assert len(numbers) == 2
     assert int(numbers[1][-7:]) > int(numbers[0][-7:])  # the counter survived the restart (ГИС appeals take numbers too)

@@ -64,6 +64,15 @@ from .events import (
     FollowUpDue,
     AppealRatingRequested,
     RawAppealSubmitted,
+    OUTAGE_CLASSES,
+    AppealLinkedToOutage,
+    OutageBase,
+    OutageKind,
+    OutageNotice,
+    OutageRegistered,
+    OutageResource,
+    OutageRestoreTimeChanged,
+    OutageRestored,
 )
 from . import resources
 from .topics import (
@@ -81,7 +90,7 @@ from .topics import (
     source_of,
 )
 
-__version__ = "1.7.0"
+__version__ = "1.8.0"
 
 __all__ = [
     "GisActionFailed",
@@ -135,6 +144,15 @@ __all__ = [
     "AppealProgressUpdated",
     "FollowUpDue",
     "AppealRatingRequested",
+    "AppealLinkedToOutage",
+    "OUTAGE_CLASSES",
+    "OutageBase",
+    "OutageKind",
+    "OutageNotice",
+    "OutageRegistered",
+    "OutageResource",
+    "OutageRestoreTimeChanged",
+    "OutageRestored",
     "REGISTRY",
     "SECRET_FIELDS",
     "RawAppealSubmitted",

@@ -17,6 +17,7 @@ PRODUCERS: dict[str, tuple[str, ...]] = {'analytics.dlq': ('analytics',),
  'intake.raw.social': ('intake',),
  'intake.rejected': ('intake',),
  'notifier.dlq': ('notifier',),
+ 'outages': ('router',),
  'router.dlq': ('router',)}
 CONSUMERS: dict[str, tuple[str, ...]] = {'appeals.actions': ('router',),
  'appeals.lifecycle': ('router', 'notifier', 'gis_sync', 'analytics'),
@@ -26,7 +27,8 @@ CONSUMERS: dict[str, tuple[str, ...]] = {'appeals.actions': ('router',),
  'intake.raw.paper': ('intake',),
  'intake.raw.reception': ('intake',),
  'intake.raw.site_form': ('intake',),
- 'intake.raw.social': ('intake',)}
+ 'intake.raw.social': ('intake',),
+ 'outages': ('router',)}
 TYPE_PRODUCERS: dict[str, tuple[str, ...]] = {'ru.zhkh-appeals.action.accept.v1': ('router',),
  'ru.zhkh-appeals.action.answer.v1': ('router',),
  'ru.zhkh-appeals.action.complain.v1': ('router',),
@@ -43,6 +45,7 @@ TYPE_PRODUCERS: dict[str, tuple[str, ...]] = {'ru.zhkh-appeals.action.accept.v1'
  'ru.zhkh-appeals.appeal.duplicate_linked.v1': ('intake',),
  'ru.zhkh-appeals.appeal.extended.v1': ('router',),
  'ru.zhkh-appeals.appeal.joined_incident.v1': ('intake',),
+ 'ru.zhkh-appeals.appeal.linked_to_outage.v1': ('router',),
  'ru.zhkh-appeals.appeal.progress_updated.v1': ('router',),
  'ru.zhkh-appeals.appeal.rating_requested.v1': ('router',),
  'ru.zhkh-appeals.appeal.registered.v1': ('intake',),
@@ -53,4 +56,7 @@ TYPE_PRODUCERS: dict[str, tuple[str, ...]] = {'ru.zhkh-appeals.action.accept.v1'
  'ru.zhkh-appeals.gis.action_failed.v1': ('gis_sync',),
  'ru.zhkh-appeals.gis.action_mirrored.v1': ('gis_sync',),
  'ru.zhkh-appeals.incident.detected.v1': ('intake',),
- 'ru.zhkh-appeals.intake.raw_submitted.v1': ('intake', 'gis_sync')}
+ 'ru.zhkh-appeals.intake.raw_submitted.v1': ('intake', 'gis_sync'),
+ 'ru.zhkh-appeals.outage.registered.v1': ('router',),
+ 'ru.zhkh-appeals.outage.restore_time_changed.v1': ('router',),
+ 'ru.zhkh-appeals.outage.restored.v1': ('router',)}

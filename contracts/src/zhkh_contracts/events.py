@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -455,6 +455,121 @@ class GisActionFailed(EventData):
     failed_at: AwareDatetime
 
 
+# ---- the outage register (contracts 1.8): planned and emergency outages per house ----------------
+
+
+class OutageResource(StrEnum):
+    """What is cut off: the resource categories of :class:`Category` an outage can be about."""
+
+    HEATING = Category.HEATING.value
+    HOT_WATER = Category.HOT_WATER.value
+    COLD_WATER = Category.COLD_WATER.value
+    SEWERAGE = Category.SEWERAGE.value
+    ELECTRICITY = Category.ELECTRICITY.value
+    GAS = Category.GAS.value
+
+
+class OutageKind(StrEnum):
+    PLANNED = "planned"  # repair and preventive works, announced in advance
+    EMERGENCY = "emergency"  # an accident
+
+
+FiasHouseKey = Annotated[str, Field(pattern=r"^fias:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+"""A house key as intake makes it from a FIAS/GAR house GUID (``house_key_of``)."""
+
+
+class OutageBase(EventData):
+    """An event of the outage register. Published by the router on the outages topic, keyed by
+    ``outage:<outage_id>`` (every event of one outage in one partition, in order). No personal data."""
+
+    outage_id: uuid.UUID
+    resource: OutageResource
+    actor: str = Field(max_length=200, description="Who recorded it: operator:<sub>, admin:<sub>, party:<party_id>")
+
+    @property
+    def key(self) -> str:
+        return f"outage:{self.outage_id}"
+
+
+class OutageRegistered(OutageBase):
+    """An outage was registered: a resource cut off at some houses (FIAS house keys, as intake makes
+    them: ``fias:<guid>``) and/or in a whole district, from ``starts_at``, expected back at
+    ``expected_restore_at``, with the party responsible for restoring it. Contracts 1.8."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "outage.registered.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    kind: OutageKind
+    house_keys: tuple[FiasHouseKey, ...] = Field(default=(), max_length=5000, description="fias:<guid> house keys")
+    district_id: str | None = Field(default=None, max_length=200, description="A whole district of the directory")
+    starts_at: AwareDatetime
+    expected_restore_at: AwareDatetime
+    party_id: str = Field(min_length=1, max_length=200, description="The party responsible for restoring it")
+    ref: str | None = Field(default=None, max_length=200, description="The organisation's own reference, if any")
+    registered_at: AwareDatetime
+    restored_at: AwareDatetime | None = Field(
+        default=None, description="Set for a past outage recorded after the fact (an import, for the durations): "
+        "registered as restored, and nobody is told")
+
+    @model_validator(mode="after")
+    def _where(self) -> OutageRegistered:
+        if not self.house_keys and not self.district_id:
+            raise ValueError("house_keys or district_id")
+        if self.expected_restore_at <= self.starts_at:
+            raise ValueError("expected_restore_at must be after starts_at")
+        if self.restored_at is not None and self.restored_at < self.starts_at:
+            raise ValueError("restored_at must not be before starts_at")
+        return self
+
+
+class OutageRestoreTimeChanged(OutageBase):
+    """The expected restore time of an active outage changed. Contracts 1.8."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "outage.restore_time_changed.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    expected_restore_at: AwareDatetime
+    changed_at: AwareDatetime
+    reason: str = Field(default="", max_length=2000)
+
+
+class OutageRestored(OutageBase):
+    """The resource is back: the outage is over (its duration per house is the evidence for a
+    recalculation under ПП 354). Contracts 1.8."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "outage.restored.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    restored_at: AwareDatetime
+
+
+class OutageNotice(StrEnum):
+    LINKED = "linked"  # a new appeal matched an active outage: answered at once with the restore time
+    REGISTERED = "registered"  # an outage was registered at the house of an appeal about that resource
+    RESTORE_TIME_CHANGED = "restore_time_changed"
+    RESTORED = "restored"
+
+
+class AppealLinkedToOutage(EventData):
+    """An appeal is about a registered outage, and what happened to it (the notifier tells the
+    citizen). A notice, not the appeal's answer: the appeal stays under control, routed and timed as
+    usual. Published by the router on the lifecycle topic, keyed by the appeal. Contracts 1.8."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "appeal.linked_to_outage.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    appeal_id: uuid.UUID
+    registration_number: str
+    outage_id: uuid.UUID
+    resource: OutageResource
+    outage_kind: OutageKind
+    what: OutageNotice
+    starts_at: AwareDatetime
+    expected_restore_at: AwareDatetime
+    restored_at: AwareDatetime | None = None
+    at: AwareDatetime
+
+
 EVENT_CLASSES: tuple[type[EventData], ...] = (
     DeadlinePlanned,
     DeadlineAlert,
@@ -483,7 +598,12 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     AppealProgressUpdated,
     FollowUpDue,
     AppealRatingRequested,
+    OutageRegistered,
+    OutageRestoreTimeChanged,
+    OutageRestored,
+    AppealLinkedToOutage,
 )
+OUTAGE_CLASSES: tuple[type[EventData], ...] = (OutageRegistered, OutageRestoreTimeChanged, OutageRestored)
 ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {

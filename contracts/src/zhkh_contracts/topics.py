@@ -1,6 +1,6 @@
 """Topic names, what travels on each, and key rules.
 
-Key rule: every record's key is the envelope's appeal_id (raw topics: ``<channel>:<source_id>``),
+Key rule: every record's key is the envelope's appeal_id (raw topics: ``<channel>:<source_id>``; the outages topic: ``outage:<outage_id>``),
 so all events of one appeal are in one partition, in order.
 """
 
@@ -28,6 +28,8 @@ from .events import (
     AppealJoinedIncident,
     AppealRegistered,
     MassIncidentDetected,
+    OUTAGE_CLASSES,
+    AppealLinkedToOutage,
     RawAppealSubmitted,
 )
 
@@ -85,6 +87,11 @@ class Topics:
         (or incident:<id>); the router applies them to the lifecycle."""
         return f"{self.prefix}.appeals.actions"
 
+    @property
+    def outages(self) -> str:
+        """The outage register (planned and emergency outages per house), keyed by ``outage:<id>`` (contracts 1.8)."""
+        return f"{self.prefix}.outages"
+
     def dlq(self, service: str) -> str:
         """Dead letters of one service: original key/value/headers plus x-dlq-* error headers."""
         return f"{self.prefix}.{service}.dlq"
@@ -120,6 +127,7 @@ class Topics:
                     DeadlineAlert,
                     GisActionMirrored,
                     GisActionFailed,
+                    AppealLinkedToOutage,
                 ),
                 description="Lifecycle events of every appeal (keyed by appeal id) and incident (incident:<id>).",
                 retention_ms=THIRTY_DAYS_MS,
@@ -134,6 +142,15 @@ class Topics:
                 retention_ms=THIRTY_DAYS_MS,
                 producers=_producers("appeals.actions", _external(ACTION_CLASSES)),
                 consumers=_consumers("appeals.actions"),
+            ),
+            TopicSpec(
+                name=self.outages,
+                events=OUTAGE_CLASSES,
+                description="The outage register: planned and emergency outages per house or district (registered, "
+                "restore time changed, restored), keyed by outage:<outage_id>. No personal data.",
+                retention_ms=THIRTY_DAYS_MS,
+                producers=_producers("outages"),
+                consumers=_consumers("outages"),
             ),
             TopicSpec(
                 name=self.rejected,
