@@ -63,6 +63,8 @@ from .events import (
     AppealProgressUpdated,
     FollowUpDue,
     AppealRatingRequested,
+    ConsultationConverted,
+    ConsultationRecorded,
     RawAppealSubmitted,
 )
 from . import resources
@@ -81,9 +83,11 @@ from .topics import (
     source_of,
 )
 
-__version__ = "1.7.0"
+__version__ = "1.8.0"
 
 __all__ = [
+    "ConsultationConverted",
+    "ConsultationRecorded",
     "GisActionFailed",
     "GisActionMirrored",
     "ACTION_CLASSES",
