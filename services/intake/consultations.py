@@ -344,15 +344,16 @@ class Consultations:
         idem = Header(alias="Idempotency-Key", min_length=1, max_length=200,
                       description="Unique per intended action; a retry sends the same key")
 
+        async def gate(request: Request, p: Principal | None = Depends(auth.optional)) -> None:
+            self._may_suggest(p, request)  # a dependency: counted before the body is read, so bad bodies count too
+
         @api.post("/api/v1/suggestions", response_model=SuggestionsAnswer, operation_id="suggest_articles",
                   summary="Knowledge-base articles for a question",
                   description="Before filing: the knowledge base's articles that match the text (the intake "
                   "classifier's lemmas). Anonymous callers and tokens without role operator, admin or service are "
                   "rate-limited per address (ZHKH_SUGGESTION_RATE).",
                   responses=problem_responses(401, 403, 422, 429), openapi_extra={"security": [{}]})
-        async def suggestions(body: SuggestionsBody, request: Request,
-                              p: Principal | None = Depends(auth.optional)) -> dict[str, Any]:
-            self._may_suggest(p, request)
+        async def suggestions(body: SuggestionsBody, _: None = Depends(gate)) -> dict[str, Any]:
             found = await asyncio.to_thread(self.kb.suggest, body.text, body.limit)
             category = await asyncio.to_thread(lambda: self.kb.classifier.classify(body.text).category)
             return {"category": category.value, "articles": [_article(s.article, round(s.score, 2)) for s in found]}
@@ -360,9 +361,7 @@ class Consultations:
         @api.get("/api/v1/knowledge/articles", response_model=list[ArticleView], operation_id="list_articles",
                  summary="The knowledge base", description="Every article (same access as suggestions).",
                  responses=problem_responses(401, 403, 422, 429), openapi_extra={"security": [{}]})
-        async def articles(request: Request, category: Category | None = None,
-                           p: Principal | None = Depends(auth.optional)) -> list[dict[str, Any]]:
-            self._may_suggest(p, request)
+        async def articles(category: Category | None = None, _: None = Depends(gate)) -> list[dict[str, Any]]:
             return [_article(a) for a in self.kb.articles if category is None or a.category is category]
 
         @api.post("/api/v1/consultations", status_code=201, response_model=ConsultationView,
