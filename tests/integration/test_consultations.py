@@ -209,3 +209,39 @@ async def test_record_list_get_convert_once_and_analytics_counts(infra, prefix, 
         assert "Иванова" not in text and "Петров" not in text
         status, _ = await asyncio.to_thread(request, "GET", abase + "/api/v1/analytics/consultations.csv", token=op)
         assert status == 403
+
+
+async def test_the_loop_publishes_what_a_request_left_and_links_a_late_registration(infra, prefix, mongo_db, issuer):
+    """A request that stored a consultation but could not publish its event (the broker refused), and a
+    conversion whose appeal was registered after the HTTP answer: the leased loop finishes both, once."""
+    from datetime import UTC, datetime, timedelta
+
+    from devtools import samples
+    from tests.support.services import publish_raw
+    from zhkh_contracts import Channel
+
+    left, late = str(uuid.uuid4()), str(uuid.uuid4())
+    old = datetime.now(UTC) - timedelta(minutes=1)
+    base_doc = {"digest": "d", "channel": "hotline", "category": "billing", "question": "?", "answer": None,
+                "article_ids": ["payment-deadline"], "resolved_first_contact": True, "contact": None,
+                "operator": "operator:op-1", "recorded_at": old}
+    await mongo_db["consultations"].insert_many([
+        {**base_doc, "_id": left, "pending": ["recorded"], "conversion": None},
+        {**base_doc, "_id": late, "pending": [], "resolved_first_contact": False,
+         "conversion": {"requested": True, "actor": "operator:op-2", "requested_at": old, "appeal_id": None}},
+    ])
+    raw = samples.raw_submission(channel=Channel.HOTLINE, source_id=f"consultation:{late}", category=None)
+    async with TopicReader(infra.bootstrap, Topics(prefix).consultations) as reader, \
+            intake(infra, prefix, issuer):
+        await publish_raw(infra, prefix, raw)
+        recs = await reader.wait_for(lambda rs: len(rs) >= 2, timeout=30)
+        await asyncio.sleep(1.5)  # a few more rounds: nothing is published again
+        evs = events(await reader.settle(1.0))
+        assert len({e.id for e in evs}) == 2 and len(recs) >= 2
+        by_type = {type(e.data): e.data for e in evs}
+        assert str(by_type[ConsultationRecorded].consultation_id) == left
+        conv = by_type[ConsultationConverted]
+        assert str(conv.consultation_id) == late and conv.actor == "operator:op-2"
+        doc = await mongo_db["consultations"].find_one({"_id": late})
+        assert doc["conversion"]["registration_number"] == conv.registration_number and doc["pending"] == []
+        assert (await mongo_db["consultations"].find_one({"_id": left}))["pending"] == []
