@@ -13,7 +13,6 @@ them all out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from zhkh_contracts import ConsultationConverted, ConsultationRecorded
@@ -90,7 +89,3 @@ def csv_row(doc: Mapping[str, Any]) -> list[str]:
     values["consultation_id"] = doc["_id"]
     values["article_ids"] = " ".join(doc.get("article_ids") or [])
     return [csv_cell(values[c]) for c in CSV_COLUMNS]
-
-
-def iso(v: datetime | None) -> str | None:
-    return v.isoformat() if v else None

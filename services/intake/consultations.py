@@ -16,7 +16,7 @@ HTTP (OpenAPI at /openapi.json; errors are RFC 9457 problem details):
     POST /api/v1/suggestions                       {"text"} -> matching articles (anonymous allowed, rate-limited
                                                    per address like the site form; operators, admins and
                                                    services without the limit)
-    GET  /api/v1/knowledge/articles                the knowledge base (same access as suggestions)
+    GET  /api/v1/knowledge/articles                the knowledge base (a token, any role)
     POST /api/v1/consultations                     record one (operator, admin; Idempotency-Key)
     GET  /api/v1/consultations                     list, newest first (filters, cursor pages)
     GET  /api/v1/consultations/{id}                one, with the articles given
@@ -358,10 +358,14 @@ class Consultations:
             category = await asyncio.to_thread(lambda: self.kb.classifier.classify(body.text).category)
             return {"category": category.value, "articles": [_article(s.article, round(s.score, 2)) for s in found]}
 
+        async def token_gate(request: Request, p: Principal = Depends(auth.principal)) -> None:
+            self._may_suggest(p, request)
+
         @api.get("/api/v1/knowledge/articles", response_model=list[ArticleView], operation_id="list_articles",
-                 summary="The knowledge base", description="Every article (same access as suggestions).",
-                 responses=problem_responses(401, 403, 422, 429), openapi_extra={"security": [{}]})
-        async def articles(category: Category | None = None, _: None = Depends(gate)) -> list[dict[str, Any]]:
+                 summary="The knowledge base", description="Every article, optionally of one category. Needs a "
+                 "token (any role); tokens without role operator, admin or service are rate-limited as suggestions.",
+                 responses=problem_responses(401, 403, 422, 429))
+        async def articles(category: Category | None = None, _: None = Depends(token_gate)) -> list[dict[str, Any]]:
             return [_article(a) for a in self.kb.articles if category is None or a.category is category]
 
         @api.post("/api/v1/consultations", status_code=201, response_model=ConsultationView,
@@ -471,11 +475,14 @@ class Consultations:
         doc = await self._get(cid)
         actor = actor_of(p)
         if not doc.get("conversion"):
-            raw = conversion_submission(doc, body, actor, datetime.now(UTC))
+            try:
+                raw = conversion_submission(doc, body, actor, datetime.now(UTC))
+            except ValidationError:
+                raise Problem(422, "invalid_data", MESSAGES_RU["invalid_data"]) from None
             try:
                 prepare(raw, self.settings.default_phone_region)
             except PermanentError as exc:
-                raise Problem(422, exc.reason, MESSAGES_RU.get(exc.reason, ""), []) from None
+                raise Problem(422, exc.reason, MESSAGES_RU.get(exc.reason) or MESSAGES_RU["invalid_data"]) from None
             conv = {"requested": True, "actor": actor, "requested_at": datetime.now(UTC), "appeal_id": None,
                     "submission": raw.model_dump(mode="json", exclude={"access_code"})}
             await self.col.update_one({"_id": doc["_id"], "conversion": None}, {"$set": {"conversion": conv}})

@@ -71,6 +71,7 @@ async def test_suggestions_anonymous_rate_limited_and_for_operators(infra, prefi
             assert status == 200, ans
         status, arts = await call("GET", base + "/api/v1/knowledge/articles?category=heating", token=op)
         assert status == 200 and {a["id"] for a in arts} == {"heating-temperature", "heating-season"}
+        problem(*await call("GET", base + "/api/v1/knowledge/articles"), 401, "unauthenticated")
     async with intake(infra, prefix, issuer, public_suggestions=False) as base:
         problem(*await call("POST", base + SUGGEST, q), 401, "unauthenticated")
 
