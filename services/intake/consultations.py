@@ -24,7 +24,8 @@ HTTP (OpenAPI at /openapi.json; errors are RFC 9457 problem details):
 
 Events are published after the store is written; a consultation keeps the names of the events not yet
 published (``pending``) until the broker takes them, and a leased loop (``consultations``) publishes what a
-failed request left and links conversions registered after the HTTP answer. Event ids are derived from the
+failed request left, links conversions registered after the HTTP answer, and publishes again a
+conversion's submission that is still not registered a minute after its last publish. Event ids are derived from the
 consultation id, so a copy published twice is one event to every consumer.
 """
 
@@ -78,6 +79,8 @@ SOURCE_PREFIX = "consultation:"
 STAFF = ("operator", "admin")
 NO_STORE = {"Cache-Control": "no-store"}
 CONSULTATION_CHANNELS = tuple(c for c in Channel if c is not Channel.GIS)
+REPUBLISH_AFTER_S = 60.0
+"""A conversion asked for but not registered this long after its last publish is published again by the loop."""
 
 MESSAGES_RU_CONSULT = {
     "unknown_article": "В базе знаний нет статьи с таким идентификатором.",
@@ -329,12 +332,33 @@ class Consultations:
             for what in ("recorded", "converted"):
                 if what in doc["pending"] and (what == "recorded" or (doc.get("conversion") or {}).get("appeal_id")):
                     done += await self._publish(doc, what)
+        resend_before = datetime.now(UTC) - timedelta(seconds=REPUBLISH_AFTER_S)
         async for doc in self.col.find({"conversion.requested": True, "conversion.appeal_id": None}, limit=200):
             registered = await self.repo.find_by_source(Channel(doc["channel"]), source_id(doc["_id"]))
             if registered is not None:
                 await self._link(doc, registered)
                 done += 1
+            elif _aware(doc["conversion"].get("published_at") or doc["conversion"]["requested_at"]) < resend_before:
+                # asked for, not registered: the request's publish failed and nobody retried. Published again
+                # without a code: intake makes one at registration and the "registered" notice carries it
+                done += await self._send_submission(doc, None)
         return done
+
+    async def _send_submission(self, doc: dict[str, Any], code: str | None) -> bool:
+        """Publish the conversion's raw submission (the consumer registers one appeal per source id)."""
+        channel, src = Channel(doc["channel"]), source_id(doc["_id"])
+        raw = RawAppealSubmitted.model_validate({**doc["conversion"]["submission"], "access_code": code})
+        env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{channel.value}:{src}")
+        k, value, headers = to_kafka(env)
+        try:
+            await self.rt.publisher.send(self.rt.topics.raw(channel), k, value,
+                                         [(n, v.encode()) for n, v in headers.items()])
+        except Exception as exc:  # noqa: BLE001 - the operator may convert again; the loop tries again
+            log.error("conversion_publish_failed", error_type=type(exc).__name__)
+            return False
+        await self.col.update_one({"_id": doc["_id"]}, {"$set": {"conversion.published_at": datetime.now(UTC)}})
+        log.info("consultation_convert", consultation_id=doc["_id"], channel=channel.value)
+        return True
 
     # ---- HTTP ----
 
@@ -487,22 +511,13 @@ class Consultations:
                     "submission": raw.model_dump(mode="json", exclude={"access_code"})}
             await self.col.update_one({"_id": doc["_id"], "conversion": None}, {"$set": {"conversion": conv}})
             doc = await self._get(cid)  # the first conversion asked for wins; a repeat uses it, not its own body
-        conv = doc["conversion"]
         src, channel = source_id(doc["_id"]), Channel(doc["channel"])
         registered = await self.repo.find_by_source(channel, src)
         code: str | None = None
         if registered is None:  # publish (again): the consumer registers one appeal per (channel, source id)
             code = access_codes.generate()
-            raw = RawAppealSubmitted.model_validate({**conv["submission"], "access_code": code})
-            env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{channel.value}:{src}")
-            k, value, headers = to_kafka(env)
-            try:
-                await self.rt.publisher.send(self.rt.topics.raw(channel), k, value,
-                                             [(n, v.encode()) for n, v in headers.items()])
-            except Exception as exc:  # noqa: BLE001 - the operator may convert again
-                log.error("conversion_publish_failed", error_type=type(exc).__name__)
-                raise Problem(503, "unavailable", MESSAGES_RU["unavailable"]) from None
-            log.info("consultation_convert", consultation_id=doc["_id"], channel=channel.value)
+            if not await self._send_submission(doc, code):
+                raise Problem(503, "unavailable", MESSAGES_RU["unavailable"])
         deadline = started + self.settings.ingress_wait_s
         while registered is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -213,15 +213,16 @@ async def test_record_list_get_convert_once_and_analytics_counts(infra, prefix, 
 
 
 async def test_the_loop_publishes_what_a_request_left_and_links_a_late_registration(infra, prefix, mongo_db, issuer):
-    """A request that stored a consultation but could not publish its event (the broker refused), and a
-    conversion whose appeal was registered after the HTTP answer: the leased loop finishes both, once."""
+    """A request that stored a consultation but could not publish its event (the broker refused), a
+    conversion whose appeal was registered after the HTTP answer, and a conversion whose submission never
+    reached the broker (nobody retried): the leased loop finishes all three, once each."""
     from datetime import UTC, datetime, timedelta
 
     from devtools import samples
     from tests.support.services import publish_raw
     from zhkh_contracts import Channel
 
-    left, late = str(uuid.uuid4()), str(uuid.uuid4())
+    left, late, lost = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     old = datetime.now(UTC) - timedelta(minutes=1)
     base_doc = {"digest": "d", "channel": "hotline", "category": "billing", "question": "?", "answer": None,
                 "article_ids": ["payment-deadline"], "resolved_first_contact": True, "contact": None,
@@ -230,19 +231,26 @@ async def test_the_loop_publishes_what_a_request_left_and_links_a_late_registrat
         {**base_doc, "_id": left, "pending": ["recorded"], "conversion": None},
         {**base_doc, "_id": late, "pending": [], "resolved_first_contact": False,
          "conversion": {"requested": True, "actor": "operator:op-2", "requested_at": old, "appeal_id": None}},
+        {**base_doc, "_id": lost, "pending": [], "resolved_first_contact": False,
+         "conversion": {"requested": True, "actor": "admin:a-1", "requested_at": old - timedelta(minutes=5),
+                        "appeal_id": None, "submission": samples.raw_submission(
+                            channel=Channel.HOTLINE, source_id=f"consultation:{lost}").model_dump(mode="json")}},
     ])
     raw = samples.raw_submission(channel=Channel.HOTLINE, source_id=f"consultation:{late}", category=None)
     async with TopicReader(infra.bootstrap, Topics(prefix).consultations) as reader, \
             intake(infra, prefix, issuer):
         await publish_raw(infra, prefix, raw)
-        recs = await reader.wait_for(lambda rs: len(rs) >= 2, timeout=30)
-        await asyncio.sleep(1.5)  # a few more rounds: nothing is published again
+        await reader.wait_for(lambda rs: len({e.id for e in events(rs)}) >= 3, timeout=60)
+        await asyncio.sleep(1.5)  # a few more rounds: nothing new is published
         evs = events(await reader.settle(1.0))
-        assert len({e.id for e in evs}) == 2 and len(recs) >= 2
-        by_type = {type(e.data): e.data for e in evs}
-        assert str(by_type[ConsultationRecorded].consultation_id) == left
-        conv = by_type[ConsultationConverted]
-        assert str(conv.consultation_id) == late and conv.actor == "operator:op-2"
-        doc = await mongo_db["consultations"].find_one({"_id": late})
-        assert doc["conversion"]["registration_number"] == conv.registration_number and doc["pending"] == []
+        assert len({e.id for e in evs}) == 3
+        recorded = [e.data for e in evs if isinstance(e.data, ConsultationRecorded)]
+        assert {str(d.consultation_id) for d in recorded} == {left}
+        converted = {str(e.data.consultation_id): e.data for e in evs if isinstance(e.data, ConsultationConverted)}
+        assert set(converted) == {late, lost}
+        assert (converted[late].actor, converted[lost].actor) == ("operator:op-2", "admin:a-1")
+        for cid in (late, lost):
+            doc = await mongo_db["consultations"].find_one({"_id": cid})
+            assert doc["conversion"]["registration_number"] == converted[cid].registration_number and doc["pending"] == []
+        assert await mongo_db["intake_appeals"].count_documents({"source_id": f"consultation:{lost}"}) == 1
         assert (await mongo_db["consultations"].find_one({"_id": left}))["pending"] == []
