@@ -82,7 +82,8 @@ class AnalyticsService:
             return []  # 50%, 80%, 1wd: nothing to count
         return await self._fold(uow, str(e.appeal_id), rm.apply_alert, e)
 
-    async def on_consultation(self, e: ConsultationRecorded | ConsultationConverted, uow: AnalyticsUoW) -> list[EventData]:
+    async def on_consultation(self, e: ConsultationRecorded | ConsultationConverted,
+                              uow: AnalyticsUoW) -> list[EventData]:
         apply = cs.apply_recorded if isinstance(e, ConsultationRecorded) else cs.apply_converted
         cid = str(e.consultation_id)
         uow.consultations.put(apply(await uow.consultations.get(cid), e))

@@ -25,8 +25,8 @@ HTTP (OpenAPI at /openapi.json; errors are RFC 9457 problem details):
 Events are published after the store is written; a consultation keeps the names of the events not yet
 published (``pending``) until the broker takes them, and a leased loop (``consultations``) publishes what a
 failed request left, links conversions registered after the HTTP answer, and publishes again a
-conversion's submission that is still not registered a minute after its last publish. Event ids are derived from the
-consultation id, so a copy published twice is one event to every consumer.
+conversion's submission that is still not registered a minute after its last publish. Event ids are
+derived from the consultation id, so a copy published twice is one event to every consumer.
 """
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def consultation_id(subject: str, key: str) -> uuid.UUID:
 
 
 def body_digest(body: BaseModel) -> str:
-    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def event_id(cid: str, what: str) -> uuid.UUID:
@@ -314,8 +315,8 @@ class Consultations:
         """The conversion's appeal is registered: link it (once) and publish ConsultationConverted."""
         conv = doc["conversion"]
         if not conv.get("appeal_id"):
-            conv = {**conv, "appeal_id": str(registered["_id"]), "registration_number": registered["registration_number"],
-                    "converted_at": datetime.now(UTC)}
+            conv = {**conv, "appeal_id": str(registered["_id"]),
+                    "registration_number": registered["registration_number"], "converted_at": datetime.now(UTC)}
             await self.col.update_one({"_id": doc["_id"], "conversion.appeal_id": None},
                                       {"$set": {"conversion": conv}, "$addToSet": {"pending": "converted"}})
             doc = await self.col.find_one({"_id": doc["_id"]}) or doc
@@ -475,7 +476,8 @@ class Consultations:
         category = body.category
         if category is None:
             if not body.question or not body.question.strip():
-                raise Problem(422, "question_required", MESSAGES_RU_CONSULT["question_required"], ["category", "question"])
+                raise Problem(422, "question_required", MESSAGES_RU_CONSULT["question_required"],
+                              ["category", "question"])
             category = (await asyncio.to_thread(self.kb.classifier.classify, body.question)).category
         cid, digest = consultation_id(p.subject, key), body_digest(body)
         doc = new_document(cid, body, category, actor_of(p), digest, datetime.now(UTC))
@@ -526,7 +528,8 @@ class Consultations:
             answer = ConversionAnswer(status="accepted", consultation_id=cid, access_code=code,
                                       access_code_note=ACCESS_CODE_NOTE if code else None)
             return JSONResponse(answer.model_dump(mode="json", exclude_none=True), 202, headers=NO_STORE)
-        if code is not None and not await asyncio.to_thread(access_codes.verify, code, registered.get("access_code_hash")):
+        stored_hash = registered.get("access_code_hash")
+        if code is not None and not await asyncio.to_thread(access_codes.verify, code, stored_hash):
             code = None  # an earlier copy registered first: its code is the valid one
         await self._link(doc, registered)
         answer = ConversionAnswer(status="converted", consultation_id=cid, appeal_id=registered["_id"],
