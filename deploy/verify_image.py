@@ -36,6 +36,7 @@ def problems() -> list[str]:
 
     tomls = [
         ("intake", IntakeSettings().classifier_rules),
+        ("intake", IntakeSettings().knowledge_base),
         ("router", RouterSettings().routing_rules),
         ("notifier", NotifierSettings().deadline_table),
         ("notifier", NotifierSettings().calendar_overrides),

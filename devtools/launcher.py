@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +328,28 @@ async def api_demo(cfg: Config, seen: dict[str, str], party_token: str) -> dict[
         return {"party_api": out["status"], "citizen_status": status}
 
 
+async def consultation_demo(cfg: Config, operator_token: str) -> dict[str, str]:
+    """A question, not an appeal: the knowledge base's suggestion for it (anonymously, as the site asks
+    before filing), then the operator records the consultation as resolved at first contact."""
+    import httpx
+
+    question = "До какого числа нужно передавать показания счётчиков?"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cfg.port('intake')}", timeout=10) as http:
+        r = await http.post("/api/v1/suggestions", json={"text": question})
+        r.raise_for_status()
+        top = (r.json()["articles"] or [{"id": "-", "title": "-"}])[0]
+        print(f"-> anonymous POST /api/v1/suggestions -> {r.status_code}: {top['id']} «{top['title']}»")
+        r = await http.post("/api/v1/consultations", json={
+            "channel": "hotline", "question": question, "article_ids": [top["id"]] if top["id"] != "-" else [],
+            "resolved_first_contact": True}, headers={"authorization": f"Bearer {operator_token}",
+                                                      "Idempotency-Key": f"demo-{uuid.uuid4()}"})
+        r.raise_for_status()
+        c = r.json()
+        print(f"-> operator POST /api/v1/consultations -> {r.status_code} (topic {c['category']}, resolved at first "
+              f"contact, by {c['operator']}; not routed)")
+        return {"suggested": top["id"], "consultation": c["consultation_id"]}
+
+
 async def gis_demo(cfg: Config, since: float, timeout: float = 60.0) -> dict[str, str]:
     """Follow the appeals the emulator was seeded with: pulled by gis_sync, registered by intake,
     assigned by the router, and the assignment mirrored back to ГИС ЖКХ as a Performer."""
@@ -399,6 +422,7 @@ async def main_async(args: argparse.Namespace) -> int:
             if tokens:
                 await api_demo(cfg, seen, tokens["demo-party"])
                 await outage_demo(cfg, tokens["demo-operator"])  # the outage register (devtools/outage_demo.py)
+                await consultation_demo(cfg, tokens["demo-operator"])
             if system.gis is not None and cfg.gis_seed > 0:
                 await gis_demo(cfg, since=started_at - 1)
         if args.once:

@@ -36,6 +36,7 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.appeals.lifecycle --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.appeals.actions --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.outages --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=2592000000
+"$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.consultations --partitions 3 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.rejected --partitions 1 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.intake.dlq --partitions 1 --replication-factor "$REPLICATION" --config retention.ms=2592000000
 "$BIN/kafka-topics.sh" "${ARGS[@]}" --create --if-not-exists --topic zhkh.router.dlq --partitions 1 --replication-factor "$REPLICATION" --config retention.ms=2592000000
@@ -61,6 +62,7 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-analytics --operation Read --group zhkh.analytics
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-analytics --operation Write --topic zhkh.analytics.dlq
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-analytics --operation Read --topic zhkh.appeals.lifecycle
+"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-analytics --operation Read --topic zhkh.intake.consultations
 # zhkh-gis-sync: the gis_sync service
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-gis-sync --operation Read --group zhkh.gis_sync
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-gis-sync --operation Write --topic zhkh.appeals.actions
@@ -71,6 +73,7 @@ REPLICATION="${KAFKA_REPLICATION:-1}"
 # zhkh-intake: the intake service
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Read --group zhkh.intake
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Write --topic zhkh.appeals.lifecycle
+"$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Write --topic zhkh.intake.consultations
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Write --topic zhkh.intake.dlq
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Read --topic zhkh.intake.raw.chatbot
 "$BIN/kafka-acls.sh" "${ARGS[@]}" --add --allow-principal User:zhkh-intake --operation Write --topic zhkh.intake.raw.chatbot

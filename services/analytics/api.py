@@ -13,6 +13,9 @@ Every /api route needs a bearer token with role ``analyst``, ``inspector`` or ``
         first answer, overdue share, "not ours" bounces, escalations, reopen rate, satisfaction
     GET /api/v1/analytics/parties.csv   (same filters)
         the same rows as CSV, UTF-8 with a BOM
+    GET /api/v1/analytics/consultations.csv   (period and channel filters; a district leaves none)
+        one row per consultation (channel, topic, articles, resolved at first contact, converted, the
+        appeal's number), UTF-8 with a BOM; the summary's ``consultations`` block has their counts
     GET /dashboard
         the dashboard page (static/dashboard.html, no data in it): its script takes the access token
         from the URL fragment (``#access_token=…``, as an IdP redirect or a portal link gives it), keeps
@@ -158,6 +161,23 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
                         media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
                                  "x-content-type-options": "nosniff"})
+
+    @api.get("/api/v1/analytics/consultations.csv", operation_id="analytics_consultations_csv",
+             responses={**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                                        "description": "One row per consultation"}},
+             summary="One CSV row per consultation (UTF-8 with BOM), no personal data or text",
+             response_class=StreamingResponse)
+    async def consultations_csv(request: Request, p: Principal = reader, date_from: str | None = q_from,  # noqa: ARG001
+                                date_to: str | None = q_to, district: str | None = q_district,  # noqa: ARG001
+                                channel: str | None = q_channel) -> StreamingResponse:  # noqa: ARG001
+        f = filters(request)
+        name = f"zhkh-consultations-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
+        log.info("consultations_csv", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
+        return StreamingResponse(
+            service.consultations_csv(f, settings.export_batch), media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
+                     "x-content-type-options": "nosniff"},
+        )
 
     @api.get("/dashboard", include_in_schema=False)
     async def dashboard() -> Response:

@@ -1,6 +1,7 @@
 """Wiring of the analytics service. ``uvicorn --factory analytics.main:create_app`` or ``python -m analytics``.
 
-Reads the lifecycle topic into a per-appeal read model (``analytics_appeals``) and serves the
+Reads the lifecycle topic into a per-appeal read model (``analytics_appeals``), the consultations topic
+into ``analytics_consultations``, and serves the
 summary API, the CSV export and the dashboard page. Publishes nothing. See docs/analytics.md.
 """
 
@@ -25,7 +26,8 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     rt = ServiceRuntime(settings)
     repo = AnalyticsRepository(rt.db)
     service = AnalyticsService(repo)
-    rt.process((rt.topics.lifecycle,), service.handlers(), lambda session: MongoAnalyticsUoW(repo.appeals, session))
+    rt.process((rt.topics.lifecycle, rt.topics.consultations), service.handlers(),
+               lambda session: MongoAnalyticsUoW(repo.appeals, session, repo.consultations))
     rt.on_startup(repo.ensure_indexes)
     return rt.http_app([api.routes(service, settings, rt.auth)], title="zhkh-appeals analytics",
                        description="Read model and reports (roles analyst, inspector, admin).")

@@ -7,6 +7,8 @@ transaction, so a redelivered event changes nothing. The analytics service publi
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,12 +20,15 @@ from zhkh_contracts import (
     AppealAssigned,
     AppealRegistered,
     AppealStatusChanged,
+    ConsultationConverted,
+    ConsultationRecorded,
     DeadlineAlert,
     DeadlinePlanned,
     EventData,
 )
 from zhkh_runtime.engine import Handlers
 
+from . import consultations as cs
 from . import readmodel as rm
 from . import scorecards as sc
 from .uow import AnalyticsUoW
@@ -48,6 +53,8 @@ class AnalyticsService:
         h.on(AppealAnswered)(self.on_answered)
         h.on(AppealStatusChanged)(self.on_status)
         h.on(DeadlineAlert)(self.on_alert)
+        h.on(ConsultationRecorded)(self.on_consultation)
+        h.on(ConsultationConverted)(self.on_consultation)
         return h
 
     @staticmethod
@@ -75,12 +82,42 @@ class AnalyticsService:
             return []  # 50%, 80%, 1wd: nothing to count
         return await self._fold(uow, str(e.appeal_id), rm.apply_alert, e)
 
+    async def on_consultation(self, e: ConsultationRecorded | ConsultationConverted,
+                              uow: AnalyticsUoW) -> list[EventData]:
+        apply = cs.apply_recorded if isinstance(e, ConsultationRecorded) else cs.apply_converted
+        cid = str(e.consultation_id)
+        uow.consultations.put(apply(await uow.consultations.get(cid), e))
+        return []
+
     # ---- reports ----------------------------------------------------------------------------
 
     async def summary(self, filters: Filters) -> dict[str, Any]:
         now = self.clock()
         facet = await self.repo.aggregate(summary_pipeline(filters.match(), now))
-        return shape_summary(facet[0] if facet else None, filters, now)
+        body = shape_summary(facet[0] if facet else None, filters, now)
+        body["consultations"] = await self.consultations(filters)
+        return body
+
+    async def consultations(self, filters: Filters) -> dict[str, Any]:
+        """Consultations recorded in the period (and channel): by topic and channel, first-contact share,
+        converted into appeals (``consultations``)."""
+        m = cs.match(filters)
+        return cs.shape(await self.repo.consultation_counts(m) if m is not None else [])
+
+    async def consultations_csv(self, filters: Filters, batch: int = 1000) -> AsyncIterator[bytes]:
+        """One row per consultation (no personal data, no text): BOM and header first."""
+        yield (BOM + _csv([cs.CSV_COLUMNS])).encode("utf-8")
+        m = cs.match(filters)
+        if m is None:
+            return
+        rows: list[list[str]] = []
+        async for d in self.repo.consultation_rows(m, batch):
+            rows.append(cs.csv_row(d))
+            if len(rows) >= batch:
+                yield _csv(rows).encode("utf-8")
+                rows = []
+        if rows:
+            yield _csv(rows).encode("utf-8")
 
     async def parties(self, filters: Filters, tz: str) -> dict[str, Any]:
         """Per-party scorecards by registration month (``scorecards``), over the filtered appeals."""
@@ -117,3 +154,9 @@ class AnalyticsService:
 
 def _iso(v: datetime | None) -> str | None:
     return v.astimezone(UTC).isoformat() if v else None
+
+
+def _csv(rows: Any) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(rows)
+    return buf.getvalue()

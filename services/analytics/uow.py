@@ -21,19 +21,20 @@ class ReadModel(Protocol):
 class AnalyticsUoW(Protocol):
     message: Message
     appeals: ReadModel
+    consultations: ReadModel
 
 
 class MongoReadModel:
     """Documents read once per batch and kept (identity map); written together by ``flush``."""
 
-    def __init__(self, col: Any, session: Any) -> None:
-        self.col, self.session = col, session
+    def __init__(self, col: Any, session: Any, projection: dict[str, Any] | None = PROJECTION) -> None:
+        self.col, self.session, self.projection = col, session, projection
         self.docs: dict[str, dict[str, Any] | None] = {}
         self.dirty: set[str] = set()
 
     async def get(self, appeal_id: str) -> dict[str, Any] | None:
         if appeal_id not in self.docs:
-            self.docs[appeal_id] = await self.col.find_one({"_id": appeal_id}, PROJECTION, session=self.session)
+            self.docs[appeal_id] = await self.col.find_one({"_id": appeal_id}, self.projection, session=self.session)
         return self.docs[appeal_id]
 
     def put(self, doc: dict[str, Any]) -> None:
@@ -49,11 +50,15 @@ class MongoReadModel:
 
 
 class MongoAnalyticsUoW:
-    def __init__(self, col: Any, session: Any) -> None:
+    def __init__(self, col: Any, session: Any, consultations: Any = None) -> None:
         self.appeals = MongoReadModel(col, session)
+        # consultations (ConsultationRecorded/Converted): their own collection, whole documents
+        self.consultations = MongoReadModel(consultations, session, None) if consultations is not None else None
 
     async def flush(self) -> None:
         await self.appeals.flush()
+        if self.consultations is not None:
+            await self.consultations.flush()
 
 
 class MemoryReadModel:
@@ -70,9 +75,10 @@ class MemoryReadModel:
 class MemoryAnalyticsUoW:
     def __init__(self) -> None:
         self.appeals = MemoryReadModel()
+        self.consultations = MemoryReadModel()
 
     def snapshot(self) -> Any:
-        return copy.deepcopy(self.appeals.docs)
+        return copy.deepcopy((self.appeals.docs, self.consultations.docs))
 
     def restore(self, snap: Any) -> None:
-        self.appeals.docs = snap
+        self.appeals.docs, self.consultations.docs = snap

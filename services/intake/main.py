@@ -12,21 +12,27 @@ from zhkh_contracts import (
     AppealJoinedIncident,
     AppealRegistered,
     Channel,
+    ConsultationConverted,
+    ConsultationRecorded,
     MassIncidentDetected,
     RawAppealSubmitted,
 )
 from zhkh_runtime.app import ServiceRuntime
 
 from .classifier import Classifier
+from .consultations import Consultations
 from .ingress import Ingress, document_request_body
+from .knowledge import KnowledgeBase
 from .messages import MESSAGES_RU
 from .repository import IntakeRepository
 from .service import IntakeService
 from .settings import IntakeSettings
 from .uow import MongoIntakeUoW
 
-PUBLISHES = (AppealRegistered, AppealDuplicateLinked, MassIncidentDetected, AppealJoinedIncident, RawAppealSubmitted)
-"""What intake publishes (the HTTP ingress: RawAppealSubmitted on every channel's raw topic); topics from the
+PUBLISHES = (AppealRegistered, AppealDuplicateLinked, MassIncidentDetected, AppealJoinedIncident, RawAppealSubmitted,
+             ConsultationRecorded, ConsultationConverted)
+"""What intake publishes (the HTTP ingress: RawAppealSubmitted on every channel's raw topic; consultations: their
+events on the consultations topic); topics from the
 catalog. devtools/gen_contracts.py builds the catalog's producers and the AsyncAPI operations from it;
 tests/contract checks it against the event classes this package constructs."""
 RAW_CHANNELS = tuple(ch for ch in Channel if ch is not Channel.GIS)
@@ -40,7 +46,8 @@ there; the ingress refuses channel gis)."""
 DESCRIPTION = (
     "Intake's HTTP ingress: submit an appeal (anonymously from the public site form, or with a token for the "
     "channels it is granted) and read a submission's registration status by channel and source id. Errors are "
-    "RFC 9457 problem details."
+    "RFC 9457 problem details. Consultations: the knowledge base's suggestions for a question, and the "
+    "consultation records operators keep (convertible into an appeal)."
 )
 
 
@@ -48,8 +55,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     rt = ServiceRuntime(settings)
     repo = IntakeRepository(rt.db)
+    classifier = Classifier(settings.classifier_rules)
+    kb = KnowledgeBase.load(settings.knowledge_base, classifier)  # a bad file stops the start here
     service = IntakeService(
-        Classifier(settings.classifier_rules),
+        classifier,
         phone_region=settings.default_phone_region,
         duplicate_window=timedelta(hours=settings.duplicate_window_h),
         incident_window=timedelta(hours=settings.incident_window_h),
@@ -68,7 +77,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
     rt.on_startup(repo.ensure_indexes)
     ingress = Ingress(rt.publisher, repo, rt.topics, settings)
-    app = rt.http_app([ingress.router(rt.auth)], title="zhkh-appeals intake", description=DESCRIPTION)
+    consultations = Consultations(rt, repo, kb, settings)
+    rt.on_startup(consultations.ensure_indexes)
+    rt.every("consultations", settings.consultation_loop_s, consultations.round)
+    app = rt.http_app([ingress.router(rt.auth), consultations.router(rt.auth)], title="zhkh-appeals intake",
+                      description=DESCRIPTION)
     document_request_body(app)
     return app
 

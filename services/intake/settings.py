@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 from zhkh_runtime.settings import RuntimeSettings
 
 from .classifier import DEFAULT_RULES
+from .knowledge import DEFAULT_KNOWLEDGE_BASE
 
 
 class IntakeSettings(RuntimeSettings):
@@ -25,7 +26,18 @@ class IntakeSettings(RuntimeSettings):
                                         "those with a token not granted the form) per client address ('limits' notation, "
                                         "';' between limits); over it: 429 with Retry-After")
 
-    @field_validator("public_submission_rate")
+    knowledge_base: Path = Field(default=DEFAULT_KNOWLEDGE_BASE, description="Knowledge base of answers for "
+                                 "consultations (TOML, services/intake/rules/knowledge.toml); validated at start")
+    public_suggestions: bool = Field(default=True, description="Anonymous callers may ask for knowledge-base "
+                                     "suggestions (POST /api/v1/suggestions); off: a token is needed")
+    suggestion_rate: str = Field(default="30/minute;300/hour", description="Suggestions per client address for "
+                                 "anonymous callers and tokens without role operator, admin or service")
+    consultation_loop_s: float = Field(default=10.0, gt=0, description="How often the consultations loop publishes "
+                                       "events a failed request left and links conversions registered late")
+    consultation_settle_s: float = Field(default=5.0, ge=0, description="The loop leaves a consultation this young "
+                                         "to the request that is publishing it")
+
+    @field_validator("public_submission_rate", "suggestion_rate")
     @classmethod
     def _rate(cls, v: str) -> str:
         if not parse_many(v):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import uuid
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 from tests.integration.test_analytics import EXPECTED, figures, poll, publish, scenario, settings_for
 from tests.support.http import request
 from tests.support.services import served
-from zhkh_contracts import Topics
+from zhkh_contracts import Category, Channel, ConsultationConverted, ConsultationRecorded, Envelope, Topics
 
 pytestmark = pytest.mark.e2e
 BROWSER_TIMEOUT_S = 60
@@ -62,6 +64,7 @@ class Dom(HTMLParser):
         self.charts: dict[str, dict[str, int]] = {}
         self.chart_attrs: dict[str, dict[str, str | None]] = {}
         self.kpis: dict[str, str | None] = {}
+        self.consult: dict[str, str | None] = {}
         self._chart: str | None = None
         self._depth = 0
         self.text: list[str] = []
@@ -74,6 +77,8 @@ class Dom(HTMLParser):
             self.body = a
         if "data-kpi" in a:
             self.kpis[a["data-kpi"] or ""] = a.get("data-value")
+        if "data-consult" in a:
+            self.consult[a["data-consult"] or ""] = a.get("data-value")
         if tag == "div" and "data-chart" in a:
             self._chart = a["data-chart"]
             self.charts[self._chart or ""] = {}
@@ -111,15 +116,36 @@ PARTIES = {
 }
 
 
+def consultations() -> list[Envelope[Any]]:
+    """Three consultations in January 2026 (two on the hotline, one resolved there; one at a reception,
+    resolved) and the conversion of the unresolved one, as intake publishes them."""
+    at = datetime(2026, 1, 20, 9, tzinfo=UTC)
+    ids = [uuid.UUID(int=i + 1) for i in range(3)]
+    rows = [("hotline", "heating", True), ("hotline", "billing", False), ("reception", "management", True)]
+    out: list[Envelope[Any]] = [
+        Envelope.new(ConsultationRecorded(consultation_id=cid, channel=Channel(ch), category=Category(cat),
+                                          resolved_first_contact=ok, actor="operator:op-1", recorded_at=at),
+                     source="/zhkh-appeals/intake", appeal_id=f"consultation:{cid}", occurred_at=at)
+        for cid, (ch, cat, ok) in zip(ids, rows, strict=True)
+    ]
+    out.append(Envelope.new(ConsultationConverted(consultation_id=ids[1], appeal_id=uuid.UUID(int=99),
+                                                  registration_number="ZH-2026-0000099", channel=Channel.HOTLINE,
+                                                  category=Category.BILLING, actor="operator:op-1", converted_at=at),
+                            source="/zhkh-appeals/intake", appeal_id=f"consultation:{ids[1]}", occurred_at=at))
+    return out
+
+
 async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path, issuer):
     from analytics.main import create_app
 
     binary = chromium()
     s = scenario()
     await publish(infra.bootstrap, Topics(prefix).lifecycle, s.events)
+    await publish(infra.bootstrap, Topics(prefix).consultations, consultations())
     tok = issuer.token("analyst-1", "analyst")
     async with served(create_app(settings_for(infra, prefix, issuer))) as base:
-        await poll(f"{base}/api/v1/analytics/summary", lambda b: figures(b) == EXPECTED, token=tok)
+        await poll(f"{base}/api/v1/analytics/summary", lambda b: figures(b) == EXPECTED
+                   and b["consultations"]["converted"]["count"] == 1, token=tok)
         status, page = await asyncio.to_thread(request, "GET", f"{base}/dashboard")
         assert status == 200 and "Обращения по каналам".encode() in page
 
@@ -152,12 +178,21 @@ async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path, 
         assert shown in text, shown
     assert 'href="/api/v1/analytics/parties.csv"' in html
 
+    # consultations: counts, first-contact share, converted; by topic and channel
+    assert dom.consult == {"total": "3", "resolved": str(round(2 / 3, 4)), "converted": "1"}
+    assert dom.charts["consult_by_category"] == {"heating": 1, "billing": 1, "management": 1}
+    assert dom.charts["consult_by_channel"] == {"hotline": 2, "reception": 1}
+    for shown in ("Консультации", "Решено при первом обращении", "доля: 66,7 %", "доля: 33,3 %"):
+        assert shown in text, shown
+    assert 'href="/api/v1/analytics/consultations.csv"' in html
+
     # the page's query goes to the API and to the CSV link
     hot = Dom()
     hot.feed(filtered)
     assert hot.body.get("data-ready") == "1"
     assert hot.charts["by_channel"] == {"hotline": 2} and hot.kpis["total"] == "2"
     assert hot.charts["by_category"] == {"heating": 1, "lifts": 1}
+    assert hot.consult["total"] == "2" and hot.charts["consult_by_channel"] == {"hotline": 2}
     assert 'href="/api/v1/analytics/export.csv?from=2026-01-01&amp;channel=hotline"' in filtered
     assert hot.parties == {  # B (uk-zarechye, answered after 5 h) and E (fallback queue)
         ("2026-01", "uk-zarechye"): row(1, 1, "5", 0, reopen_rate="0"),

@@ -60,6 +60,10 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
                          r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} Asia/Yekaterinburg \(a notice; the appeal is still routed to "
                          r"uk-zarechye", out.stdout, re.M), out.stdout
         assert re.search(r"^-> outage API: restored -> 202 applied \(duration at the house 0\.\d+ h", out.stdout, re.M), out.stdout
+        # a question answered without an appeal: the knowledge base's suggestion, then the consultation record
+        assert "-> anonymous POST /api/v1/suggestions -> 200: meter-readings «Когда и как передавать показания счётчиков?»" in out.stdout, out.stdout
+        assert re.search(r"^-> operator POST /api/v1/consultations -> 201 \(topic billing, resolved at first contact, "
+                         r"by operator:demo-operator; not routed\)$", out.stdout, re.M), out.stdout
         assert out.stdout.rstrip().endswith("stopped")
     assert len(numbers) == 2
     assert int(numbers[1][-7:]) > int(numbers[0][-7:])  # the counter survived the restart (ГИС appeals take numbers too)

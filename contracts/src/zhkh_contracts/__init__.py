@@ -63,6 +63,8 @@ from .events import (
     AppealProgressUpdated,
     FollowUpDue,
     AppealRatingRequested,
+    ConsultationConverted,
+    ConsultationRecorded,
     RawAppealSubmitted,
     OUTAGE_CLASSES,
     AppealLinkedToOutage,
@@ -93,6 +95,8 @@ from .topics import (
 __version__ = "1.8.0"
 
 __all__ = [
+    "ConsultationConverted",
+    "ConsultationRecorded",
     "GisActionFailed",
     "GisActionMirrored",
     "ACTION_CLASSES",

@@ -569,6 +569,47 @@ class AppealLinkedToOutage(EventData):
     restored_at: AwareDatetime | None = None
     at: AwareDatetime
 
+# ---- consultations (contracts 1.8): questions answered at first contact, never routed ----------------
+
+ARTICLE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+ArticleId = Annotated[str, Field(pattern=ARTICLE_ID_PATTERN)]
+
+
+class ConsultationRecorded(EventData):
+    """An operator answered a question (a consultation): a record of its own, never an appeal, never routed.
+
+    Keyed by ``consultation:<consultation_id>``. No personal data and no free text: the question and any
+    contact stay in intake's store. Contracts 1.8."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "consultation.recorded.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    consultation_id: uuid.UUID
+    channel: Channel
+    category: Category = Field(description="The topic of the question")
+    article_ids: tuple[ArticleId, ...] = Field(default=(), max_length=20, description="Knowledge-base articles given "
+                                         "as the answer (ids from intake's knowledge base)")
+    resolved_first_contact: bool = Field(description="The question was settled in this contact")
+    actor: str = Field(max_length=200, description="Who recorded it: operator:<subject> or admin:<subject>")
+    recorded_at: AwareDatetime
+
+
+class ConsultationConverted(EventData):
+    """A consultation became an appeal: intake registered an appeal from it through its normal path
+    (a raw submission with source id ``consultation:<consultation_id>``, so it converts once).
+    Keyed by ``consultation:<consultation_id>``. Contracts 1.8."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "consultation.converted.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    consultation_id: uuid.UUID
+    appeal_id: uuid.UUID
+    registration_number: str
+    channel: Channel = Field(description="The consultation's channel")
+    category: Category = Field(description="The consultation's topic")
+    actor: str = Field(max_length=200, description="Who converted it: operator:<subject> or admin:<subject>")
+    converted_at: AwareDatetime
+
 
 EVENT_CLASSES: tuple[type[EventData], ...] = (
     DeadlinePlanned,
@@ -602,6 +643,8 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     OutageRestoreTimeChanged,
     OutageRestored,
     AppealLinkedToOutage,
+    ConsultationRecorded,
+    ConsultationConverted,
 )
 OUTAGE_CLASSES: tuple[type[EventData], ...] = (OutageRegistered, OutageRestoreTimeChanged, OutageRestored)
 ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))

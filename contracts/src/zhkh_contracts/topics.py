@@ -27,6 +27,8 @@ from .events import (
     GisActionMirrored,
     AppealJoinedIncident,
     AppealRegistered,
+    ConsultationConverted,
+    ConsultationRecorded,
     MassIncidentDetected,
     OUTAGE_CLASSES,
     AppealLinkedToOutage,
@@ -92,6 +94,12 @@ class Topics:
         """The outage register (planned and emergency outages per house), keyed by ``outage:<id>`` (contracts 1.8)."""
         return f"{self.prefix}.outages"
 
+    @property
+    def consultations(self) -> str:
+        """Consultations (questions answered, never routed) and their conversion into appeals, keyed by
+        ``consultation:<id>`` (contracts 1.8)."""
+        return f"{self.prefix}.intake.consultations"
+
     def dlq(self, service: str) -> str:
         """Dead letters of one service: original key/value/headers plus x-dlq-* error headers."""
         return f"{self.prefix}.{service}.dlq"
@@ -151,6 +159,16 @@ class Topics:
                 retention_ms=THIRTY_DAYS_MS,
                 producers=_producers("outages"),
                 consumers=_consumers("outages"),
+            ),
+            TopicSpec(
+                name=self.consultations,
+                events=(ConsultationRecorded, ConsultationConverted),
+                description="Consultations intake recorded (channel, topic, articles given, resolved at first "
+                "contact) and their conversion into appeals; no personal data or free text. Keyed by "
+                "consultation:<id>.",
+                retention_ms=THIRTY_DAYS_MS,
+                producers=_producers("intake.consultations"),
+                consumers=_consumers("intake.consultations"),
             ),
             TopicSpec(
                 name=self.rejected,
