@@ -24,28 +24,31 @@ from zhkh_contracts import (
     PartyRejectedNotResponsible,
     PartyPostedUpdate,
     PartyRequestedExtension,
+    CARD_ACTION_CLASSES,
+    CARD_EVENT_CLASSES,
 )
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.engine import Emit
 
 from . import api as api_module
 from .api import RouterApi
+from .controlcards import CardPolicy, CardsRepository, ControlCards, MongoCardsUoW
+from .controlcards_api import CardsApi
 from .followup import FollowUps
 from .queries import Queries
 from .repository import DirectoryCache, RouterRepository
 from .rules import RoutingRules
 from .service import RouterService
 from .settings import RouterSettings
-from .uow import MongoRouterUoW
 
 API_ACTIONS = (
     PartyAccepted, PartyAnswered, PartyRejectedNotResponsible, PartyRequestedExtension, PartyPostedUpdate,
-    OperatorAssigned, CitizenRatedAnswer, CitizenComplained, CitizenWithdrew,
+    OperatorAssigned, CitizenRatedAnswer, CitizenComplained, CitizenWithdrew, *CARD_ACTION_CLASSES,
 )
 """Actions of parties, operators and citizens: published on the actions topic by the router's HTTP API (source
 /zhkh-appeals/router, the authenticated principal as actor); nobody else may publish them (issue 13)."""
 PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended, AppealProgressUpdated,
-             AppealRatingRequested, AppealTransitionRejected, FollowUpDue, *API_ACTIONS)
+             AppealRatingRequested, AppealTransitionRejected, FollowUpDue, *CARD_EVENT_CLASSES, *API_ACTIONS)
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 
@@ -57,9 +60,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     close_after = timedelta(days=settings.close_without_reply_days)
     service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id,
                             close_after=close_after, reopen_window=timedelta(days=settings.reopen_window_days))
-    rt.process((rt.topics.lifecycle, rt.topics.actions), service.handlers(),
-               lambda session: MongoRouterUoW(repo.appeals_in(session), cache, repo.history_in(session)),
+    cards_repo, policy = CardsRepository(rt.db), CardPolicy.of(settings)
+    rt.process((rt.topics.lifecycle, rt.topics.actions), ControlCards(policy).extend(service.handlers()),
+               lambda session: MongoCardsUoW(repo.appeals_in(session), cache, repo.history_in(session),
+                                             cards=cards_repo.in_session(session)),
                strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused
+    rt.on_startup(cards_repo.ensure_indexes)
     rt.on_startup(repo.ensure_indexes)
     queries = Queries(repo, cache)
     api = RouterApi(rt, queries, settings)
@@ -71,7 +77,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     follow_ups = FollowUps(repo.appeals, publish, timedelta(days=settings.rating_ask_after_days), close_after)
     rt.every("follow_up", settings.follow_up_interval_s, follow_ups.round, again=lambda n: n >= follow_ups.batch)
-    return rt.http_app([api.router()], title="zhkh-appeals router",
+    cards_api = CardsApi(rt, settings, cards_repo, cache, policy)
+    return rt.http_app([api.router(), cards_api.router()], title="zhkh-appeals router",
                        description=(api_module.__doc__ or "").strip())
 
 

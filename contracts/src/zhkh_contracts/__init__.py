@@ -63,6 +63,17 @@ from .events import (
     AppealProgressUpdated,
     FollowUpDue,
     AppealRatingRequested,
+    CARD_ACTION_CLASSES,
+    CARD_EVENT_CLASSES,
+    ConfirmationMethod,
+    ControlCardActionBase,
+    ControlCardAppealJoined,
+    ControlCardClosed,
+    ControlCardOpened,
+    ControlCardRestorationConfirm,
+    ControlCardRestorationReport,
+    ControlCardRestorationReported,
+    ControlCardState,
     RawAppealSubmitted,
 )
 from . import resources
@@ -81,7 +92,7 @@ from .topics import (
     source_of,
 )
 
-__version__ = "1.7.0"
+__version__ = "1.8.0"
 
 __all__ = [
     "GisActionFailed",
@@ -135,6 +146,17 @@ __all__ = [
     "AppealProgressUpdated",
     "FollowUpDue",
     "AppealRatingRequested",
+    "CARD_ACTION_CLASSES",
+    "CARD_EVENT_CLASSES",
+    "ConfirmationMethod",
+    "ControlCardActionBase",
+    "ControlCardAppealJoined",
+    "ControlCardClosed",
+    "ControlCardOpened",
+    "ControlCardRestorationConfirm",
+    "ControlCardRestorationReport",
+    "ControlCardRestorationReported",
+    "ControlCardState",
     "REGISTRY",
     "SECRET_FIELDS",
     "RawAppealSubmitted",

@@ -13,6 +13,8 @@ from .appeal import Channel
 from .envelope import EventData
 from .events import (
     ACTION_CLASSES,
+    CARD_ACTION_CLASSES,
+    CARD_EVENT_CLASSES,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -120,6 +122,7 @@ class Topics:
                     DeadlineAlert,
                     GisActionMirrored,
                     GisActionFailed,
+                    *CARD_EVENT_CLASSES,
                 ),
                 description="Lifecycle events of every appeal (keyed by appeal id) and incident (incident:<id>).",
                 retention_ms=THIRTY_DAYS_MS,
@@ -128,7 +131,7 @@ class Topics:
             ),
             TopicSpec(
                 name=self.actions,
-                events=ACTION_CLASSES,
+                events=(*ACTION_CLASSES, *CARD_ACTION_CLASSES),
                 description="Actions on appeals (accept, answer, not ours, extension, rating, complaint, "
                 "withdrawal, operator routing, deadline expiry), keyed by appeal id or incident:<id>.",
                 retention_ms=THIRTY_DAYS_MS,
