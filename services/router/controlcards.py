@@ -235,6 +235,12 @@ def on_appeal(policy: CardPolicy, current: Card | None, appeal_id: str, resource
     return "open" if policy.in_season(at, tz) else "out_of_season"
 
 
+def reported_at(appeal: Any) -> datetime:
+    """When the resident reported it: the channel's ``received_at`` (a call taken at 23:50 and registered after
+    midnight counts for the day it was taken), never later than the registration."""
+    return min(appeal.received_at, appeal.registered_at).astimezone(UTC)
+
+
 def role_of(actor: str) -> str:
     return actor.split(":", 1)[0]
 
@@ -437,12 +443,13 @@ class ControlCards:
         current = await uow.cards.current(resource, house_key)
         tzname = current.timezone if current else self.policy.timezone(await uow.directory(), assigned.district_id)
         tz = ZoneInfo(tzname)
-        decision = on_appeal(self.policy, current, str(a.appeal_id), resource, a.registered_at, tz)
+        at = reported_at(a)
+        decision = on_appeal(self.policy, current, str(a.appeal_id), resource, at, tz)
         if decision == "join" and current is not None:
-            return [await self._join(current, str(a.appeal_id), a.registered_at, uow)]
+            return [await self._join(current, str(a.appeal_id), at, uow)]
         if decision != "open":
             return []
-        opened_at = a.registered_at.astimezone(UTC)
+        opened_at = at
         card = Card(
             card_id=str(card_id_of(resource, house_key, a.appeal_id)), house_key=house_key, resource=resource,
             district_id=assigned.district_id, party_id=assigned.party_id, timezone=tzname, opened_at=opened_at,

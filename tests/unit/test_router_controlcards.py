@@ -162,7 +162,7 @@ class Router:
         return events(self.pub)[before:]
 
     def appeal(self, category: Category = Category.HEATING, address: Address | None = None) -> Any:
-        raw = samples.raw_submission(category=category)
+        raw = samples.raw_submission(category=category).model_copy(update={"received_at": self.now})
         if address is not None:
             raw = raw.model_copy(update={"address": address})
         return build_appeal(prepare(raw), uuid.uuid4(), f"ZH-2026-{next(self.numbers):07d}", self.now, CLASSIFIER)
@@ -261,6 +261,15 @@ async def test_an_answer_reports_restoration_a_new_appeal_reopens_and_only_staff
     assert _only(out, AppealTransitionRejected).code == "already_closed"
     _, out = await r.register()
     assert _only(out, ControlCardOpened).card_id != card_id
+
+
+async def test_the_card_opens_when_the_resident_reported_not_when_intake_registered():
+    r = Router(now=datetime(2026, 11, 24, 19, 5, tzinfo=UTC))  # 00:05 on 25 Nov in Perm
+    raw = samples.raw_submission(category=Category.HEATING).model_copy(
+        update={"received_at": datetime(2026, 11, 24, 18, 50, tzinfo=UTC)})  # 23:50 on 24 Nov in Perm
+    a = build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000001", r.now, CLASSIFIER)
+    opened = _only(await r.feed(AppealRegistered(appeal=a)), ControlCardOpened)
+    assert opened.opened_at == raw.received_at and opened.target_at == datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
 
 
 async def test_an_action_on_an_unknown_card_is_refused_and_the_outage_hook_reports():
