@@ -269,7 +269,8 @@ class CardsApi:
             at = min(now, end)
             for d in docs:
                 v = card_view(Card.of(d), at)
-                w.writerow(["" if v.get(c) is None else v[c] for c in CSV_COLUMNS])
+                w.writerow(["" if v.get(c) is None else str(v[c]).lower() if isinstance(v[c], bool) else v[c]
+                            for c in CSV_COLUMNS])
             log.info("csv_export", what="control_cards", role=p.role_for_audit(), rows=len(docs))
             name = f"control-cards-{district_id}-{the_day.isoformat()}.csv"
             return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
