@@ -144,8 +144,9 @@ async def test_cards_open_join_report_list_and_close_on_confirmation(infra, pref
         status, text = await acall("GET", f"{base}/api/v1/control-cards.csv?district_id=d-leninsky", t["inspector"])
         assert status == 200 and text.startswith("\ufeff")
         rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
-        assert {(r["resource"], r["state"]) for r in rows} == {
-            ("heating", "closed"), ("hot_water", "restoration_reported"), ("heating", "open")}
+        assert {(r["resource"], r["state"], r["overdue"]) for r in rows} == {
+            ("heating", "closed", "true"), ("hot_water", "restoration_reported", "false"), ("heating", "open", "false")}
+        assert next(r for r in rows if r["state"] == "closed")["confirmed_by"] == "operator:op-1"
         assert all("+7912" not in v for r in rows for v in r.values())
 
 
