@@ -40,10 +40,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pymongo.errors import DuplicateKeyError
 
 from zhkh_contracts import (
+    ACTION_CLASSES,
     AppealAnswered,
     AppealAssigned,
     AppealRegistered,
     AppealTransitionRejected,
+    AssignmentCause,
     Category,
     ConfirmationMethod,
     ControlCardActionBase,
@@ -67,6 +69,7 @@ DEFAULT_RESOURCES = ("heating", "hot_water", "cold_water", "electricity", "gas")
 CONFIRMERS = ("operator", "inspector", "admin")
 OPEN, REPORTED, CLOSED = ControlCardState.OPEN, ControlCardState.RESTORATION_REPORTED, ControlCardState.CLOSED
 FORBIDDEN = "forbidden"
+PASSED_ON = (AssignmentCause.REROUTE, AssignmentCause.FALLBACK, AssignmentCause.OPERATOR)
 
 
 # ---- decisions (no I/O) --------------------------------------------------------------------------
@@ -426,9 +429,32 @@ class ControlCards:
             return out + await self.on_routed(e, out, uow)
 
         h.by_type[AppealRegistered.EVENT_TYPE] = on_registered
+        for cls in ACTION_CLASSES:  # an appeal of a card passed to another party ("not ours", operator routing)
+            h.by_type[cls.EVENT_TYPE] = self._follow_party(h.by_type[cls.EVENT_TYPE])
         h.on(AppealAnswered)(self.on_answered)
         h.on(ControlCardRestorationReport, ControlCardRestorationConfirm)(self.on_action)
         return h
+
+    def _follow_party(self, handler: Any) -> Any:
+        async def on_action(action: Any, uow: Any) -> list[Any]:
+            out = list(await handler(action, uow) or [])
+            for e in out:
+                if isinstance(e, AppealAssigned) and e.cause in PASSED_ON and e.previous_party_id:
+                    await self.passed_on(e, uow, action.actor)
+            return out
+
+        return on_action
+
+    async def passed_on(self, e: AppealAssigned, uow: Any, actor: str) -> None:
+        """The card's party said an appeal of the card is not its own, or an operator routed it elsewhere:
+        the card follows to the new party (an escalation leaves it: the party above supervises, it does not
+        restore). Recorded in the card's actions."""
+        card = await uow.cards.of_appeal(str(e.appeal_id))
+        if card is None or card.party_id != e.previous_party_id or card.party_id == e.party_id:
+            return
+        version = card.version
+        entry = self._log(uow.message, "party_changed", "applied", None, actor, None, e.assigned_at)
+        await uow.cards.save(replace(card, party_id=e.party_id, version=version + 1, log=[*card.log, entry]), version)
 
     async def on_routed(self, e: AppealRegistered, out: Iterable[Any], uow: Any) -> list[Emit]:
         """The appeal was routed just now (its ``AppealAssigned`` is in ``out``): open or join its card."""

@@ -34,6 +34,7 @@ from tests.support.engine import envelope, events, make_engine, rec
 from zhkh_contracts import (
     Address,
     AppealAnswered,
+    AppealAssigned,
     AppealRegistered,
     AppealTransitionRejected,
     Category,
@@ -45,6 +46,7 @@ from zhkh_contracts import (
     ControlCardRestorationReported,
     PartyAccepted,
     PartyAnswered,
+    PartyRejectedNotResponsible,
 )
 from zhkh_runtime.engine import MemoryTracking
 
@@ -270,6 +272,21 @@ async def test_the_card_opens_when_the_resident_reported_not_when_intake_registe
     a = build_appeal(prepare(raw), uuid.uuid4(), "ZH-2026-0000001", r.now, CLASSIFIER)
     opened = _only(await r.feed(AppealRegistered(appeal=a)), ControlCardOpened)
     assert opened.opened_at == raw.received_at and opened.target_at == datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
+
+
+async def test_the_card_follows_its_appeal_to_the_party_that_is_responsible_but_not_up_an_escalation():
+    r = Router()
+    a, out = await r.register()
+    card_id = _only(out, ControlCardOpened).card_id
+    first = r.card(card_id).party_id
+    out = await r.act(PartyRejectedNotResponsible(appeal_id=a.appeal_id, actor=f"party:{first}", reason="не наше"))
+    moved = _only(out, AppealAssigned)
+    assert moved.previous_party_id == first and moved.party_id != first
+    card = r.card(card_id)
+    assert card.party_id == moved.party_id
+    assert [(x["action"], x["actor"]) for x in card.log] == [("party_changed", f"party:{first}")]
+    # a party's own "not ours" on an appeal now with another party does not move the card again
+    assert (await r.cards.passed_on(moved, r.uow, "party:x")) is None and r.card(card_id).party_id == moved.party_id
 
 
 async def test_an_action_on_an_unknown_card_is_refused_and_the_outage_hook_reports():
