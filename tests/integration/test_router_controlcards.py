@@ -15,7 +15,9 @@ import pytest
 from devtools import samples
 from tests.integration.test_router import system
 from tests.integration.test_router_api import ALL, acall, tokens
-from tests.support.kafka import produce
+from tests.integration.test_trust_boundary import send
+from tests.support.engine import owned
+from tests.support.kafka import TopicReader, produce
 from tests.support.services import publish_raw
 from zhkh_contracts import (
     AppealAssigned,
@@ -24,6 +26,7 @@ from zhkh_contracts import (
     ControlCardAppealJoined,
     ControlCardClosed,
     ControlCardOpened,
+    ControlCardRestorationConfirm,
     ControlCardRestorationReported,
     Topics,
 )
@@ -194,3 +197,21 @@ async def test_who_may_read_and_report_on_cards(infra, prefix, issuer):
         # a party cannot close its own card
         status, _ = await acall("POST", f"{one}/confirm", t["party"], {"method": "other"}, key="x-1")
         assert status == 403
+        # nor can anyone by writing a confirmation onto the actions topic: from another source it is dead-lettered,
+        # from the router's source with a party as actor it is refused
+        topics = Topics(prefix)
+        forged = owned(ControlCardRestorationConfirm(card_id=opened.card_id, actor="operator:op-1", method="other"),
+                       appeal_id=f"card:{opened.card_id}", source="/zhkh-appeals/notifier")
+        sneaky = owned(ControlCardRestorationConfirm(card_id=opened.card_id, actor=f"party:{opened.party_id}",
+                                                     method="other"), appeal_id=f"card:{opened.card_id}")
+        async with TopicReader(infra.bootstrap, topics.dlq("router")) as dlq:
+            await send(infra, topics.actions, forged)
+            await send(infra, topics.actions, sneaky)
+            (dead,) = await dlq.wait_for(lambda r: len(r) >= 1)
+            assert (dict(dead.headers)["ce_id"], dict(dead.headers)["x-dlq-reason"]) == (
+                str(forged.id).encode(), b"forged_source")
+        await f.until(lambda f: any(getattr(e.data, "cause_event_id", None) == sneaky.id for e in f.events()))
+        status, card = await acall("GET", one, t["operator"])
+        assert card["state"] == "restoration_reported"
+        assert [(a["action"], a["outcome"], a["code"], a["actor"]) for a in card["actions"]][-1] == (
+            "confirm_restoration", "refused", "forbidden", f"party:{opened.party_id}")
