@@ -203,6 +203,7 @@ class Card:
         d["appeals"] = self.appeals
         d["active"] = self.state != CLOSED.value
         d["closed_late"] = self.closed_at is not None and self.closed_at > self.target_at
+        d["slot"] = slot_of(self.resource, self.house_key)
         return d
 
     @classmethod
@@ -212,6 +213,7 @@ class Card:
         d.pop("appeals", None)
         d.pop("active", None)
         d.pop("closed_late", None)
+        d.pop("slot", None)
         for k in ("opened_at", "target_at", "reported_at", "closed_at"):
             if isinstance(d.get(k), datetime) and d[k].tzinfo is None:
                 d[k] = d[k].replace(tzinfo=UTC)
@@ -307,10 +309,8 @@ class MongoCards:
         self.cards, self.slots, self.session = cards, slots, session
 
     async def current(self, resource: str, house_key: str) -> Card | None:
-        slot = await self.slots.find_one({"_id": slot_of(resource, house_key)}, session=self.session)
-        if not slot or not slot.get("card_id"):
-            return None
-        return await self.load(slot["card_id"])
+        d = await self.cards.find_one({"slot": slot_of(resource, house_key), "active": True}, session=self.session)
+        return Card.of(d) if d else None
 
     async def of_appeal(self, appeal_id: str) -> Card | None:
         d = await self.cards.find_one({"appeal_ids": appeal_id, "active": True}, session=self.session)
@@ -381,6 +381,7 @@ class CardsRepository:
 
     async def ensure_indexes(self) -> None:
         await self.cards.create_index("appeal_ids")
+        await self.cards.create_index([("slot", 1), ("active", 1)])
         await self.cards.create_index([("district_id", 1), ("opened_at", -1)])
         await self.cards.create_index([("party_id", 1), ("opened_at", -1)])
 
