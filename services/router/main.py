@@ -31,6 +31,7 @@ from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.engine import Emit
 
 from . import api as api_module
+from . import controlcards_api
 from .api import RouterApi
 from .controlcards import CardPolicy, CardsRepository, ControlCards, MongoCardsUoW
 from .controlcards_api import CardsApi
@@ -79,7 +80,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     rt.every("follow_up", settings.follow_up_interval_s, follow_ups.round, again=lambda n: n >= follow_ups.batch)
     cards_api = CardsApi(rt, settings, cards_repo, cache, policy)
     return rt.http_app([api.router(), cards_api.router()], title="zhkh-appeals router",
-                       description=(api_module.__doc__ or "").strip())
+                       description="\n\n".join(m.__doc__ or "" for m in (api_module, controlcards_api)).strip())
 
 
 def __getattr__(name: str) -> FastAPI:  # lazy ``app`` for ``uvicorn --factory router.main:create_app``
