@@ -17,8 +17,9 @@ resident, a site visit, the dispatcher's data), recorded on the card and in ``Co
 Decisions are plain functions (season, target, open or join, who may confirm); :class:`ControlCards` puts
 them into the router's handlers: the registration handler is wrapped (the card is opened or joined in the
 same transaction that routes the appeal, from the ``AppealAssigned`` it produced, so a replayed registration
-that routes nothing counts nothing), answers (``AppealAnswered``) report restoration, and the two card
-actions the HTTP API publishes are applied here. State lives in ``router_control_cards`` (one document per
+that routes nothing counts nothing), so are the appeal actions' handlers (an ``AppealAnswered`` they produce
+reports restoration; an appeal passed on to another party takes its card along), and the two card actions
+the HTTP API publishes are applied here. State lives in ``router_control_cards`` (one document per
 card) and ``router_control_card_slots`` (``<resource>|<house>`` -> the card not closed: the unique key that
 makes two concurrent first appeals open one card, the other retried into a join).
 
@@ -430,19 +431,22 @@ class ControlCards:
             return out + await self.on_routed(e, out, uow)
 
         h.by_type[AppealRegistered.EVENT_TYPE] = on_registered
-        for cls in ACTION_CLASSES:  # an appeal of a card passed to another party ("not ours", operator routing)
-            h.by_type[cls.EVENT_TYPE] = self._follow_party(h.by_type[cls.EVENT_TYPE])
-        h.on(AppealAnswered)(self.on_answered)
+        for cls in ACTION_CLASSES:  # answers report restoration; an appeal passed on takes its card along
+            h.by_type[cls.EVENT_TYPE] = self._after_action(h.by_type[cls.EVENT_TYPE])
         h.on(ControlCardRestorationReport, ControlCardRestorationConfirm)(self.on_action)
         return h
 
-    def _follow_party(self, handler: Any) -> Any:
+    def _after_action(self, handler: Any) -> Any:
+        """An appeal action's handler, then what its outcome does to the cards, in the same transaction."""
         async def on_action(action: Any, uow: Any) -> list[Any]:
             out = list(await handler(action, uow) or [])
+            more: list[Any] = []
             for e in out:
-                if isinstance(e, AppealAssigned) and e.cause in PASSED_ON and e.previous_party_id:
+                if isinstance(e, AppealAnswered):
+                    more += await self.on_answered(e, uow)
+                elif isinstance(e, AppealAssigned) and e.cause in PASSED_ON and e.previous_party_id:
                     await self.passed_on(e, uow, action.actor)
-            return out
+            return out + more
 
         return on_action
 
