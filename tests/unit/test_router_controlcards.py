@@ -35,6 +35,7 @@ from zhkh_contracts import (
     Address,
     AppealAnswered,
     AppealAssigned,
+    AppealJoinedIncident,
     AppealRegistered,
     AppealTransitionRejected,
     Category,
@@ -287,6 +288,23 @@ async def test_the_card_follows_its_appeal_to_the_party_that_is_responsible_but_
     assert [(x["action"], x["actor"]) for x in card.log] == [("party_changed", f"party:{first}")]
     # a party's own "not ours" on an appeal now with another party does not move the card again
     assert (await r.cards.passed_on(moved, r.uow, "party:x")) is None and r.card(card_id).party_id == moved.party_id
+
+
+async def test_an_answer_to_a_whole_incident_reports_its_card_once():
+    r = Router()
+    a, out = await r.register()
+    card_id = _only(out, ControlCardOpened).card_id
+    b, _ = await r.register()
+    incident = uuid.uuid4()
+    for x in (a, b):
+        await r.feed(AppealJoinedIncident(appeal_id=x.appeal_id, registration_number=x.registration_number,
+                                          incident_id=incident))
+    party = r.card(card_id).party_id
+    await r.feed(PartyAccepted(incident_id=incident, actor=f"party:{party}"), key=f"incident:{incident}")
+    out = await r.feed(PartyAnswered(incident_id=incident, actor=f"party:{party}", text="Подали"),
+                       key=f"incident:{incident}")
+    assert len([e for e in out if isinstance(e, AppealAnswered)]) == 2
+    assert _only(out, ControlCardRestorationReported).card_id == card_id
 
 
 async def test_an_action_on_an_unknown_card_is_refused_and_the_outage_hook_reports():
