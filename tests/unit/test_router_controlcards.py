@@ -317,3 +317,19 @@ async def test_an_action_on_an_unknown_card_is_refused_and_the_outage_hook_repor
     hooked = await r.cards.report_restored(r.uow, a.house_key, "heating", r.now)
     assert [e.event.via for e in hooked] == ["outage"] and r.card(card_id).state == "restoration_reported"
     assert await r.cards.report_restored(r.uow, a.house_key, "heating", r.now) == []  # already reported
+
+
+def test_the_settings_come_from_the_environment_and_bad_ones_stop_the_router(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ZHKH_CONTROL_CARD_TARGET_HOURS", '{"d-leninsky": 20, "*": 22}')
+    monkeypatch.setenv("ZHKH_CONTROL_CARD_RESOURCES", '["heating", "hot_water"]')
+    monkeypatch.setenv("ZHKH_HEATING_SEASON_START", "10-01")
+    policy = CardPolicy.of(RouterSettings())
+    assert policy.resources == {"heating", "hot_water"} and policy.season == Season((10, 1), (5, 15))
+    assert (policy.target_hour("d-leninsky"), policy.target_hour("d-x")) == (20, 22)
+    monkeypatch.setenv("ZHKH_CONTROL_CARD_RESOURCES", '["heating", "steam"]')
+    with pytest.raises(ValidationError):
+        RouterSettings()
+    monkeypatch.delenv("ZHKH_CONTROL_CARD_RESOURCES")
+    monkeypatch.setenv("ZHKH_CONTROL_CARD_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ValidationError):
+        RouterSettings()
