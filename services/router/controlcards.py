@@ -24,8 +24,9 @@ card) and ``router_control_card_slots`` (``<resource>|<house>`` -> the card not 
 makes two concurrent first appeals open one card, the other retried into a join).
 
 Hook for the outage register: :meth:`ControlCards.report_restored` marks the open card of a house and
-resource "restoration reported" (``via="outage"``); call it from the handler of an outage's restoration
-with the router's unit of work (which must carry ``cards``), and return its events with the handler's own.
+resource "restoration reported" (``via="outage"``), :meth:`ControlCards.report_restored_in_district` every open
+card of a district and resource; call them from the handler of an outage's restoration with the router's unit
+of work (which must carry ``cards``), and return their events with the handler's own.
 """
 
 from __future__ import annotations
@@ -296,6 +297,10 @@ class Cards(Protocol):
 
     async def load(self, card_id: str) -> Card | None: ...
 
+    async def open_in_district(self, district_id: str, resource: str) -> list[Card]:
+        """The cards of a district and resource in state ``open``."""
+        ...
+
     async def open(self, card: Card) -> None:
         """Store a new card as the house's current one (a concurrent opening: TransientError, retried)."""
         ...
@@ -320,6 +325,11 @@ class MongoCards:
     async def load(self, card_id: str) -> Card | None:
         d = await self.cards.find_one({"_id": card_id}, session=self.session)
         return Card.of(d) if d else None
+
+    async def open_in_district(self, district_id: str, resource: str) -> list[Card]:
+        cursor = self.cards.find({"district_id": district_id, "resource": resource, "state": OPEN.value},
+                                 session=self.session)
+        return [Card.of(d) async for d in cursor]
 
     async def open(self, card: Card) -> None:
         try:
@@ -356,6 +366,10 @@ class MemoryCards:
         c = self.cards.get(card_id)
         return copy.deepcopy(c) if c else None
 
+    async def open_in_district(self, district_id: str, resource: str) -> list[Card]:
+        return [copy.deepcopy(c) for c in self.cards.values()
+                if (c.district_id, c.resource, c.state) == (district_id, resource, OPEN.value)]
+
     async def open(self, card: Card) -> None:
         key = slot_of(card.resource, card.house_key)
         if self.slots.get(key) or card.card_id in self.cards:
@@ -384,6 +398,7 @@ class CardsRepository:
         await self.cards.create_index("appeal_ids")
         await self.cards.create_index([("slot", 1), ("active", 1)])
         await self.cards.create_index([("district_id", 1), ("opened_at", -1)])
+        await self.cards.create_index([("district_id", 1), ("resource", 1), ("state", 1)])
         await self.cards.create_index([("party_id", 1), ("opened_at", -1)])
 
     def in_session(self, session: Any) -> MongoCards:
@@ -519,6 +534,12 @@ class ControlCards:
         if card is None or card.state != OPEN.value:
             return []
         return [await self._report(card, actor, at, via, uow)]
+
+    async def report_restored_in_district(self, uow: Any, district_id: str, resource: str, at: datetime,
+                                          actor: str = "service:router", via: str = "outage") -> list[Emit]:
+        """The same for an outage registered for a whole district: every open card of it and the resource."""
+        return [await self._report(card, actor, at, via, uow)
+                for card in await uow.cards.open_in_district(district_id, resource)]
 
     async def _report(self, card: Card, actor: str, at: datetime, via: str, uow: Any,
                       subject: str | None = None) -> Emit:

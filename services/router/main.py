@@ -62,7 +62,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     service = RouterService(RoutingRules.load(settings.routing_rules), settings.fallback_queue_id,
                             close_after=close_after, reopen_window=timedelta(days=settings.reopen_window_days))
     cards_repo, policy = CardsRepository(rt.db), CardPolicy.of(settings)
-    rt.process((rt.topics.lifecycle, rt.topics.actions), ControlCards(policy).extend(service.handlers()),
+    cards = ControlCards(policy)  # cards.report_restored*: the hook for a restored outage
+    rt.process((rt.topics.lifecycle, rt.topics.actions), cards.extend(service.handlers()),
                lambda session: MongoCardsUoW(repo.appeals_in(session), cache, repo.history_in(session),
                                              cards=cards_repo.in_session(session)),
                strict_topics=(rt.topics.actions,))  # every action is the router's: another type there is refused

@@ -252,5 +252,8 @@ async def test_two_first_appeals_racing_open_one_card(mongo_db):
         await s3.start_transaction()
         current = await repo.in_session(s3).current("heating", "fias:race")
         assert current is not None and current.appeal_ids == ["a1"]
+        in_district = await repo.in_session(s3).open_in_district("d-leninsky", "heating")
+        assert [c.card_id for c in in_district] == [current.card_id]
+        assert await repo.in_session(s3).open_in_district("d-leninsky", "gas") == []
         await s3.abort_transaction()
     assert await repo.cards.count_documents({}) == 1

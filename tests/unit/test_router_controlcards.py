@@ -317,6 +317,14 @@ async def test_an_action_on_an_unknown_card_is_refused_and_the_outage_hook_repor
     hooked = await r.cards.report_restored(r.uow, a.house_key, "heating", r.now)
     assert [e.event.via for e in hooked] == ["outage"] and r.card(card_id).state == "restoration_reported"
     assert await r.cards.report_restored(r.uow, a.house_key, "heating", r.now) == []  # already reported
+    # an outage of a whole district: every open card of it and the resource
+    _, out = await r.register(Category.HOT_WATER)
+    hot = str(_only(out, ControlCardOpened).card_id)
+    _, out = await r.register(Category.HOT_WATER, Address(text="г. Пермь, ул. Мира, д. 7"))  # another district
+    other = str(_only(out, ControlCardOpened).card_id)
+    hooked = await r.cards.report_restored_in_district(r.uow, "d-leninsky", "hot_water", r.now)
+    assert [str(e.event.card_id) for e in hooked] == [hot]
+    assert (r.card(hot).state, r.card(other).state) == ("restoration_reported", "open")
 
 
 def test_the_settings_come_from_the_environment_and_bad_ones_stop_the_router(monkeypatch: pytest.MonkeyPatch):
