@@ -205,8 +205,10 @@ NOTICE = {OutageRegistered: OutageNotice.REGISTERED, OutageRestoreTimeChanged: O
 
 class OutageService:
     def __init__(self, notice_window: timedelta = timedelta(days=30),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.notice_window, self.clock = notice_window, clock
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), cards: Any = None) -> None:
+        """``cards``: the router's ControlCards (controlcards.py), when the cards are on: a restored
+        outage reports restoration on the open cards of its houses (or district) and resource."""
+        self.notice_window, self.clock, self.cards = notice_window, clock, cards
 
     def install(self, h: Handlers) -> Handlers:
         """Adds the outage handlers to the router's, and wraps its registration handler: a new appeal
@@ -242,11 +244,20 @@ class OutageService:
         what = NOTICE[type(e)]
         if what is OutageNotice.REGISTERED and not s.active:
             return []  # a past outage recorded after the fact (for its durations): nobody is told
-        out: list[EventData] = []
+        out: list[Any] = []
         for r in await uow.outages.residents(s, now - self.notice_window):
             if what is OutageNotice.REGISTERED:
                 await uow.outages.link(s.outage_id, r.appeal_id, "registered", now)
             out.append(self._notice(s, r, what, now))
+        if self.cards is not None and isinstance(e, OutageRestored):
+            # the control cards at those houses: "restoration reported" (closed only when a person confirms it)
+            # (a district outage covers its houses: each card once)
+            if s.district_id:
+                out += await self.cards.report_restored_in_district(uow, s.district_id, s.resource.value,
+                                                                    e.restored_at, e.actor)
+            else:
+                for house in s.house_keys:
+                    out += await self.cards.report_restored(uow, house, s.resource.value, e.restored_at, e.actor)
         return out
 
     async def link_new(self, e: AppealRegistered, uow: OutageUoW) -> list[EventData]:

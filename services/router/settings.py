@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from zhkh_runtime.settings import RuntimeSettings
 
@@ -33,3 +33,25 @@ class RouterSettings(RuntimeSettings):
     outage_notice_window_days: float = Field(default=30.0, ge=0, description="Residents told about an outage: "
                                              "open appeals about its resource at its houses, and those answered "
                                              "this many days back")
+    # per-house control cards for the heating season (services/router/controlcards.py)
+    heating_season_start: str = Field(default="09-15", pattern=r"^\d{2}-\d{2}$", description="First day (MM-DD) "
+                                      "of the heating season: appeals from then on open control cards")
+    heating_season_end: str = Field(default="05-15", pattern=r"^\d{2}-\d{2}$", description="Last day (MM-DD, "
+                                    "inclusive) of the heating season; the season may wrap the new year")
+    control_cards_outside_season: bool = Field(default=False, description="Open control cards all year round")
+    control_card_resources: tuple[str, ...] = Field(
+        default=("heating", "hot_water", "cold_water", "electricity", "gas"),
+        description="Appeal categories that open control cards (a JSON list)")
+    control_card_target_hours: dict[str, int] = Field(
+        default_factory=dict, description="Same-day target hour (1..24 local) per district id, '*' for the rest "
+        "(a JSON object); without one: the end of the opening day (24)")
+    control_card_timezone: str = Field(default="Europe/Moscow", description="Zone of a district whose "
+                                       "administration is not in the directory")
+
+    @field_validator("heating_season_start", "heating_season_end", "control_card_resources",
+                     "control_card_target_hours", "control_card_timezone")
+    @classmethod
+    def _cards(cls, v: object, info: object) -> object:
+        from .controlcards import check_setting  # the cards' own rules
+
+        return check_setting(getattr(info, "field_name", ""), v)

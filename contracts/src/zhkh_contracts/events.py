@@ -611,6 +611,118 @@ class ConsultationConverted(EventData):
     converted_at: AwareDatetime
 
 
+# ---- per-house control cards for the heating season (contracts 1.8) ---------------------------------
+
+
+class ControlCardState(StrEnum):
+    OPEN = "open"
+    RESTORATION_REPORTED = "restoration_reported"  # the party answered or reported restoration; not yet checked
+    CLOSED = "closed"  # restoration confirmed by an operator, inspector or admin
+
+
+class ControlCardOpened(EventData):
+    """The first appeal about a resource at a house in the heating season opened a control card
+    ("поадресный контроль"). Keyed by ``card:<card_id>``. No personal data: the house key has no flat."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "control_card.opened.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    card_id: uuid.UUID
+    house_key: str = Field(max_length=600, description="fias:<guid> or addr:<normalised house address>, no flat")
+    resource: Category = Field(description="heating, hot_water, cold_water, electricity, gas (as configured)")
+    district_id: str | None = Field(default=None, max_length=200)
+    party_id: str | None = Field(default=None, max_length=200, description="The party the first appeal was assigned to")
+    first_appeal_id: uuid.UUID
+    opened_at: AwareDatetime
+    target_at: AwareDatetime = Field(description="The district's same-day target for restoration")
+    timezone: str = Field(max_length=64, description="The district's IANA zone the target was computed in")
+
+
+class ControlCardAppealJoined(EventData):
+    """A later appeal about the same house and resource joined the card while it was not closed (counted);
+    a card whose restoration was reported goes back to ``open``. Keyed by ``card:<card_id>``."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "control_card.appeal_joined.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    card_id: uuid.UUID
+    member_appeal_id: uuid.UUID
+    appeals: int = Field(ge=1, description="Appeals on the card now")
+    state: ControlCardState
+    joined_at: AwareDatetime
+
+
+class ControlCardRestorationReported(EventData):
+    """The responsible party answered an appeal of the card or reported restoration (or a restored outage
+    said so): the card waits for confirmation. Keyed by ``card:<card_id>``."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "control_card.restoration_reported.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    card_id: uuid.UUID
+    reported_at: AwareDatetime
+    reported_by: str = Field(max_length=200, description="party:<id>, operator:<sub>, ..., service:router")
+    via: Literal["answer", "report", "outage"]
+    cause_event_id: uuid.UUID
+
+
+class ConfirmationMethod(StrEnum):
+    CALL_BACK = "call_back"  # a resident called back and said it works
+    SITE_VISIT = "site_visit"  # an inspector or dispatcher saw it on site
+    DISPATCHER = "dispatcher"  # the dispatch service's data (e.g. pressure/temperature restored)
+    OTHER = "other"
+
+
+class ControlCardClosed(EventData):
+    """Restoration confirmed: the card is closed, with who confirmed it, when and how. Keyed by ``card:<card_id>``."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "control_card.closed.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    card_id: uuid.UUID
+    house_key: str = Field(max_length=600)
+    resource: Category
+    district_id: str | None = Field(default=None, max_length=200)
+    party_id: str | None = Field(default=None, max_length=200)
+    opened_at: AwareDatetime
+    target_at: AwareDatetime
+    closed_at: AwareDatetime
+    confirmed_by: str = Field(max_length=200, description="operator:<sub>, inspector:<sub> or admin:<sub>")
+    method: ConfirmationMethod
+    appeals: int = Field(ge=1)
+    within_target: bool = Field(description="Closed by the same-day target")
+    cause_event_id: uuid.UUID
+
+
+class ControlCardActionBase(EventData):
+    """An action on one control card, published by the router's HTTP API on the actions topic keyed by
+    ``card:<card_id>`` with the authenticated principal as actor."""
+
+    card_id: uuid.UUID
+    actor: str = Field(max_length=200, description="party:<id>, operator:<sub>, inspector:<sub>, admin:<sub>")
+    actor_subject: str | None = Field(default=None, max_length=200, description="The token subject who acted")
+
+    @property
+    def key(self) -> str:
+        return f"card:{self.card_id}"
+
+
+class ControlCardRestorationReport(ControlCardActionBase):
+    """The responsible party (or staff on its word) reports the resource restored at the house."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.report_restoration.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+
+class ControlCardRestorationConfirm(ControlCardActionBase):
+    """An operator, inspector or admin confirms restoration (e.g. by calling a resident back): closes the card."""
+
+    EVENT_TYPE: ClassVar[str] = TYPE_PREFIX + "action.confirm_restoration.v1"
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+
+    method: ConfirmationMethod
+
+
 EVENT_CLASSES: tuple[type[EventData], ...] = (
     DeadlinePlanned,
     DeadlineAlert,
@@ -645,9 +757,19 @@ EVENT_CLASSES: tuple[type[EventData], ...] = (
     AppealLinkedToOutage,
     ConsultationRecorded,
     ConsultationConverted,
+    ControlCardOpened,
+    ControlCardAppealJoined,
+    ControlCardRestorationReported,
+    ControlCardClosed,
+    ControlCardRestorationReport,
+    ControlCardRestorationConfirm,
 )
 OUTAGE_CLASSES: tuple[type[EventData], ...] = (OutageRegistered, OutageRestoreTimeChanged, OutageRestored)
 ACTION_CLASSES: tuple[type[EventData], ...] = tuple(c for c in EVENT_CLASSES if issubclass(c, ActionBase))
+CARD_ACTION_CLASSES: tuple[type[EventData], ...] = tuple(
+    c for c in EVENT_CLASSES if issubclass(c, ControlCardActionBase))
+CARD_EVENT_CLASSES: tuple[type[EventData], ...] = (
+    ControlCardOpened, ControlCardAppealJoined, ControlCardRestorationReported, ControlCardClosed)
 REGISTRY: dict[str, type[EventData]] = {cls.EVENT_TYPE: cls for cls in EVENT_CLASSES}
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     RawAppealSubmitted.EVENT_TYPE: ("access_code",),

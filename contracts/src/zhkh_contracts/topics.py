@@ -13,6 +13,8 @@ from .appeal import Channel
 from .envelope import EventData
 from .events import (
     ACTION_CLASSES,
+    CARD_ACTION_CLASSES,
+    CARD_EVENT_CLASSES,
     AppealAnswered,
     AppealAssigned,
     AppealExtended,
@@ -136,17 +138,20 @@ class Topics:
                     GisActionMirrored,
                     GisActionFailed,
                     AppealLinkedToOutage,
+                    *CARD_EVENT_CLASSES,
                 ),
-                description="Lifecycle events of every appeal (keyed by appeal id) and incident (incident:<id>).",
+                description="Lifecycle events of every appeal (keyed by appeal id), incident (incident:<id>) and "
+                "control card (card:<id>).",
                 retention_ms=THIRTY_DAYS_MS,
                 producers=_producers("appeals.lifecycle"),
                 consumers=_consumers("appeals.lifecycle"),
             ),
             TopicSpec(
                 name=self.actions,
-                events=ACTION_CLASSES,
+                events=(*ACTION_CLASSES, *CARD_ACTION_CLASSES),
                 description="Actions on appeals (accept, answer, not ours, extension, rating, complaint, "
-                "withdrawal, operator routing, deadline expiry), keyed by appeal id or incident:<id>.",
+                "withdrawal, operator routing, deadline expiry), keyed by appeal id or incident:<id>, and on "
+                "control cards (report or confirm restoration), keyed by card:<id>.",
                 retention_ms=THIRTY_DAYS_MS,
                 producers=_producers("appeals.actions", _external(ACTION_CLASSES)),
                 consumers=_consumers("appeals.actions"),

@@ -1,0 +1,315 @@
+"""The router's HTTP API for per-house control cards (services/router/controlcards.py).
+
+    GET  /api/v1/control-cards                          cards (district, state, resource, overdue filters)
+    GET  /api/v1/control-cards.csv                      one district's cards of one day, for the daily report
+    GET  /api/v1/control-cards/{card_id}                one card with its appeals and actions
+    POST /api/v1/control-cards/{card_id}/report-restoration   the card's party (or staff): restored
+    POST /api/v1/control-cards/{card_id}/confirm        operator, inspector, admin: restoration confirmed (closes)
+
+Operators, inspectors and admins see every card; a party sees the cards of its own houses (the cards whose
+party is one of its token's ``party_ids``); anyone else is refused (401 without a valid token, 403 with
+another role). Writes follow the router's action pattern: checked here, published on the actions topic with
+the principal as actor and an event id from the ``Idempotency-Key``, applied (and checked again) by the
+router's handlers, which record the outcome on the card; the answer waits ``api_wait_s`` for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import time
+import uuid
+from datetime import UTC, date, datetime, time as dtime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import structlog
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError
+
+from zhkh_contracts import (
+    ConfirmationMethod,
+    ControlCardActionBase,
+    ControlCardRestorationConfirm,
+    ControlCardRestorationReport,
+    ControlCardState,
+)
+from zhkh_runtime.app import ServiceRuntime
+from zhkh_runtime.auth import Principal
+from zhkh_runtime.engine import Emit
+from zhkh_runtime.http import Problem, problem_responses
+
+from .api import API_NS
+from .controlcards import CONFIRMERS, Card, CardPolicy, CardsRepository, hours_open, overdue
+from .repository import DirectoryCache
+from .settings import RouterSettings
+
+log = structlog.get_logger(__name__)
+CARD_ID = Path(pattern=r"^[0-9a-fA-F-]{36}$", description="The card's id (a UUID)")
+NOT_FOUND_RU = "Контрольная карточка не найдена."
+CSV_COLUMNS = ("card_id", "district_id", "house_key", "resource", "party_id", "state", "opened_at", "target_at",
+               "appeals", "hours_open", "overdue", "reported_at", "reported_via", "closed_at", "confirmed_by",
+               "method")
+
+
+class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: ConfirmationMethod = Field(description="How restoration was checked: call_back (a resident called "
+                                       "back), site_visit, dispatcher (the dispatch service's data), other")
+
+
+class CardAction(BaseModel):
+    event_id: str
+    action: str
+    outcome: Literal["applied", "refused"]
+    code: str | None = None
+    actor: str
+    actor_subject: str | None = None
+    via: str
+    at: str
+
+
+class CardView(BaseModel):
+    card_id: str
+    house_key: str = Field(description="Without a flat number")
+    resource: str
+    district_id: str | None
+    party_id: str | None
+    state: ControlCardState
+    opened_at: str
+    target_at: str = Field(description="The district's same-day target")
+    timezone: str
+    appeals: int = Field(description="Appeals about this house and resource on the card")
+    hours_open: float = Field(description="Hours from opening to closing (or to now)")
+    overdue: bool = Field(description="Not closed by the same-day target")
+    reported_at: str | None = None
+    reported_by: str | None = None
+    reported_via: str | None = None
+    closed_at: str | None = None
+    confirmed_by: str | None = None
+    method: str | None = None
+
+
+class CardDetails(CardView):
+    appeal_ids: list[str]
+    actions: list[CardAction]
+
+
+class CardPage(BaseModel):
+    count: int
+    cards: list[CardView]
+    next_offset: int | None = Field(description="Pass as ?offset= for the next page; null: last page")
+
+
+class CardAccepted(BaseModel):
+    status: Literal["accepted", "applied", "refused"] = Field(
+        description="accepted: published, not applied yet; applied / refused: the router's outcome")
+    event_id: str
+    action: str
+    card_id: str
+    outcome: CardAction | None = None
+    card_url: str
+
+
+def _iso(v: Any) -> str | None:
+    if isinstance(v, datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).isoformat()
+    return v
+
+
+def card_view(card: Card, now: datetime) -> dict[str, Any]:
+    return {
+        "card_id": card.card_id, "house_key": card.house_key, "resource": card.resource,
+        "district_id": card.district_id, "party_id": card.party_id, "state": card.state,
+        "opened_at": _iso(card.opened_at), "target_at": _iso(card.target_at), "timezone": card.timezone,
+        "appeals": card.appeals, "hours_open": hours_open(card, now), "overdue": overdue(card, now),
+        "reported_at": _iso(card.reported_at), "reported_by": card.reported_by, "reported_via": card.reported_via,
+        "closed_at": _iso(card.closed_at), "confirmed_by": card.confirmed_by, "method": card.method,
+    }
+
+
+def _action_view(x: dict[str, Any]) -> dict[str, Any]:
+    return {**x, "at": _iso(x.get("at"))}
+
+
+class CardsApi:
+    def __init__(self, rt: ServiceRuntime, settings: RouterSettings, repo: CardsRepository, cache: DirectoryCache,
+                 policy: CardPolicy) -> None:
+        self.rt, self.settings, self.repo, self.cache, self.policy = rt, settings, repo, cache, policy
+        self.requests = rt.db["router_api_requests"]  # the same keys as the appeals API (its TTL index)
+
+    async def card(self, card_id: str) -> Card:
+        doc = await self.repo.cards.find_one({"_id": card_id.lower()})
+        if doc is None:
+            raise Problem(404, "not_found", NOT_FOUND_RU)
+        return Card.of(doc)
+
+    @staticmethod
+    def may_read(p: Principal, card: Card) -> bool:
+        return p.has(*CONFIRMERS) or (p.has("party") and card.party_id in p.party_ids)
+
+    @staticmethod
+    def scope(p: Principal, query: dict[str, Any], party_id: str | None) -> None:
+        if p.has(*CONFIRMERS):
+            if party_id:
+                query["party_id"] = party_id
+            return
+        if party_id and party_id not in p.party_ids:
+            raise Problem(403, "forbidden")
+        query["party_id"] = party_id or {"$in": list(p.party_ids)}
+
+    async def publish(self, p: Principal, key: str, action: ControlCardActionBase, name: str,
+                      body: Any) -> dict[str, Any]:
+        rid = hashlib.sha256(f"{p.subject}\n{key}".encode()).hexdigest()
+        digest = hashlib.sha256(json.dumps([name, str(action.card_id), body], sort_keys=True,
+                                           default=str).encode()).hexdigest()
+        event_id = uuid.uuid5(API_NS, rid)
+        try:
+            await self.requests.insert_one({"_id": rid, "digest": digest, "event_id": str(event_id),
+                                            "created_at": datetime.now(UTC)})
+        except DuplicateKeyError:
+            prev = await self.requests.find_one({"_id": rid})
+            if prev is not None and prev.get("digest") != digest:
+                raise Problem(422, "idempotency_key_reused", "Этот ключ Idempotency-Key уже использован для "
+                              "другого запроса.", ["Idempotency-Key"]) from None
+        try:
+            await self.rt.publisher.publish(self.rt.emitter.records([Emit(action, key=action.key, event_id=event_id)]))
+        except Exception as exc:  # noqa: BLE001 - the caller retries with the same key
+            log.warning("api_publish_failed", action=name, error_type=type(exc).__name__)
+            raise Problem(503, "unavailable") from None
+        log.info("api_action", action=name, event_id=str(event_id), actor_role=action.actor.split(":", 1)[0])
+        outcome = await self.wait_outcome(str(action.card_id), str(event_id))
+        return {"status": "accepted" if outcome is None else outcome["outcome"], "event_id": str(event_id),
+                "action": name, "card_id": str(action.card_id), "outcome": outcome,
+                "card_url": f"/api/v1/control-cards/{action.card_id}"}
+
+    async def wait_outcome(self, card_id: str, event_id: str) -> dict[str, Any] | None:
+        deadline = time.monotonic() + self.settings.api_wait_s
+        while True:
+            doc = await self.repo.cards.find_one({"_id": card_id}, {"log": 1})
+            entry = next((x for x in (doc or {}).get("log", []) if x.get("event_id") == event_id), None)
+            if entry is not None or time.monotonic() >= deadline:
+                return _action_view(entry) if entry else None
+            await asyncio.sleep(0.05)
+
+    async def day_bounds(self, district_id: str, day: date) -> tuple[datetime, datetime]:
+        tz = ZoneInfo(self.policy.timezone(await self.cache.current(), district_id))
+        start = datetime.combine(day, dtime(0), tz)
+        return start.astimezone(UTC), datetime.combine(day + timedelta(days=1), dtime(0), tz).astimezone(UTC)
+
+    def router(self) -> APIRouter:  # noqa: C901 - one place lists every route
+        auth = self.rt.auth
+        api = APIRouter()
+        readers = Depends(auth.require(*CONFIRMERS, "party"))
+        confirmers = Depends(auth.require(*CONFIRMERS))
+        idem = Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                      description="Unique per intended action; a retry sends the same key")
+        read_errors = problem_responses(400, 401, 403, 404, 422)
+        write_errors = problem_responses(400, 401, 403, 404, 422, 503)
+        district_q = Query(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
+        party_q = Query(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
+
+        @api.get("/api/v1/control-cards", tags=["control cards"], response_model=CardPage, responses=read_errors,
+                 operation_id="list_control_cards",
+                 summary="Control cards per district (staff; a party sees the cards of its houses)")
+        async def list_cards(p: Principal = readers, district_id: str | None = district_q,
+                             party_id: str | None = party_q,
+                             state: Literal["active", "open", "restoration_reported", "closed", "all"] = Query(
+                                 "active", description="active: not closed (open or restoration reported)"),
+                             resource: str | None = Query(None, pattern=r"^[a-z_]{1,30}$"),
+                             overdue_only: bool = Query(False, alias="overdue",
+                                                        description="Only cards past their same-day target"),
+                             offset: int = Query(0, ge=0, le=100_000),
+                             limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
+            now = datetime.now(UTC)
+            query: dict[str, Any] = {}
+            if district_id:
+                query["district_id"] = district_id
+            if state == "active":
+                query["active"] = True
+            elif state != "all":
+                query["state"] = state
+            if resource:
+                query["resource"] = resource
+            if overdue_only:
+                query["$or"] = [{"active": True, "target_at": {"$lt": now}}, {"closed_late": True}]
+            self.scope(p, query, party_id)
+            docs = await self.repo.cards.find(query, {"log": 0}).sort(
+                [("opened_at", -1), ("_id", 1)]).skip(offset).limit(limit + 1).to_list(None)
+            more = len(docs) > limit
+            cards = [card_view(Card.of(d), now) for d in docs[:limit]]
+            return {"count": len(cards), "cards": cards, "next_offset": offset + limit if more else None}
+
+        @api.get("/api/v1/control-cards.csv", tags=["control cards"], operation_id="control_cards_csv",
+                 responses={**read_errors, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                                                 "description": "One row per card"}},
+                 summary="One district's cards open at any time on one day (the daily report), UTF-8 CSV with BOM",
+                 response_class=Response)
+        async def cards_csv(p: Principal = readers,
+                            district_id: str = Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$"),
+                            day: date | None = Query(None, description="The day (in the district's zone); "
+                                                     "default today")) -> Response:
+            tz = ZoneInfo(self.policy.timezone(await self.cache.current(), district_id))
+            now = datetime.now(UTC)
+            the_day = day or now.astimezone(tz).date()
+            start, end = await self.day_bounds(district_id, the_day)
+            query: dict[str, Any] = {"district_id": district_id, "opened_at": {"$lt": end},
+                                     "$or": [{"active": True}, {"closed_at": {"$gte": start}}]}
+            self.scope(p, query, None)
+            docs = await self.repo.cards.find(query, {"log": 0}).sort([("opened_at", 1), ("_id", 1)]).to_list(None)
+            out = io.StringIO()
+            w = csv.writer(out)
+            w.writerow(CSV_COLUMNS)
+            at = min(now, end)
+            for d in docs:
+                v = card_view(Card.of(d), at)
+                w.writerow(["" if v.get(c) is None else str(v[c]).lower() if isinstance(v[c], bool) else v[c]
+                            for c in CSV_COLUMNS])
+            log.info("csv_export", what="control_cards", role=p.role_for_audit(), rows=len(docs))
+            name = f"control-cards-{district_id}-{the_day.isoformat()}.csv"
+            return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+        @api.get("/api/v1/control-cards/{card_id}", tags=["control cards"], response_model=CardDetails,
+                 responses=read_errors, operation_id="get_control_card",
+                 summary="One control card with its appeals and the actions on it")
+        async def get_card(card_id: Annotated[str, CARD_ID], p: Principal = readers) -> dict[str, Any]:
+            card = await self.card(card_id)
+            if not self.may_read(p, card):
+                raise Problem(403, "forbidden")
+            return {**card_view(card, datetime.now(UTC)), "appeal_ids": card.appeal_ids,
+                    "actions": [_action_view(x) for x in card.log]}
+
+        @api.post("/api/v1/control-cards/{card_id}/report-restoration", tags=["control cards"],
+                  response_model=CardAccepted, status_code=202, responses=write_errors,
+                  operation_id="report_restoration",
+                  summary="The card's party (or staff on its word): the resource is restored at the house")
+        async def report(card_id: Annotated[str, CARD_ID], key: str = idem, p: Principal = readers) -> dict[str, Any]:
+            card = await self.card(card_id)
+            if p.has(*CONFIRMERS):
+                actor = f"{next(r for r in CONFIRMERS if p.has(r))}:{p.subject}"
+            elif card.party_id in p.party_ids:
+                actor = f"party:{card.party_id}"
+            else:
+                raise Problem(403, "forbidden")
+            action = ControlCardRestorationReport(card_id=uuid.UUID(card.card_id), actor=actor, actor_subject=p.subject)
+            return await self.publish(p, key, action, "report_restoration", None)
+
+        @api.post("/api/v1/control-cards/{card_id}/confirm", tags=["control cards"], response_model=CardAccepted,
+                  status_code=202, responses=write_errors, operation_id="confirm_restoration",
+                  summary="Restoration confirmed (operator, inspector, admin): the card is closed")
+        async def confirm(card_id: Annotated[str, CARD_ID], body: ConfirmBody, key: str = idem,
+                          p: Principal = confirmers) -> dict[str, Any]:
+            card = await self.card(card_id)
+            actor = f"{next(r for r in CONFIRMERS if p.has(r))}:{p.subject}"
+            action = ControlCardRestorationConfirm(card_id=uuid.UUID(card.card_id), actor=actor,
+                                                   actor_subject=p.subject, method=body.method)
+            return await self.publish(p, key, action, "confirm_restoration", body.model_dump(mode="json"))
+
+        return api
