@@ -520,6 +520,9 @@ class ControlCards:
 
     async def on_answered(self, e: AppealAnswered, uow: Any) -> list[Emit]:
         """The party answered an appeal of an open card: restoration reported."""
+        state = await uow.appeals.load(e.appeal_id)  # read by the action's handler in this unit already
+        if state is not None and state.category.value not in self.policy.resources:
+            return []  # no card for such an appeal: no query
         card = await uow.cards.of_appeal(str(e.appeal_id))
         if card is None or card.state != OPEN.value:
             return []
