@@ -48,6 +48,7 @@ from zhkh_runtime.settings import RuntimeSettings
 
 from . import embedded, samples
 from .dev_issuer import DevIssuer
+from .cards_demo import control_card_demo
 from .outage_demo import outage_demo
 
 SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "gis_sync": 8004, "analytics": 8005}
@@ -422,6 +423,7 @@ async def main_async(args: argparse.Namespace) -> int:
             if tokens:
                 await api_demo(cfg, seen, tokens["demo-party"])
                 await outage_demo(cfg, tokens["demo-operator"])  # the outage register (devtools/outage_demo.py)
+                await control_card_demo(cfg, tokens["demo-operator"])  # per-house control cards (devtools/cards_demo.py)
                 await consultation_demo(cfg, tokens["demo-operator"])
             if system.gis is not None and cfg.gis_seed > 0:
                 await gis_demo(cfg, since=started_at - 1)

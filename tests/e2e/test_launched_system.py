@@ -60,6 +60,15 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
                          r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} Asia/Yekaterinburg \(a notice; the appeal is still routed to "
                          r"uk-zarechye", out.stdout, re.M), out.stdout
         assert re.search(r"^-> outage API: restored -> 202 applied \(duration at the house 0\.\d+ h", out.stdout, re.M), out.stdout
+        # per-house control cards: the demo house's hot-water card, reported by the outage, closed on a confirmation
+        if in_heating_season():
+            assert re.search(r"^<- control card for fias:\S+ hot_water \(district \S+\): \d+ appeals, same-day target "
+                             r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} Asia/Yekaterinburg, state restoration_reported by the outage$",
+                             out.stdout, re.M), out.stdout
+            assert re.search(r"^-> control-card API: POST \.\.\./confirm \(call_back\) -> 202 applied \(card closed, "
+                             r"confirmed by operator:demo-operator\)$", out.stdout, re.M), out.stdout
+        else:
+            assert "<- no control card for fias:" in out.stdout, out.stdout
         # a question answered without an appeal: the knowledge base's suggestion, then the consultation record
         assert "-> anonymous POST /api/v1/suggestions -> 200: meter-readings «Когда и как передавать показания счётчиков?»" in out.stdout, out.stdout
         assert re.search(r"^-> operator POST /api/v1/consultations -> 201 \(topic billing, resolved at first contact, "
@@ -67,6 +76,16 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
         assert out.stdout.rstrip().endswith("stopped")
     assert len(numbers) == 2
     assert int(numbers[1][-7:]) > int(numbers[0][-7:])  # the counter survived the restart (ГИС appeals take numbers too)
+
+
+def in_heating_season() -> bool:
+    """Whether the demo runs in the default heating season (control cards open only then), in the sample zone."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from router.controlcards import CardPolicy
+
+    return CardPolicy().in_season(datetime.now(UTC), ZoneInfo("Asia/Yekaterinburg"))
 
 
 def start_running(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], list[str]]:

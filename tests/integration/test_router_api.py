@@ -228,12 +228,16 @@ async def test_an_unrated_answer_is_asked_about_closed_without_a_reply_and_reope
                                   key="ans")
         assert ans["status"] in ("applied", "accepted")
         await f.until(lambda f: any(s.action == "close_without_reply" for s in f.of(AppealStatusChanged, aid)))
-        (asked,) = f.of(AppealRatingRequested, aid)
-        closed = [s for s in f.of(AppealStatusChanged, aid) if s.action == "close_without_reply"]
+        # at-least-once: a record may be published twice under the same event id; count events, not records
+        def once(cls, pick=lambda d: True):  # noqa: ANN001, ANN202
+            return list({e.id: e.data for e in f.events(aid) if isinstance(e.data, cls) and pick(e.data)}.values())
+
+        (asked,) = once(AppealRatingRequested)
+        closed = once(AppealStatusChanged, lambda s: s.action == "close_without_reply")
         assert len(closed) == 1 and closed[0].to_status.value == "closed" and closed[0].actor == "service:router"
         await asyncio.sleep(1.0)  # more timer rounds: nothing more happens to a closed appeal
-        assert len(f.of(AppealRatingRequested, aid)) == 1
-        assert len([s for s in f.of(AppealStatusChanged, aid) if s.action == "close_without_reply"]) == 1
+        assert len(once(AppealRatingRequested)) == 1
+        assert len(once(AppealStatusChanged, lambda s: s.action == "close_without_reply")) == 1
         status, rated = await asyncio.to_thread(post_json, f"{base}/api/v1/citizen/appeals/{number}/rate",
                                                 {"access_code": code, "satisfied": False}, None, "reopen-1")
         assert status == 202 and rated["status"] == "applied" and rated["outcome"]["status"] == "reopened", rated
