@@ -315,3 +315,52 @@ async def test_a_replayed_registration_is_not_linked_twice():
     assert len(linked(await r.feed(AppealRegistered(appeal=a)))) == 1
     assert linked(await r.feed(AppealRegistered(appeal=a))) == []  # another event id, the same appeal: routed once
     assert sum(v["how"] == "linked" for v in r.uow.outages.links.values()) == 1
+
+
+# ---- the outage register and the control cards together (router.main wires both) -------------------
+
+
+class RouterWithCards(Router):
+    """The router as main.py wires it: the outage register and the per-house control cards on one unit of work."""
+
+    def __init__(self) -> None:
+        from router.controlcards import CardPolicy, ControlCards, MemoryCards
+
+        class UoW(MemoryOutageUoW):
+            def __init__(self, directory: Any) -> None:
+                super().__init__(directory)
+                self.cards = MemoryCards()
+
+            def snapshot(self) -> Any:
+                import copy
+                return (super().snapshot(), copy.deepcopy(self.cards))
+
+            def restore(self, snap: Any) -> None:
+                base, self.cards = snap
+                super().restore(base)
+
+        self.uow = UoW(DIRECTORY)
+        cards = ControlCards(CardPolicy(), clock=lambda: NOW)
+        service = RouterService(RoutingRules.load(), "fallback:ops", clock=lambda: NOW)
+        handlers = cards.extend(OutageService(timedelta(days=30), clock=lambda: NOW, cards=cards)
+                                .install(service.handlers()))
+        self.engine, self.pub = make_engine("router", handlers, MemoryTracking(self.uow))
+
+
+async def test_a_restored_outage_reports_restoration_on_the_control_cards_of_its_houses_only():
+    from zhkh_contracts import ControlCardOpened, ControlCardRestorationReported
+
+    r = RouterWithCards()  # NOW (1 December) is in the default heating season
+    _, out = await r.appeal(Category.HOT_WATER, "ZH-2026-0000001")
+    (card,) = [e for e in out if isinstance(e, ControlCardOpened)]
+    _, out = await r.appeal(Category.HOT_WATER, "ZH-2026-0000002", guid="9a6f1c2e-7b3d-4e8a-9c0b-1d2e3f4a5b6c")
+    (other,) = [e for e in out if isinstance(e, ControlCardOpened)]  # another house, another card
+    e = outage()  # hot water at the demo house only
+    await r.feed(e)
+    out = await r.feed(OutageRestored(outage_id=e.outage_id, resource=e.resource, actor="party:tgk-teplo",
+                                      restored_at=NOW + timedelta(hours=1)))
+    (reported,) = [x for x in out if isinstance(x, ControlCardRestorationReported)]
+    assert (reported.card_id, reported.via, reported.reported_by) == (card.card_id, "outage", "party:tgk-teplo")
+    assert r.uow.cards.cards[str(card.card_id)].state == "restoration_reported"  # closed only on a confirmation
+    assert r.uow.cards.cards[str(other.card_id)].state == "open"
+    assert len(linked(out)) == 1  # the resident is told too, in the same transaction
