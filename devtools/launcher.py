@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from zoneinfo import ZoneInfo
 
@@ -48,6 +48,9 @@ from zhkh_runtime.settings import RuntimeSettings
 
 from . import embedded, samples
 from .dev_issuer import DevIssuer
+from .follow import publish_and_follow
+from .letters_demo import letter_demo
+from .report_demo import scorecard_demo
 from .cards_demo import control_card_demo
 from .outage_demo import outage_demo
 
@@ -246,46 +249,31 @@ def _get_json(url: str) -> dict[str, object]:
 async def demo(cfg: Config, timeout: float = 60.0) -> dict[str, str]:
     """Publish one sample appeal as a channel would, then follow it on the lifecycle topic."""
     raw = samples.raw_submission()
-    topic, key, value, headers = samples.raw_record(raw, topics=cfg.topics)
-    correlation = dict(headers)["ce_correlationid"].decode()
-    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, **cfg.kafka_client(), auto_offset_reset="latest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    producer = AIOKafkaProducer(**cfg.kafka_client(), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await asyncio.sleep(0.5)  # let the consumer take its 'latest' positions before we publish
-        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    seen: dict[str, str] = {}
+
+    def sent(topic: str) -> None:
         print(f"-> published a sample appeal on {topic} (source id {raw.source_id})")
-        seen: dict[str, str] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and "deadline" not in seen:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for rec in records:
-                    env = from_kafka(rec.value, rec.headers, REGISTRY)
-                    if str(env.correlation_id) != correlation:
-                        continue
-                    if isinstance(env.data, AppealRegistered):
-                        a = env.data.appeal
-                        seen.update(registered=a.registration_number, appeal_id=str(a.appeal_id), category=a.category.value,
-                                    access_code=env.data.access_code or "")
-                        print(f"<- registered as {a.registration_number} (appeal {a.appeal_id}, category {a.category.value}, house {a.house_key})")
-                    elif isinstance(env.data, AppealAssigned):
-                        d = env.data
-                        seen.update(assigned=d.party_id, party_kind=d.party_kind.value, reason=d.reason)
-                        print(f"<- assigned to {d.party_id} ({d.party_kind.value}, reason: {d.reason})")
-                    elif isinstance(env.data, DeadlinePlanned):
-                        p = env.data
-                        local = p.due_at.astimezone(ZoneInfo(p.party_timezone))
-                        seen.update(deadline=p.due_at.isoformat(), regime=p.regime)
-                        print(f"<- deadline {local:%Y-%m-%d %H:%M} {p.party_timezone} ({p.regime})")
-        if "deadline" not in seen:
-            raise TimeoutError(f"the sample appeal did not get a deadline in {timeout}s; got {seen}")
-        return seen
-    finally:
-        await producer.stop()
-        await consumer.stop()
+
+    async with contextlib.aclosing(publish_and_follow(cfg, raw, timeout, on_sent=sent)) as events:
+        async for env in events:
+            if isinstance(env.data, AppealRegistered):
+                a = env.data.appeal
+                seen.update(registered=a.registration_number, appeal_id=str(a.appeal_id), category=a.category.value,
+                            access_code=env.data.access_code or "")
+                print(f"<- registered as {a.registration_number} (appeal {a.appeal_id}, category {a.category.value}, house {a.house_key})")
+            elif isinstance(env.data, AppealAssigned):
+                d = env.data
+                seen.update(assigned=d.party_id, party_kind=d.party_kind.value, reason=d.reason)
+                print(f"<- assigned to {d.party_id} ({d.party_kind.value}, reason: {d.reason})")
+            elif isinstance(env.data, DeadlinePlanned):
+                p = env.data
+                local = p.due_at.astimezone(ZoneInfo(p.party_timezone))
+                seen.update(deadline=p.due_at.isoformat(), regime=p.regime)
+                print(f"<- deadline {local:%Y-%m-%d %H:%M} {p.party_timezone} ({p.regime})")
+                break
+    if "deadline" not in seen:
+        raise TimeoutError(f"the sample appeal did not get a deadline in {timeout}s; got {seen}")
+    return seen
 
 
 def demo_tokens(cfg: Config) -> dict[str, str]:
@@ -425,6 +413,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 await outage_demo(cfg, tokens["demo-operator"])  # the outage register (devtools/outage_demo.py)
                 await control_card_demo(cfg, tokens["demo-operator"])  # per-house control cards (devtools/cards_demo.py)
                 await consultation_demo(cfg, tokens["demo-operator"])
+                await letter_demo(cfg, tokens["demo-party"], tokens["demo-operator"])  # devtools/letters_demo.py
+                await scorecard_demo(cfg, tokens["demo-analyst"])  # devtools/report_demo.py
             if system.gis is not None and cfg.gis_seed > 0:
                 await gis_demo(cfg, since=started_at - 1)
         if args.once:

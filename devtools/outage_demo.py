@@ -5,18 +5,16 @@ marked restored and its duration per house read back (the evidence for a recalcu
 
 from __future__ import annotations
 
-import asyncio
-import time
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-from zhkh_contracts import REGISTRY, AppealAssigned, AppealLinkedToOutage, AppealRegistered, from_kafka
+from zhkh_contracts import AppealAssigned, AppealLinkedToOutage, AppealRegistered
 
 from . import samples
+from .follow import publish_and_follow
 
 TZ = "Asia/Yekaterinburg"  # the sample directory's zone
 
@@ -56,34 +54,16 @@ async def outage_demo(cfg: Any, operator_token: str, timeout: float = 60.0) -> d
 
 async def _new_appeal_at_the_house(cfg: Any, timeout: float) -> dict[str, str]:
     raw = samples.raw_submission(text="Нет горячей воды с утра, когда дадут?")
-    topic, key, value, headers = samples.raw_record(raw, topics=cfg.topics)
-    correlation = dict(headers)["ce_correlationid"].decode()
-    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, **cfg.kafka_client(), auto_offset_reset="latest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    producer = AIOKafkaProducer(**cfg.kafka_client(), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await asyncio.sleep(0.5)  # the consumer takes its 'latest' positions first
-        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
-        seen: dict[str, str] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not {"restore", "party"} <= set(seen):
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for rec in records:
-                    env = from_kafka(rec.value, rec.headers, REGISTRY)
-                    if str(env.correlation_id) != correlation:
-                        continue
-                    if isinstance(env.data, AppealRegistered):
-                        seen["number"] = env.data.appeal.registration_number
-                    elif isinstance(env.data, AppealAssigned):
-                        seen["party"] = env.data.party_id
-                    elif isinstance(env.data, AppealLinkedToOutage):
-                        at = env.data.expected_restore_at.astimezone(ZoneInfo(TZ))
-                        seen.update(number=env.data.registration_number, restore=f"{at:%Y-%m-%d %H:%M} {TZ}")
-        if not {"restore", "party"} <= set(seen):
-            raise TimeoutError(f"the appeal at the outage's house was not linked in {timeout}s; got {seen}")
-        return seen
-    finally:
-        await producer.stop()
-        await consumer.stop()
+    seen: dict[str, str] = {}
+    async with contextlib.aclosing(publish_and_follow(cfg, raw, timeout)) as events:
+        async for env in events:
+            if isinstance(env.data, AppealRegistered):
+                seen["number"] = env.data.appeal.registration_number
+            elif isinstance(env.data, AppealAssigned):
+                seen["party"] = env.data.party_id
+            elif isinstance(env.data, AppealLinkedToOutage):
+                at = env.data.expected_restore_at.astimezone(ZoneInfo(TZ))
+                seen.update(number=env.data.registration_number, restore=f"{at:%Y-%m-%d %H:%M} {TZ}")
+            if {"restore", "party"} <= set(seen):
+                return seen
+    raise TimeoutError(f"the appeal at the outage's house was not linked in {timeout}s; got {seen}")

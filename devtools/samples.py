@@ -27,12 +27,13 @@ def raw_submission(
     category: Category | None = Category.HOT_WATER,
     phone: str | None = "8 (912) 345-67-89",
     email: str | None = "Ivanova.Demo@Example.RU",
+    postal_address: str | None = None,
 ) -> RawAppealSubmitted:
     return RawAppealSubmitted(
         channel=channel,
         source_id=source_id or f"demo-{uuid.uuid4()}",
         received_at=datetime.now(UTC),
-        applicant=Applicant(name="Иванова Мария Петровна", phone=phone, email=email),
+        applicant=Applicant(name="Иванова Мария Петровна", phone=phone, email=email, postal_address=postal_address),
         consent=Consent(personal_data=True, notifications=True),
         address=Address(fias_house_guid=DEMO_HOUSE_GUID, text="г. Пермь, ул. Ленина, д. 10", apartment="15"),
         text=text,

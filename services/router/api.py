@@ -25,17 +25,13 @@ publishes the same event id again (applied once); with another body it is refuse
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError
 
 from zhkh_contracts import (
     MAX_TEXT_CHARS,
@@ -58,6 +54,7 @@ from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
 from zhkh_runtime.http import Problem, RateLimit, client_address, problem_responses
 
+from .api_writes import ApiWrites
 from .queries import Queries, details_view, summary_view
 from .settings import RouterSettings
 
@@ -207,6 +204,7 @@ class RouterApi:
     def __init__(self, rt: ServiceRuntime, queries: Queries, settings: RouterSettings) -> None:
         self.rt, self.q, self.settings = rt, queries, settings
         self.requests = rt.db["router_api_requests"]
+        self.writes = ApiWrites(rt, API_NS)
         self.citizen_rate = RateLimit(settings.citizen_rate, "citizen")
         self.code_failures = RateLimit(settings.access_code_failures, "access_code")
 
@@ -238,22 +236,8 @@ class RouterApi:
         if not 1 <= len(key) <= 200:
             raise Problem(400, "invalid_idempotency_key", "Заголовок Idempotency-Key: от 1 до 200 символов.",
                           ["Idempotency-Key"])
-        rid = hashlib.sha256(f"{principal_key}\n{key}".encode()).hexdigest()
-        digest = hashlib.sha256(json.dumps([name, number, request_body], sort_keys=True, default=str).encode()).hexdigest()
-        event_id = uuid.uuid5(API_NS, rid)
-        try:
-            await self.requests.insert_one({"_id": rid, "digest": digest, "event_id": str(event_id),
-                                            "created_at": datetime.now(UTC)})
-        except DuplicateKeyError:
-            prev = await self.requests.find_one({"_id": rid})
-            if prev is not None and prev.get("digest") != digest:
-                raise Problem(422, "idempotency_key_reused", "Этот ключ Idempotency-Key уже использован для "
-                              "другого запроса.", ["Idempotency-Key"]) from None
-        try:
-            await self.rt.publisher.publish(self.rt.emitter.records([Emit(action, event_id=event_id)]))
-        except Exception as exc:  # noqa: BLE001 - the caller retries with the same key
-            log.warning("api_publish_failed", action=name, error_type=type(exc).__name__)
-            raise Problem(503, "unavailable") from None
+        event_id, _ = await self.writes.claim(principal_key, key, [name, number, request_body])
+        await self.writes.publish([Emit(action, event_id=event_id)], name)
         log.info("api_action", action=name, event_id=str(event_id), actor_role=action.actor.split(":", 1)[0])
         outcome = await self.wait_outcome(str(action.appeal_id), str(event_id))
         status = "accepted" if outcome is None else outcome["outcome"]

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
 import io
-import json
 import time
 import uuid
 from datetime import UTC, date, datetime, time as dtime, timedelta
@@ -30,7 +28,6 @@ import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError
 
 from zhkh_contracts import (
     ConfirmationMethod,
@@ -45,6 +42,7 @@ from zhkh_runtime.engine import Emit
 from zhkh_runtime.http import Problem, problem_responses
 
 from .api import API_NS
+from .api_writes import ApiWrites
 from .controlcards import CONFIRMERS, Card, CardPolicy, CardsRepository, hours_open, overdue
 from .repository import DirectoryCache
 from .settings import RouterSettings
@@ -142,7 +140,7 @@ class CardsApi:
     def __init__(self, rt: ServiceRuntime, settings: RouterSettings, repo: CardsRepository, cache: DirectoryCache,
                  policy: CardPolicy) -> None:
         self.rt, self.settings, self.repo, self.cache, self.policy = rt, settings, repo, cache, policy
-        self.requests = rt.db["router_api_requests"]  # the same keys as the appeals API (its TTL index)
+        self.writes = ApiWrites(rt, API_NS, scope="card\n")  # the appeals API's key store (its TTL index)
 
     async def card(self, card_id: str) -> Card:
         doc = await self.repo.cards.find_one({"_id": card_id.lower()})
@@ -166,23 +164,8 @@ class CardsApi:
 
     async def publish(self, p: Principal, key: str, action: ControlCardActionBase, name: str,
                       body: Any) -> dict[str, Any]:
-        rid = hashlib.sha256(f"{p.subject}\n{key}".encode()).hexdigest()
-        digest = hashlib.sha256(json.dumps([name, str(action.card_id), body], sort_keys=True,
-                                           default=str).encode()).hexdigest()
-        event_id = uuid.uuid5(API_NS, rid)
-        try:
-            await self.requests.insert_one({"_id": rid, "digest": digest, "event_id": str(event_id),
-                                            "created_at": datetime.now(UTC)})
-        except DuplicateKeyError:
-            prev = await self.requests.find_one({"_id": rid})
-            if prev is not None and prev.get("digest") != digest:
-                raise Problem(422, "idempotency_key_reused", "Этот ключ Idempotency-Key уже использован для "
-                              "другого запроса.", ["Idempotency-Key"]) from None
-        try:
-            await self.rt.publisher.publish(self.rt.emitter.records([Emit(action, key=action.key, event_id=event_id)]))
-        except Exception as exc:  # noqa: BLE001 - the caller retries with the same key
-            log.warning("api_publish_failed", action=name, error_type=type(exc).__name__)
-            raise Problem(503, "unavailable") from None
+        event_id, _ = await self.writes.claim(p.subject, key, [name, str(action.card_id), body])
+        await self.writes.publish([Emit(action, key=action.key, event_id=event_id)], name)
         log.info("api_action", action=name, event_id=str(event_id), actor_role=action.actor.split(":", 1)[0])
         outcome = await self.wait_outcome(str(action.card_id), str(event_id))
         return {"status": "accepted" if outcome is None else outcome["outcome"], "event_id": str(event_id),

@@ -21,7 +21,6 @@ import asyncio
 import csv
 import hashlib
 import io
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -31,7 +30,6 @@ import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from pymongo.errors import DuplicateKeyError
 
 from zhkh_contracts import (
     OutageBase,
@@ -47,6 +45,7 @@ from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
 from zhkh_runtime.http import Problem, problem_responses
 
+from .api_writes import ApiWrites
 from .outages import OutageState, duration_rows, outage_id_of
 from .outages_import import ImportFailed, check_references, emits, parse
 from .outages_store import OutageRepository
@@ -185,33 +184,15 @@ def actor_of(p: Principal, party_id: str) -> str:
 class OutagesApi:
     def __init__(self, rt: ServiceRuntime, repo: OutageRepository, queries: Queries, settings: RouterSettings) -> None:
         self.rt, self.repo, self.q, self.settings = rt, repo, queries, settings
-        self.requests = rt.db["router_api_requests"]  # the same store (and TTL) as the appeal writes
+        self.writes = ApiWrites(rt, OUTAGE_API_NS, scope="outage\n")  # the appeals API's key store (and TTL)
 
     async def claim(self, principal: str, key: str, action: str, body: Any) -> tuple[uuid.UUID, datetime]:
         """The event id and time of (principal, Idempotency-Key): a repeat with the same body gets the
         first request's id and time (so it republishes the very same event), another body 422."""
-        rid = hashlib.sha256(f"outage\n{principal}\n{key}".encode()).hexdigest()
-        digest = hashlib.sha256(json.dumps([action, body], sort_keys=True, default=str).encode()).hexdigest()
-        event_id = uuid.uuid5(OUTAGE_API_NS, rid)
-        now = datetime.now(UTC)
-        try:
-            await self.requests.insert_one({"_id": rid, "digest": digest, "event_id": str(event_id), "created_at": now})
-        except DuplicateKeyError:
-            prev = await self.requests.find_one({"_id": rid})
-            if prev is not None and prev.get("digest") != digest:
-                raise Problem(422, "idempotency_key_reused", "Этот ключ Idempotency-Key уже использован для "
-                              "другого запроса.", ["Idempotency-Key"]) from None
-            if prev is not None:
-                at = prev["created_at"]
-                now = at if at.tzinfo else at.replace(tzinfo=UTC)
-        return event_id, now.replace(microsecond=(now.microsecond // 1000) * 1000)  # as MongoDB keeps it
+        return await self.writes.claim(principal, key, [action, body])
 
     async def publish(self, out: list[Emit]) -> None:
-        try:
-            await self.rt.publisher.publish(self.rt.emitter.records(out))
-        except Exception as exc:  # noqa: BLE001 - the caller retries with the same key
-            log.warning("outage_publish_failed", error_type=type(exc).__name__)
-            raise Problem(503, "unavailable") from None
+        await self.writes.publish(out, "outage")
 
     async def write(self, event: OutageBase, event_id: uuid.UUID, action: str) -> dict[str, Any]:
         await self.publish([Emit(event, key=event.key, event_id=event_id)])

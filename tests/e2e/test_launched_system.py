@@ -73,6 +73,14 @@ def test_demo_once_shows_the_flow_and_data_persists_between_runs(tmp_path):
         assert "-> anonymous POST /api/v1/suggestions -> 200: meter-readings «Когда и как передавать показания счётчиков?»" in out.stdout, out.stdout
         assert re.search(r"^-> operator POST /api/v1/consultations -> 201 \(topic billing, resolved at first contact, "
                          r"by operator:demo-operator; not routed\)$", out.stdout, re.M), out.stdout
+        # a paper appeal with only a postal address: its answer as a print-ready letter, posted by the operator
+        assert re.search(r"^-> a paper appeal with only a postal address, ZH-\d{4}-\d{7}, answered by \S+ through the "
+                         r"API -> 202 applied$", out.stdout, re.M), out.stdout
+        assert re.search(r"^<- a print-ready answer letter in the notifier's print queue: GET /api/v1/letters/…/pdf -> "
+                         r"200 application/pdf \(1 page, \d+ KiB\); marked posted by the operator$", out.stdout, re.M), out.stdout
+        # the party scorecards, read by the analyst with the printed token
+        assert re.search(r"^-> analyst GET /api/v1/analytics/parties -> 200: uk-zarechye \d{4}-\d{2}: assigned [1-9]\d*, "
+                         r"answered [1-9]\d*, median \d+\.?\d* h to the first answer", out.stdout, re.M), out.stdout
         assert out.stdout.rstrip().endswith("stopped")
     assert len(numbers) == 2
     assert int(numbers[1][-7:]) > int(numbers[0][-7:])  # the counter survived the restart (ГИС appeals take numbers too)
