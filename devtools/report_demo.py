@@ -25,7 +25,10 @@ async def scorecard_demo(cfg: Any, analyst_token: str, party: str = "uk-zarechye
             await asyncio.sleep(0.3)
     if row is None:
         raise TimeoutError(f"no scorecard for {party} in {timeout}s")
+    def shown(v: Any) -> str:
+        return "-" if v is None else str(v)
+
     print(f"-> analyst GET /api/v1/analytics/parties -> {r.status_code}: {party} {row['month']}: assigned "
-          f"{row['assigned']}, answered {row['answered']}, median {row['median_hours_to_answer']} h to the first "
-          f"answer, overdue share {row['overdue_share']}, satisfaction {row['satisfaction']}")
+          f"{row['assigned']}, answered {row['answered']}, median {shown(row['median_hours_to_answer'])} h to the first "
+          f"answer, overdue share {shown(row['overdue_share'])}, satisfaction {shown(row["satisfaction"])}")
     return row
