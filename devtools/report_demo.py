@@ -30,5 +30,5 @@ async def scorecard_demo(cfg: Any, analyst_token: str, party: str = "uk-zarechye
 
     print(f"-> analyst GET /api/v1/analytics/parties -> {r.status_code}: {party} {row['month']}: assigned "
           f"{row['assigned']}, answered {row['answered']}, median {shown(row['median_hours_to_answer'])} h to the first "
-          f"answer, overdue share {shown(row['overdue_share'])}, satisfaction {shown(row["satisfaction"])}")
+          f"answer, overdue share {shown(row['overdue_share'])}, satisfaction {shown(row['satisfaction'])}")
     return row
