@@ -121,13 +121,20 @@ def register(cur: OutageState | None, e: OutageRegistered) -> Outcome:
         restored_at=e.restored_at))
 
 
-def change_restore_time(cur: OutageState | None, e: OutageRestoreTimeChanged) -> Outcome:
+def _refusal(cur: OutageState | None, actor: str) -> Outcome | None:
+    """Why ``actor`` may not act on the outage ``cur`` any more (None: it may)."""
     if cur is None:
         return Outcome(REFUSED, "unknown_outage")
-    if not may_act(e.actor, cur.party_id):
+    if not may_act(actor, cur.party_id):
         return Outcome(REFUSED, "forbidden", cur)
     if not cur.active:
         return Outcome(REFUSED, "already_restored", cur)
+    return None
+
+
+def change_restore_time(cur: OutageState | None, e: OutageRestoreTimeChanged) -> Outcome:
+    if (no := _refusal(cur, e.actor)) is not None or cur is None:
+        return no or Outcome(REFUSED, "unknown_outage")
     if e.expected_restore_at <= cur.starts_at:
         return Outcome(REFUSED, "restore_before_start", cur)
     if e.expected_restore_at == cur.expected_restore_at:
@@ -138,12 +145,8 @@ def change_restore_time(cur: OutageState | None, e: OutageRestoreTimeChanged) ->
 
 
 def restore(cur: OutageState | None, e: OutageRestored) -> Outcome:
-    if cur is None:
-        return Outcome(REFUSED, "unknown_outage")
-    if not may_act(e.actor, cur.party_id):
-        return Outcome(REFUSED, "forbidden", cur)
-    if not cur.active:
-        return Outcome(REFUSED, "already_restored", cur)
+    if (no := _refusal(cur, e.actor)) is not None or cur is None:
+        return no or Outcome(REFUSED, "unknown_outage")
     if e.restored_at < cur.starts_at:
         return Outcome(REFUSED, "restore_before_start", cur)
     return Outcome(APPLIED, state=replace(cur, restored_at=e.restored_at, version=cur.version + 1))
