@@ -38,9 +38,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from zhkh_runtime.auth import Principal
+from zhkh_runtime.csvfile import BOM, CSV_MEDIA_TYPE, attachment_headers
 from zhkh_runtime.http import Auth, Problem, problem_responses
 
-from .report import BOM, FilterError, Filters, parse_filters
+from .report import FilterError, Filters, parse_filters
 from .scorecards import scorecards_csv
 from .service import AnalyticsService
 from .settings import AnalyticsSettings
@@ -134,9 +135,7 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
         name = f"zhkh-appeals-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
         log.info("csv_export", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
         return StreamingResponse(
-            service.export_csv(f, settings.export_batch), media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
-                     "x-content-type-options": "nosniff"},
+            service.export_csv(f, settings.export_batch), media_type=CSV_MEDIA_TYPE, headers=attachment_headers(name),
         )
 
     @api.get("/api/v1/analytics/parties", operation_id="analytics_parties", responses=ERRORS,
@@ -157,10 +156,8 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
         body = await service.parties(f, tz)
         name = f"zhkh-parties-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
         log.info("parties_csv", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
-        return Response((BOM + scorecards_csv(body["parties"])).encode("utf-8"), 200,
-                        media_type="text/csv; charset=utf-8",
-                        headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
-                                 "x-content-type-options": "nosniff"})
+        return Response((BOM + scorecards_csv(body["parties"])).encode("utf-8"), 200, media_type=CSV_MEDIA_TYPE,
+                        headers=attachment_headers(name))
 
     @api.get("/api/v1/analytics/consultations.csv", operation_id="analytics_consultations_csv",
              responses={**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
@@ -174,9 +171,8 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
         name = f"zhkh-consultations-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
         log.info("consultations_csv", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
         return StreamingResponse(
-            service.consultations_csv(f, settings.export_batch), media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store",
-                     "x-content-type-options": "nosniff"},
+            service.consultations_csv(f, settings.export_batch), media_type=CSV_MEDIA_TYPE,
+            headers=attachment_headers(name),
         )
 
     @api.get("/dashboard", include_in_schema=False)

@@ -10,9 +10,6 @@ resolution, bounded in size by the spread of durations rather than by the number
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from zhkh_contracts import Channel
+from zhkh_runtime.csvfile import csv_cell
 
 from .readmodel import STOPPED, is_overdue
 
@@ -33,7 +31,6 @@ CSV_COLUMNS = (
     "registered_at", "due_at", "answered_at", "status", "overdue",
 )
 CSV_PROJECTION = {c: 1 for c in CSV_COLUMNS if c != "overdue"} | {"overdue_fixed": 1, "_id": 0}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 FIRST_DAY = date(1970, 1, 1)
@@ -244,35 +241,9 @@ def shape_summary(facet: Mapping[str, Any] | None, filters: Filters, now: dateti
 # ---- CSV ----------------------------------------------------------------------------------------
 
 
-def csv_cell(value: Any) -> str:
-    """One cell: ISO dates, true/false, and text that a spreadsheet would run as a formula
-    (=, +, -, @ first) neutralised with a leading apostrophe (CSV injection)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return ""
-    s = str(value)
-    return "'" + s if s.startswith(_FORMULA_START) else s
-
-
 def csv_row(doc: Mapping[str, Any], now: datetime) -> list[str]:
     values = {c: doc.get(c) for c in CSV_COLUMNS}
     values["overdue"] = is_overdue(dict(doc), now)
     return [csv_cell(values[c]) for c in CSV_COLUMNS]
 
 
-def csv_lines(rows: Iterable[Sequence[str]], header: bool = False) -> str:
-    """Rows as CSV text (RFC 4180: commas, CRLF, quotes doubled where needed)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    if header:
-        w.writerow(CSV_COLUMNS)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-BOM = "\ufeff"

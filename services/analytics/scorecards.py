@@ -21,15 +21,15 @@ zone) a row counts:
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .readmodel import is_overdue
-from .report import UNKNOWN, csv_cell, weighted_median
+from zhkh_runtime.csvfile import csv_cell, csv_text
+
+from .report import UNKNOWN, weighted_median
 
 PROJECTION = {f: 1 for f in ("registered_at", "party_id", "status", "due_at", "overdue_fixed", "assignments",
                              "answers", "transitions")}
@@ -123,8 +123,4 @@ def scorecards(docs: Iterable[Mapping[str, Any]], tz: str, now: datetime) -> lis
 
 def scorecards_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """The scorecards as CSV text (header first; RFC 4180, CRLF; empty cell for a null ratio)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(COLUMNS)
-    w.writerows([csv_cell(r[c]) for c in COLUMNS] for r in rows)
-    return buf.getvalue()
+    return csv_text(([csv_cell(r[c]) for c in COLUMNS] for r in rows), COLUMNS)

@@ -7,9 +7,7 @@ transaction, so a redelivered event changes nothing. The analytics service publi
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,13 +24,14 @@ from zhkh_contracts import (
     DeadlinePlanned,
     EventData,
 )
+from zhkh_runtime.csvfile import BOM, csv_text
 from zhkh_runtime.engine import Handlers
 
 from . import consultations as cs
 from . import readmodel as rm
 from . import scorecards as sc
 from .uow import AnalyticsUoW
-from .report import BOM, CSV_PROJECTION, Filters, csv_lines, csv_row, shape_summary, summary_pipeline
+from .report import CSV_COLUMNS, CSV_PROJECTION, Filters, csv_row, shape_summary, summary_pipeline
 
 log = structlog.get_logger(__name__)
 Apply = Callable[[dict[str, Any] | None, Any], dict[str, Any]]
@@ -106,18 +105,10 @@ class AnalyticsService:
 
     async def consultations_csv(self, filters: Filters, batch: int = 1000) -> AsyncIterator[bytes]:
         """One row per consultation (no personal data, no text): BOM and header first."""
-        yield (BOM + _csv([cs.CSV_COLUMNS])).encode("utf-8")
         m = cs.match(filters)
-        if m is None:
-            return
-        rows: list[list[str]] = []
-        async for d in self.repo.consultation_rows(m, batch):
-            rows.append(cs.csv_row(d))
-            if len(rows) >= batch:
-                yield _csv(rows).encode("utf-8")
-                rows = []
-        if rows:
-            yield _csv(rows).encode("utf-8")
+        docs = self.repo.consultation_rows(m, batch) if m is not None else None
+        async for chunk in _csv_chunks(cs.CSV_COLUMNS, docs, cs.csv_row, batch):
+            yield chunk
 
     async def parties(self, filters: Filters, tz: str) -> dict[str, Any]:
         """Per-party scorecards by registration month (``scorecards``), over the filtered appeals."""
@@ -141,22 +132,26 @@ class AnalyticsService:
     async def export_csv(self, filters: Filters, batch: int = 1000) -> AsyncIterator[bytes]:
         """The CSV export in chunks: BOM and header first, then ``batch`` rows per chunk."""
         now = self.clock()
-        yield (BOM + csv_lines([], header=True)).encode("utf-8")
-        rows: list[list[str]] = []
-        async for d in self.repo.rows(filters.match(), CSV_PROJECTION, batch):
-            rows.append(csv_row(d, now))
-            if len(rows) >= batch:
-                yield csv_lines(rows).encode("utf-8")
-                rows = []
-        if rows:
-            yield csv_lines(rows).encode("utf-8")
+        docs = self.repo.rows(filters.match(), CSV_PROJECTION, batch)
+        async for chunk in _csv_chunks(CSV_COLUMNS, docs, lambda d: csv_row(d, now), batch):
+            yield chunk
+
+
+async def _csv_chunks(header: Sequence[str], docs: AsyncIterator[dict[str, Any]] | None,
+                      row: Callable[[dict[str, Any]], list[str]], batch: int) -> AsyncIterator[bytes]:
+    """A streamed CSV download: the BOM and the header, then ``batch`` rows per chunk."""
+    yield (BOM + csv_text([], header)).encode("utf-8")
+    if docs is None:  # nothing can match
+        return
+    rows: list[list[str]] = []
+    async for d in docs:
+        rows.append(row(d))
+        if len(rows) >= batch:
+            yield csv_text(rows).encode("utf-8")
+            rows = []
+    if rows:
+        yield csv_text(rows).encode("utf-8")
 
 
 def _iso(v: datetime | None) -> str | None:
     return v.astimezone(UTC).isoformat() if v else None
-
-
-def _csv(rows: Any) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerows(rows)
-    return buf.getvalue()

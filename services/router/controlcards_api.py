@@ -16,8 +16,6 @@ router's handlers, which record the outcome on the card; the answer waits ``api_
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import time
 import uuid
 from datetime import UTC, date, datetime, time as dtime, timedelta
@@ -39,6 +37,7 @@ from zhkh_contracts import (
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
+from zhkh_runtime.csvfile import BOM, CSV_MEDIA_TYPE, attachment_headers, csv_cell, csv_text
 from zhkh_runtime.http import Problem, problem_responses
 
 from .api import API_NS
@@ -246,18 +245,12 @@ class CardsApi:
                                      "$or": [{"active": True}, {"closed_at": {"$gte": start}}]}
             self.scope(p, query, None)
             docs = await self.repo.cards.find(query, {"log": 0}).sort([("opened_at", 1), ("_id", 1)]).to_list(None)
-            out = io.StringIO()
-            w = csv.writer(out)
-            w.writerow(CSV_COLUMNS)
             at = min(now, end)
-            for d in docs:
-                v = card_view(Card.of(d), at)
-                w.writerow(["" if v.get(c) is None else str(v[c]).lower() if isinstance(v[c], bool) else v[c]
-                            for c in CSV_COLUMNS])
+            views = (card_view(Card.of(d), at) for d in docs)
+            text = csv_text(([csv_cell(v.get(c)) for c in CSV_COLUMNS] for v in views), CSV_COLUMNS)
             log.info("csv_export", what="control_cards", role=p.role_for_audit(), rows=len(docs))
             name = f"control-cards-{district_id}-{the_day.isoformat()}.csv"
-            return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+            return Response((BOM + text).encode("utf-8"), media_type=CSV_MEDIA_TYPE, headers=attachment_headers(name))
 
         @api.get("/api/v1/control-cards/{card_id}", tags=["control cards"], response_model=CardDetails,
                  responses=read_errors, operation_id="get_control_card",

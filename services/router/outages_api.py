@@ -18,9 +18,7 @@ write needs an ``Idempotency-Key`` (the same key and body publish the same event
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import io
 import time
 import uuid
 from datetime import UTC, datetime
@@ -43,6 +41,7 @@ from zhkh_contracts import (
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
+from zhkh_runtime.csvfile import BOM, CSV_MEDIA_TYPE, attachment_headers, csv_cell, csv_text
 from zhkh_runtime.http import Problem, problem_responses
 
 from .api_writes import ApiWrites
@@ -288,14 +287,11 @@ class OutagesApi:
             rows.sort(key=lambda r: (r["starts_at"], r["outage_id"], r["house_key"] or ""))
             if fmt == "json":
                 return {"count": len(rows), "rows": rows}
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=DURATION_COLUMNS, delimiter=";", lineterminator="\r\n")
-            w.writeheader()
-            for r in rows:  # Excel in a Russian locale: ';' and a decimal comma
-                w.writerow({**r, "open": "да" if r["open"] else "нет",
-                            "duration_hours": f"{r['duration_hours']:.2f}".replace(".", ",")})
-            return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": 'attachment; filename="outage-durations.csv"'})
+            cells = ({**r, "open": "да" if r["open"] else "нет",  # Excel in a Russian locale: ';', a decimal comma
+                      "duration_hours": f"{r['duration_hours']:.2f}".replace(".", ",")} for r in rows)
+            text = csv_text(([csv_cell(r.get(c)) for c in DURATION_COLUMNS] for r in cells), DURATION_COLUMNS,
+                            delimiter=";")
+            return Response(BOM + text, media_type=CSV_MEDIA_TYPE, headers=attachment_headers("outage-durations.csv"))
 
         @api.get("/api/v1/outages/{outage_id}", tags=["outages"], response_model=OutageDetails, responses=read_errors,
                  operation_id="get_outage", summary="One outage, with its log")

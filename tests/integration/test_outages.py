@@ -7,6 +7,8 @@ do what; a bad import refused with its row errors, a good one (API and CLI) regi
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -59,7 +61,7 @@ async def test_registered_residents_told_new_appeal_linked_time_changed_restored
             first = await appeal(infra, prefix, f, "first@example.ru")
             await f.assigned(first)
 
-            b1 = body()
+            b1 = body(ref="=HYPERLINK(\"http://x\")")  # a spreadsheet formula: neutralised in the CSV export
             status, reg = await acall("POST", api, op, b1, key="outage-1")
             assert status == 202 and reg["status"] == "applied", reg
             assert (reg["outcome"]["actor"], reg["outcome"]["action"]) == ("operator:op-1", "register")
@@ -114,6 +116,8 @@ async def test_registered_residents_told_new_appeal_linked_time_changed_restored
             text = raw.decode("utf-8-sig")
             assert status == 200 and text.splitlines()[0].startswith("outage_id;ref;resource;kind;house_key")
             assert f";fias:{HOUSE};" in text and ";нет;" in text
+            (csv_row,) = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+            assert csv_row["ref"] == "'=HYPERLINK(\"http://x\")"  # a formula neutralised (CSV injection)
             assert (await acall("GET", f"{api}/durations", teplo))[0] == 403  # staff only
 
             envs = [e for aid in (first, second) for e in f.events(aid)

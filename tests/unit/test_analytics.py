@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from zhkh_runtime.csvfile import csv_text
 from analytics import readmodel as rm
 from analytics import report
 from analytics.api import dashboard_page
@@ -243,7 +244,7 @@ def test_csv_escapes_quotes_commas_newlines_and_formulas():
     assert report.csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert report.csv_cell("-1+2") == "'-1+2" and report.csv_cell("@SUM(A1)") == "'@SUM(A1)"
     assert (report.csv_cell(None), report.csv_cell(True), report.csv_cell(False)) == ("", "true", "false")
-    text = report.csv_lines([["ул. Мира, 1", 'дом "А"', "строка\nвторая", "'=1"]], header=True)
+    text = csv_text([["ул. Мира, 1", 'дом "А"', "строка\nвторая", "'=1"]], report.CSV_COLUMNS)
     assert text.startswith(",".join(report.CSV_COLUMNS) + "\r\n")
     assert text.endswith('"ул. Мира, 1","дом ""А""","строка\nвторая",\'=1\r\n')
     assert list(csv.reader(io.StringIO(text)))[1] == ["ул. Мира, 1", 'дом "А"', "строка\nвторая", "'=1"]
@@ -273,3 +274,13 @@ def test_dashboard_page_is_self_contained_and_its_csp_allows_only_itself():
         assert label in html
     csp = headers["content-security-policy"]
     assert "default-src 'none'" in csp and csp.count("'sha256-") == 2 and "unsafe" not in csp
+
+
+def test_csv_downloads_share_one_shape():
+    """Every CSV download of every service: an attachment, never cached, never sniffed; a ';' file for Excel in a
+    Russian locale quotes as RFC 4180 says."""
+    from zhkh_runtime.csvfile import attachment_headers
+
+    assert attachment_headers("x.csv") == {"content-disposition": 'attachment; filename="x.csv"',
+                                           "cache-control": "no-store", "x-content-type-options": "nosniff"}
+    assert csv_text([["a;b", "1,5"]], ("x", "y"), delimiter=";") == 'x;y\r\n"a;b";1,5\r\n'
