@@ -32,7 +32,6 @@ derived from the consultation id, so a copy published twice is one event to ever
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import time
@@ -65,7 +64,15 @@ from zhkh_runtime import access_codes
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
 from zhkh_runtime.errors import PermanentError
-from zhkh_runtime.http import Auth, Problem, RateLimit, client_address, problem_responses
+from zhkh_runtime.http import (
+    Auth,
+    Problem,
+    RateLimit,
+    client_address,
+    decode_time_cursor,
+    encode_time_cursor,
+    problem_responses,
+)
 
 from .knowledge import MAX_ANSWER_CHARS, KnowledgeBase
 from .messages import ACCESS_CODE_NOTE, MESSAGES_RU
@@ -276,15 +283,11 @@ def _aware(t: datetime) -> datetime:
 
 
 def encode_cursor(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(f"{_aware(doc['recorded_at']).isoformat()}|{doc['_id']}".encode()).decode()
+    return encode_time_cursor(_aware(doc["recorded_at"]), doc["_id"])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        ts, cid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(ts), str(uuid.UUID(cid))
-    except Exception:  # noqa: BLE001 - any malformed cursor is the caller's error
-        raise Problem(400, "invalid_cursor", MESSAGES_RU_CONSULT["invalid_cursor"], ["cursor"]) from None
+    return decode_time_cursor(cursor, "cursor", "invalid_cursor", MESSAGES_RU_CONSULT["invalid_cursor"])
 
 
 # ---- the service ----------------------------------------------------------------------------------

@@ -36,10 +36,6 @@ events on the consultations topic); topics from the
 catalog. devtools/gen_contracts.py builds the catalog's producers and the AsyncAPI operations from it;
 tests/contract checks it against the event classes this package constructs."""
 RAW_CHANNELS = tuple(ch for ch in Channel if ch is not Channel.GIS)
-"""The raw topics intake's HTTP ingress publishes on: not ``gis``, which is gis_sync's alone (a record there from
-any other source is dead-lettered ``forged_source``)."""
-
-RAW_CHANNELS = tuple(ch for ch in Channel if ch is not Channel.GIS)
 """The raw topics the HTTP ingress publishes to: every channel's but the ГИС one (only gis_sync publishes
 there; the ingress refuses channel gis)."""
 

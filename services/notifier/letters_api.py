@@ -14,7 +14,6 @@ Every route needs a bearer token with role ``operator`` or ``admin``; other role
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from zhkh_runtime.auth import Principal
-from zhkh_runtime.http import Auth, Problem, problem_responses
+from zhkh_runtime.http import Auth, Problem, decode_time_cursor, encode_time_cursor, problem_responses
 
 from .letters import LetterStore, Organisation, ensure_pdf
 
@@ -61,18 +60,8 @@ def _summary(d: dict[str, Any]) -> LetterSummary:
                          printed_at=utc(d.get("printed_at")), posted_at=utc(d.get("posted_at")))
 
 
-def _cursor(d: LetterSummary) -> str:
-    return base64.urlsafe_b64encode(f"{d.created_at.isoformat()}|{d.letter_id}".encode()).decode()
-
-
 def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        at, lid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at).astimezone(UTC), str(uuid.UUID(lid))
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "invalid_data", "Курсор страницы задан неверно.", ["after"]) from None
+    return None if cursor is None else decode_time_cursor(cursor, "after", "invalid_data", "Курсор страницы задан неверно.")
 
 
 LetterId = Annotated[uuid.UUID, Path(description="The letter's id (from the listing)")]
@@ -95,8 +84,10 @@ def routes(store: LetterStore, org: Organisation, auth: Auth,
     async def letters_list(_: Principal = staff, state: State | None = Query(default=None),
                            limit: int = Query(default=50, ge=1, le=200),
                            after: str | None = Query(default=None, max_length=200)) -> LetterList:
-        rows = [_summary(d) for d in await store.listing(state, _after(after), limit)]
-        return LetterList(letters=rows, next=_cursor(rows[-1]) if len(rows) == limit else None)
+        found = await store.listing(state, _after(after), limit + 1)  # one more: is there a next page?
+        rows = [_summary(d) for d in found[:limit]]
+        more = len(found) > limit
+        return LetterList(letters=rows, next=encode_time_cursor(rows[-1].created_at, rows[-1].letter_id) if more else None)
 
     @r.get("/{letter_id}/pdf", operation_id="letter_pdf", response_class=Response,
            responses={200: {"description": "The letter, A4 PDF", "content": {"application/pdf": {
@@ -111,7 +102,6 @@ def routes(store: LetterStore, org: Organisation, auth: Auth,
             "x-content-type-options": "nosniff"})
 
     async def _mark(letter_id: uuid.UUID, state: str, who: Principal) -> LetterSummary:
-        await _get(letter_id)
         d = await store.mark(str(letter_id), state, clock(), who.subject)
         if d is None:
             raise Problem(404, "not_found", "Такого письма нет.")

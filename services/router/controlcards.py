@@ -64,7 +64,7 @@ from zhkh_runtime.errors import TransientError
 
 from .directory import Directory
 from .queries import public_house_key
-from .uow import MemoryRouterUoW, MongoRouterUoW
+from .uow import MemoryRouterUoW
 
 CARD_NS = uuid.UUID("8a3f6b1e-2d4c-4e8a-9f1b-6c5d7e2a9b40")
 DEFAULT_RESOURCES = ("heating", "hot_water", "cold_water", "electricity", "gas")
@@ -403,14 +403,6 @@ class CardsRepository:
 
     def in_session(self, session: Any) -> MongoCards:
         return MongoCards(self.cards, self.slots, session)
-
-
-class MongoCardsUoW(MongoRouterUoW):
-    """The router's unit of work with the cards port."""
-
-    def __init__(self, *a: Any, cards: MongoCards) -> None:
-        super().__init__(*a)
-        self.cards = cards
 
 
 class MemoryCardsUoW(MemoryRouterUoW):

@@ -60,7 +60,7 @@ PUBLISHES = (AppealAssigned, AppealStatusChanged, AppealAnswered, AppealExtended
 """What the router publishes (see intake.main.PUBLISHES)."""
 
 
-class RouterUoW(MongoOutageUoW):
+class MongoRouterWithRegistersUoW(MongoOutageUoW):
     """The router's unit of work with the outage register and the control cards on the same transaction."""
 
     def __init__(self, *a: Any, outages: Any, cards: Any) -> None:
@@ -82,7 +82,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     outages = OutageService(timedelta(days=settings.outage_notice_window_days), cards=cards)
     handlers = cards.extend(outages.install(service.handlers()))
     rt.process((rt.topics.lifecycle, rt.topics.actions, rt.topics.outages), handlers,
-               lambda session: RouterUoW(repo.appeals_in(session), cache, repo.history_in(session),
+               lambda session: MongoRouterWithRegistersUoW(repo.appeals_in(session), cache, repo.history_in(session),
                                          outages=outage_repo.in_session(session),
                                          cards=cards_repo.in_session(session)),
                # every action and outage event is the router's: another type there is refused

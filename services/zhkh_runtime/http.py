@@ -13,8 +13,11 @@ Every error a service answers — 400/401/403/404/405/409/413/415/422/429/500/50
 
 from __future__ import annotations
 
+import base64
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -201,6 +204,21 @@ class RateLimit:
 
     def test(self, *key: str) -> bool:
         return all(self.limiter.test(item, self.name, *key) for item in self.items)
+
+
+def encode_time_cursor(at: datetime, item_id: str) -> str:
+    """A page cursor after the item (``at``, ``item_id``) of a listing ordered by time, then id."""
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{item_id}".encode()).decode()
+
+
+def decode_time_cursor(cursor: str, field: str, code: str, detail_ru: str) -> tuple[datetime, str]:
+    """The (time, uuid) an ``encode_time_cursor`` cursor names; anything else is the caller's error (400
+    ``code`` on ``field``)."""
+    try:
+        at, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(at), str(uuid.UUID(item_id))
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(400, code, detail_ru, [field]) from None
 
 
 def client_address(request: Request) -> str:

@@ -169,6 +169,7 @@ async def test_an_answer_by_post_is_one_letter_to_download_print_and_post(infra,
         status, page1 = await acall("GET", f"{api}?limit=1", op)
         status, page2 = await acall("GET", f"{api}?limit=1&after={page1['next']}", op)
         assert page1["letters"][0]["letter_id"] != page2["letters"][0]["letter_id"]
+        assert page1["next"] is not None and page2["next"] is None  # two letters: a full last page has no next
 
 
 async def test_the_letter_store_on_the_real_database(mongo_db):
