@@ -24,8 +24,6 @@ publishes the same event id again (applied once); with another body it is refuse
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -204,7 +202,7 @@ class RouterApi:
     def __init__(self, rt: ServiceRuntime, queries: Queries, settings: RouterSettings) -> None:
         self.rt, self.q, self.settings = rt, queries, settings
         self.requests = rt.db["router_api_requests"]
-        self.writes = ApiWrites(rt, API_NS)
+        self.writes = ApiWrites(rt, API_NS, wait_s=self.settings.api_wait_s)
         self.citizen_rate = RateLimit(settings.citizen_rate, "citizen")
         self.code_failures = RateLimit(settings.access_code_failures, "access_code")
 
@@ -245,12 +243,7 @@ class RouterApi:
                 "outcome": outcome, "history_url": f"/api/v1/appeals/{number}/history"}
 
     async def wait_outcome(self, appeal_id: str, event_id: str) -> dict[str, Any] | None:
-        deadline = time.monotonic() + self.settings.api_wait_s
-        while True:
-            entry = await self.q.outcome(appeal_id, event_id)
-            if entry is not None or time.monotonic() >= deadline:
-                return entry
-            await asyncio.sleep(0.05)
+        return await self.writes.outcome(lambda: self.q.outcome(appeal_id, event_id))
 
     async def citizen_appeal(self, request: Request, number: str, code: str) -> dict[str, Any]:
         """The appeal, if ``code`` is its access code. Unknown number and wrong code get the same

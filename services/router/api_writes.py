@@ -9,11 +9,14 @@ router applies once) and the first request's time; the same key with another req
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pymongo.errors import DuplicateKeyError
@@ -23,12 +26,13 @@ from zhkh_runtime.engine import Emit
 from zhkh_runtime.http import Problem
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 REUSED_RU = "Этот ключ Idempotency-Key уже использован для другого запроса."
 
 
 class ApiWrites:
-    def __init__(self, rt: ServiceRuntime, namespace: uuid.UUID, scope: str = "") -> None:
-        self.rt, self.namespace, self.scope = rt, namespace, scope
+    def __init__(self, rt: ServiceRuntime, namespace: uuid.UUID, scope: str = "", wait_s: float = 2.0) -> None:
+        self.rt, self.namespace, self.scope, self.wait_s = rt, namespace, scope, wait_s
         self.requests = rt.db["router_api_requests"]
 
     async def claim(self, principal: str, key: str, request: Any) -> tuple[uuid.UUID, datetime]:
@@ -56,3 +60,13 @@ class ApiWrites:
         except Exception as exc:  # noqa: BLE001 - the caller retries with the same key
             log.warning("api_publish_failed", action=action, error_type=type(exc).__name__)
             raise Problem(503, "unavailable") from None
+
+    async def outcome(self, lookup: Callable[[], Awaitable[T | None]]) -> T | None:
+        """The router's outcome of a published write, as ``lookup`` finds it (a history, log or card entry),
+        polled for up to ``wait_s`` (``ZHKH_API_WAIT_S``); None: not decided yet (the API answers accepted)."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            found = await lookup()
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(0.05)

@@ -15,8 +15,6 @@ router's handlers, which record the outcome on the card; the answer waits ``api_
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, date, datetime, time as dtime, timedelta
 from typing import Annotated, Any, Literal
@@ -139,7 +137,8 @@ class CardsApi:
     def __init__(self, rt: ServiceRuntime, settings: RouterSettings, repo: CardsRepository, cache: DirectoryCache,
                  policy: CardPolicy) -> None:
         self.rt, self.settings, self.repo, self.cache, self.policy = rt, settings, repo, cache, policy
-        self.writes = ApiWrites(rt, API_NS, scope="card\n")  # the appeals API's key store (its TTL index)
+        # the appeals API's key store (its TTL index), in a scope of its own
+        self.writes = ApiWrites(rt, API_NS, scope="card\n", wait_s=settings.api_wait_s)
 
     async def card(self, card_id: str) -> Card:
         doc = await self.repo.cards.find_one({"_id": card_id.lower()})
@@ -172,13 +171,12 @@ class CardsApi:
                 "card_url": f"/api/v1/control-cards/{action.card_id}"}
 
     async def wait_outcome(self, card_id: str, event_id: str) -> dict[str, Any] | None:
-        deadline = time.monotonic() + self.settings.api_wait_s
-        while True:
+        async def entry() -> dict[str, Any] | None:
             doc = await self.repo.cards.find_one({"_id": card_id}, {"log": 1})
-            entry = next((x for x in (doc or {}).get("log", []) if x.get("event_id") == event_id), None)
-            if entry is not None or time.monotonic() >= deadline:
-                return _action_view(entry) if entry else None
-            await asyncio.sleep(0.05)
+            return next((x for x in (doc or {}).get("log", []) if x.get("event_id") == event_id), None)
+
+        found = await self.writes.outcome(entry)
+        return _action_view(found) if found else None
 
     async def day_bounds(self, district_id: str, day: date) -> tuple[datetime, datetime]:
         tz = ZoneInfo(self.policy.timezone(await self.cache.current(), district_id))

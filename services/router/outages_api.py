@@ -17,9 +17,7 @@ write needs an ``Idempotency-Key`` (the same key and body publish the same event
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -183,7 +181,8 @@ def actor_of(p: Principal, party_id: str) -> str:
 class OutagesApi:
     def __init__(self, rt: ServiceRuntime, repo: OutageRepository, queries: Queries, settings: RouterSettings) -> None:
         self.rt, self.repo, self.q, self.settings = rt, repo, queries, settings
-        self.writes = ApiWrites(rt, OUTAGE_API_NS, scope="outage\n")  # the appeals API's key store (and TTL)
+        # the appeals API's key store (and TTL), in a scope of its own
+        self.writes = ApiWrites(rt, OUTAGE_API_NS, scope="outage\n", wait_s=settings.api_wait_s)
 
     async def claim(self, principal: str, key: str, action: str, body: Any) -> tuple[uuid.UUID, datetime]:
         """The event id and time of (principal, Idempotency-Key): a repeat with the same body gets the
@@ -196,11 +195,7 @@ class OutagesApi:
     async def write(self, event: OutageBase, event_id: uuid.UUID, action: str) -> dict[str, Any]:
         await self.publish([Emit(event, key=event.key, event_id=event_id)])
         log.info("outage_action", action=action, event_id=str(event_id), actor_role=event.actor.split(":", 1)[0])
-        deadline = time.monotonic() + self.settings.api_wait_s
-        entry = await self.repo.entry(str(event_id))
-        while entry is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            entry = await self.repo.entry(str(event_id))
+        entry = await self.writes.outcome(lambda: self.repo.entry(str(event_id)))
         return {"status": "accepted" if entry is None else entry["outcome"], "event_id": str(event_id),
                 "action": action, "outage_id": str(event.outage_id), "outcome": _entry(entry),
                 "outage_url": f"/api/v1/outages/{event.outage_id}"}
