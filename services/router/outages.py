@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -184,7 +184,8 @@ class Outages(Protocol):
         """Appeals about ``s.resource`` at its houses or in its district: open, or answered since."""
         ...
 
-    async def link(self, outage_id: uuid.UUID, appeal_id: uuid.UUID, how: str, at: datetime) -> None: ...
+    async def link(self, outage_id: uuid.UUID, appeal_ids: Iterable[uuid.UUID], how: str, at: datetime) -> None:
+        """Link these appeals to the outage (each once: a link kept is not changed)."""
 
     async def log(self, cause: Message, outage_id: uuid.UUID, action: str, actor: str, at: datetime,
                   result: Outcome) -> None:
@@ -247,11 +248,10 @@ class OutageService:
         what = NOTICE[type(e)]
         if what is OutageNotice.REGISTERED and not s.active:
             return []  # a past outage recorded after the fact (for its durations): nobody is told
-        out: list[Any] = []
-        for r in await uow.outages.residents(s, now - self.notice_window):
-            if what is OutageNotice.REGISTERED:
-                await uow.outages.link(s.outage_id, r.appeal_id, "registered", now)
-            out.append(self._notice(s, r, what, now))
+        residents = await uow.outages.residents(s, now - self.notice_window)
+        if what is OutageNotice.REGISTERED:
+            await uow.outages.link(s.outage_id, [r.appeal_id for r in residents], "registered", now)
+        out: list[Any] = [self._notice(s, r, what, now) for r in residents]
         if self.cards is not None and isinstance(e, OutageRestored):
             # the control cards at those houses: "restoration reported" (closed only when a person confirms it)
             # (a district outage covers its houses: each card once)
@@ -272,7 +272,7 @@ class OutageService:
         now = self.clock()
         out: list[EventData] = []
         for s in await uow.outages.in_force(a.house_key, district, OutageResource(a.category.value), now):
-            await uow.outages.link(s.outage_id, a.appeal_id, "linked", now)
+            await uow.outages.link(s.outage_id, [a.appeal_id], "linked", now)
             out.append(self._notice(s, Resident(a.appeal_id, a.registration_number), OutageNotice.LINKED, now))
         return out
 
@@ -325,9 +325,10 @@ class MemoryOutages:
                 out.append(Resident(a.appeal_id, a.number))
         return sorted(out, key=lambda r: r.number)
 
-    async def link(self, outage_id: uuid.UUID, appeal_id: uuid.UUID, how: str, at: datetime) -> None:
-        self.links.setdefault(f"{outage_id}:{appeal_id}", {"outage_id": str(outage_id), "appeal_id": str(appeal_id),
-                                                            "how": how, "at": at})
+    async def link(self, outage_id: uuid.UUID, appeal_ids: Iterable[uuid.UUID], how: str, at: datetime) -> None:
+        for a in appeal_ids:
+            self.links.setdefault(f"{outage_id}:{a}", {"outage_id": str(outage_id), "appeal_id": str(a), "how": how,
+                                                       "at": at})
 
     async def log(self, cause: Message, outage_id: uuid.UUID, action: str, actor: str, at: datetime,
                   result: Outcome) -> None:

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from zhkh_contracts import OutageKind, OutageResource
@@ -143,11 +144,12 @@ class MongoOutages:
                     found[d["_id"]] = Resident(uuid.UUID(d["_id"]), d["registration_number"])
         return sorted(found.values(), key=lambda r: r.number)
 
-    async def link(self, outage_id: uuid.UUID, appeal_id: uuid.UUID, how: str, at: datetime) -> None:
-        await self.repo.links.update_one(
-            {"_id": f"{outage_id}:{appeal_id}"},
-            {"$setOnInsert": {"outage_id": str(outage_id), "appeal_id": str(appeal_id), "how": how, "at": at}},
-            upsert=True, session=self.session)
+    async def link(self, outage_id: uuid.UUID, appeal_ids: Iterable[uuid.UUID], how: str, at: datetime) -> None:
+        ops = [UpdateOne({"_id": f"{outage_id}:{a}"},
+                         {"$setOnInsert": {"outage_id": str(outage_id), "appeal_id": str(a), "how": how, "at": at}},
+                         upsert=True) for a in appeal_ids]
+        if ops:  # one round trip for every resident of an outage
+            await self.repo.links.bulk_write(ops, ordered=False, session=self.session)
 
     async def log(self, cause: Message, outage_id: uuid.UUID, action: str, actor: str, at: datetime,
                   result: Outcome) -> None:
