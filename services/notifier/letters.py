@@ -230,8 +230,8 @@ class LetterStore(Protocol):
 
     async def render_failed(self, letter_id: str) -> None: ...
 
-    async def store_pdf(self, letter_id: str, pdf: bytes, at: datetime) -> None:
-        """Keep ``pdf`` unless the letter has one already (the first rendering wins)."""
+    async def store_pdf(self, letter_id: str, pdf: bytes, at: datetime) -> bool:
+        """Keep ``pdf`` unless the letter has one already (the first rendering wins); True if this one was kept."""
 
     async def mark(self, letter_id: str, state: str, at: datetime, by: str) -> Doc | None:
         """Move the letter forward to ``state`` (printed, posted); never back. The letter after it."""
@@ -289,8 +289,10 @@ class MongoLetterStore:
     async def render_failed(self, letter_id: str) -> None:
         await self.letters.update_one({"_id": letter_id}, {"$set": {"render_failed": True}})
 
-    async def store_pdf(self, letter_id: str, pdf: bytes, at: datetime) -> None:
-        await self.letters.update_one({"_id": letter_id, "rendered_at": None}, {"$set": {"pdf": pdf, "rendered_at": at}})
+    async def store_pdf(self, letter_id: str, pdf: bytes, at: datetime) -> bool:
+        done = await self.letters.update_one({"_id": letter_id, "rendered_at": None},
+                                             {"$set": {"pdf": pdf, "rendered_at": at}})
+        return done.matched_count == 1
 
     async def mark(self, letter_id: str, state: str, at: datetime, by: str) -> Doc | None:
         earlier = list(STATES[:STATES.index(state)])
@@ -334,10 +336,12 @@ class MemoryLetters:
     async def render_failed(self, letter_id: str) -> None:
         self.store.letters[letter_id]["render_failed"] = True
 
-    async def store_pdf(self, letter_id: str, pdf: bytes, at: datetime) -> None:
+    async def store_pdf(self, letter_id: str, pdf: bytes, at: datetime) -> bool:
         d = self.store.letters[letter_id]
-        if d.get("rendered_at") is None:
-            d.update(pdf=pdf, rendered_at=at)
+        if d.get("rendered_at") is not None:
+            return False
+        d.update(pdf=pdf, rendered_at=at)
+        return True
 
     async def mark(self, letter_id: str, state: str, at: datetime, by: str) -> Doc | None:
         d = self.store.letters.get(letter_id)
@@ -363,8 +367,9 @@ async def ensure_pdf(store: LetterStore, letter: Doc, org: Organisation, now: da
     if letter.get("pdf") is not None:
         return bytes(letter["pdf"])
     pdf = await asyncio.to_thread(render_letter, letter, org)
-    await store.store_pdf(letter["_id"], pdf, now)
-    stored = await store.get(letter["_id"])  # another replica or the loop may have stored one first
+    if await store.store_pdf(letter["_id"], pdf, now):
+        return pdf
+    stored = await store.get(letter["_id"])  # another replica or the loop stored one first: that one is the letter
     return bytes(stored["pdf"]) if stored and stored.get("pdf") is not None else pdf
 
 

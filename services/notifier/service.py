@@ -47,7 +47,7 @@ from zhkh_runtime.errors import PermanentError, is_transient, reason_of, safe_de
 from .deadlines import DEFAULT_TZ, Deadline, DeadlineTable, Regime, RegimeKind
 from .delivery import Target, citizen_target, not_before
 from .letters import letter_docs, needs_letter
-from .outages import outage_notice
+from .outages import outage_fields
 from .planning import alert_points
 from .templates import ACCESS_CODE_SLOT, citizen_message, local_time, party_alert, party_assigned
 from .uow import Doc, NotifierStore, NotifierUoW
@@ -102,7 +102,7 @@ class NotifierService:
         h.on(AppealRatingRequested)(self.on_rating_requested)
         # the scanner's own overdue alert (on the lifecycle topic): the citizen is told once per generation
         h.on(DeadlineAlert, when=lambda a: a.threshold == "overdue")(self.on_overdue)
-        h.on(AppealLinkedToOutage)(lambda e, uow: outage_notice(self, e, uow))  # the outage register's notices
+        h.on(AppealLinkedToOutage)(self.on_outage)  # the outage register's notices
         return h
 
     # ---- planning -------------------------------------------------------------------------------
@@ -223,11 +223,24 @@ class NotifierService:
         letter, delivery = letter_docs(
             answer_event_id=uow.message.id, appeal_id=facts["_id"], number=a.registration_number, facts=facts,
             text=a.text, party_id=a.party_id, party_name=cur.get("party_name") if cur else None,
-            answered_at=a.answered_at, tz=cur["tz"] if cur else self.delivery.default_timezone, now=self.clock(),
+            answered_at=a.answered_at, tz=self._zone(cur), now=self.clock(),
             subject=subject)
         await uow.letters.queue(letter)
         await uow.deliveries.queue(delivery)
         log.info("answer_letter_queued", appeal_id=facts["_id"], letter_id=letter["_id"])
+
+    async def on_outage(self, e: AppealLinkedToOutage, uow: NotifierUoW) -> list[EventData]:
+        """The outage register's notice to the citizen (notifier/outages.py): a status notice, not the answer."""
+        facts = await uow.facts.get(str(e.appeal_id))
+        if facts is None or not facts.get("notify"):
+            return []
+        tz = self._zone(await uow.schedule.current(str(e.appeal_id)))
+        await self._notify(uow, f"outage_{e.what.value}", facts, tz, **outage_fields(e, tz))
+        return []
+
+    def _zone(self, cur: Doc | None) -> str:
+        """The appeal's zone: its deadline's (the party's), else the default."""
+        return cur["tz"] if cur else self.delivery.default_timezone
 
     async def on_rating_requested(self, r: AppealRatingRequested, uow: NotifierUoW) -> list[EventData]:
         """Closing the loop: the citizen is asked once whether the problem is solved (with their

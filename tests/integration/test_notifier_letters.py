@@ -190,8 +190,8 @@ async def test_the_letter_store_on_the_real_database(mongo_db):
             await port.flush()
     assert await mongo_db["notifier_letters"].count_documents({}) == 3
     assert {d["_id"] for d in await store.unrendered(10)} == {d["_id"] for d in docs}
-    await store.store_pdf(docs[0]["_id"], b"%PDF-first", at)
-    await store.store_pdf(docs[0]["_id"], b"%PDF-second", at)
+    assert await store.store_pdf(docs[0]["_id"], b"%PDF-first", at) is True
+    assert await store.store_pdf(docs[0]["_id"], b"%PDF-second", at) is False  # the first rendering wins
     assert bytes((await store.get(docs[0]["_id"]))["pdf"]) == b"%PDF-first"
     await store.render_failed(docs[1]["_id"])
     assert [d["_id"] for d in await store.unrendered(10)] == [docs[2]["_id"]]
