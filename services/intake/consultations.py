@@ -382,8 +382,8 @@ class Consultations:
                   "rate-limited per address (ZHKH_SUGGESTION_RATE).",
                   responses=problem_responses(401, 403, 422, 429), openapi_extra={"security": [{}]})
         async def suggestions(body: SuggestionsBody, _: None = Depends(gate)) -> dict[str, Any]:
-            found = await asyncio.to_thread(self.kb.suggest, body.text, body.limit)
-            category = await asyncio.to_thread(lambda: self.kb.classifier.classify(body.text).category)
+            category = (await asyncio.to_thread(self.kb.classifier.classify, body.text)).category
+            found = await asyncio.to_thread(self.kb.suggest, body.text, body.limit, category)
             return {"category": category.value, "articles": [_article(s.article, round(s.score, 2)) for s in found]}
 
         async def token_gate(request: Request, p: Principal = Depends(auth.principal)) -> None:

@@ -81,11 +81,6 @@ class Suggestion:
     article: Article
     score: float
 
-    def view(self) -> dict[str, Any]:
-        a = self.article
-        return {"id": a.id, "category": a.category.value, "title": a.title, "answer": a.answer,
-                "score": round(self.score, 2)}
-
 
 def _where(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
     """'article[3] (id 'x').keywords' from a pydantic error location."""
@@ -136,11 +131,13 @@ class KnowledgeBase:
             articles.append(Article(a.id, a.category, a.title, a.answer, tuple(terms)))
         return cls(tuple(articles), parsed.settings, classifier)
 
-    def score(self, text: str) -> list[tuple[Article, float]]:
-        """Every article's score for ``text`` (0 included), in file order."""
+    def score(self, text: str, category: Category | None = None) -> list[tuple[Article, float]]:
+        """Every article's score for ``text`` (0 included), in file order; ``category``: the classifier's for
+        the text, when the caller has it already."""
         s = self.settings
         pos = _positions(self.classifier.lemmatizer.tokens(text))
-        category = self.classifier.classify(text).category
+        if category is None:
+            category = self.classifier.classify(text).category
         out = []
         for a in self.articles:
             score = sum(t.weight for t in a.terms if _has_term(t, pos, s.phrase_window))
@@ -149,12 +146,11 @@ class KnowledgeBase:
             out.append((a, score))
         return out
 
-    def suggest(self, text: str, limit: int | None = None) -> list[Suggestion]:
+    def suggest(self, text: str, limit: int | None = None, category: Category | None = None) -> list[Suggestion]:
         s = self.settings
         limit = min(limit or s.max_suggestions, s.max_suggestions)
-        scored = [(a, sc) for a, sc in self.score(text) if sc >= s.min_score]
-        order = {a.id: i for i, a in enumerate(self.articles)}
-        scored.sort(key=lambda x: (-x[1], order[x[0].id]))
+        scored = [(a, sc) for a, sc in self.score(text, category) if sc >= s.min_score]
+        scored.sort(key=lambda x: -x[1])  # stable: equal scores stay in file order
         return [Suggestion(a, sc) for a, sc in scored[:limit]]
 
     def unknown(self, ids: tuple[str, ...] | list[str]) -> list[str]:
