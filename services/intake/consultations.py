@@ -55,9 +55,7 @@ from zhkh_contracts import (
     ConsultationConverted,
     ConsultationRecorded,
     Consent,
-    Envelope,
     RawAppealSubmitted,
-    to_kafka,
 )
 from zhkh_contracts.events import ACCESS_CODE_PATTERN
 from zhkh_runtime import access_codes
@@ -74,6 +72,7 @@ from zhkh_runtime.http import (
     problem_responses,
 )
 
+from .ingress import publish_submission, registration
 from .knowledge import MAX_ANSWER_CHARS, KnowledgeBase
 from .messages import ACCESS_CODE_NOTE, MESSAGES_RU
 from .repository import IntakeRepository
@@ -350,18 +349,14 @@ class Consultations:
 
     async def _send_submission(self, doc: dict[str, Any], code: str | None) -> bool:
         """Publish the conversion's raw submission (the consumer registers one appeal per source id)."""
-        channel, src = Channel(doc["channel"]), source_id(doc["_id"])
         raw = RawAppealSubmitted.model_validate({**doc["conversion"]["submission"], "access_code": code})
-        env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{channel.value}:{src}")
-        k, value, headers = to_kafka(env)
         try:
-            await self.rt.publisher.send(self.rt.topics.raw(channel), k, value,
-                                         [(n, v.encode()) for n, v in headers.items()])
+            await publish_submission(self.rt.publisher, self.rt.topics, raw)
         except Exception as exc:  # noqa: BLE001 - the operator may convert again; the loop tries again
             log.error("conversion_publish_failed", error_type=type(exc).__name__)
             return False
         await self.col.update_one({"_id": doc["_id"]}, {"$set": {"conversion.published_at": datetime.now(UTC)}})
-        log.info("consultation_convert", consultation_id=doc["_id"], channel=channel.value)
+        log.info("consultation_convert", consultation_id=doc["_id"], channel=raw.channel.value)
         return True
 
     # ---- HTTP ----
@@ -523,10 +518,7 @@ class Consultations:
             code = access_codes.generate()
             if not await self._send_submission(doc, code):
                 raise Problem(503, "unavailable", MESSAGES_RU["unavailable"])
-        deadline = started + self.settings.ingress_wait_s
-        while registered is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            registered = await self.repo.find_by_source(channel, src)
+            registered = await registration(self.repo, channel, src, started + self.settings.ingress_wait_s)
         if registered is None:
             answer = ConversionAnswer(status="accepted", consultation_id=cid, access_code=code,
                                       access_code_note=ACCESS_CODE_NOTE if code else None)

@@ -131,6 +131,24 @@ class SubmissionStatus(BaseModel):
 # ---- the ingress --------------------------------------------------------------------------------------
 
 
+async def publish_submission(publisher: RecordPublisher, topics: Topics, raw: RawAppealSubmitted) -> None:
+    """Publish ``raw`` as the HTTP ingress does: on its channel's raw topic, keyed ``<channel>:<source id>``,
+    source intake/http (the consumer registers one appeal per channel and source id). Raises if the broker
+    does not take it."""
+    env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{raw.channel.value}:{raw.source_id}")
+    k, value, headers = to_kafka(env)
+    await publisher.send(topics.raw(raw.channel), k, value, [(n, v.encode()) for n, v in headers.items()])
+
+
+async def registration(repo: IntakeRepository, channel: Channel, source_id: str, deadline: float) -> dict[str, Any] | None:
+    """The submission's registration, looked for until ``deadline`` (``time.monotonic()``); None: not yet."""
+    doc = await repo.find_by_source(channel, source_id)
+    while doc is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        doc = await repo.find_by_source(channel, source_id)
+    return doc
+
+
 class Ingress:
     def __init__(self, publisher: RecordPublisher, repo: IntakeRepository, topics: Topics, settings: IntakeSettings) -> None:
         self.publisher = publisher
@@ -299,32 +317,26 @@ class Ingress:
         if doc is None:  # a resend of a registered submission is answered from what is stored, without a code
             code = access_codes.generate()
             raw = raw.model_copy(update={"access_code": code})
-            env = Envelope.new(raw, source="/zhkh-appeals/intake/http", appeal_id=f"{raw.channel.value}:{raw.source_id}")
-            k, value, headers = to_kafka(env)
             try:
-                await self.publisher.send(self.topics.raw(raw.channel), k, value, [(n, v.encode()) for n, v in headers.items()])
+                await publish_submission(self.publisher, self.topics, raw)
             except Exception as exc:  # noqa: BLE001 - not taken: the caller may send it again
                 log.error("http_publish_failed", error_type=type(exc).__name__)
                 raise Problem(503, "unavailable", MESSAGES_RU["unavailable"]) from None
-        deadline = started + self.settings.ingress_wait_s
-        while True:
-            if doc is not None:
-                if doc.get("submission_digest") not in (None, digest):
-                    # another submission under this (channel, source_id) registered first: the
-                    # consumer refuses this copy to the rejected topic; never hand out its number
-                    raise Problem(409, "conflicting_duplicate", MESSAGES_RU["conflicting_duplicate"])
-                if code is not None and not await asyncio.to_thread(access_codes.verify, code, doc.get("access_code_hash")):
-                    code = None  # an earlier copy registered first: its code is the valid one, not ours
-                answer = SubmissionRegistered(registration_number=doc["registration_number"], appeal_id=doc["_id"],
-                                              status_url=status_url, access_code=code,
-                                              access_code_note=ACCESS_CODE_NOTE if code else None)
-                return JSONResponse(answer.model_dump(mode="json", exclude_none=True), 201, headers=NO_STORE)
-            if time.monotonic() >= deadline:
-                accepted = SubmissionAccepted(status_url=status_url, access_code=code,
-                                              access_code_note=ACCESS_CODE_NOTE if code else None)
-                return JSONResponse(accepted.model_dump(mode="json", exclude_none=True), 202, headers=NO_STORE)
-            await asyncio.sleep(0.05)
-            doc = await self.repo.find_by_source(raw.channel, raw.source_id)
+            doc = await registration(self.repo, raw.channel, raw.source_id, started + self.settings.ingress_wait_s)
+        if doc is None:
+            accepted = SubmissionAccepted(status_url=status_url, access_code=code,
+                                          access_code_note=ACCESS_CODE_NOTE if code else None)
+            return JSONResponse(accepted.model_dump(mode="json", exclude_none=True), 202, headers=NO_STORE)
+        if doc.get("submission_digest") not in (None, digest):
+            # another submission under this (channel, source_id) registered first: the
+            # consumer refuses this copy to the rejected topic; never hand out its number
+            raise Problem(409, "conflicting_duplicate", MESSAGES_RU["conflicting_duplicate"])
+        if code is not None and not await asyncio.to_thread(access_codes.verify, code, doc.get("access_code_hash")):
+            code = None  # an earlier copy registered first: its code is the valid one, not ours
+        answer = SubmissionRegistered(registration_number=doc["registration_number"], appeal_id=doc["_id"],
+                                      status_url=status_url, access_code=code,
+                                      access_code_note=ACCESS_CODE_NOTE if code else None)
+        return JSONResponse(answer.model_dump(mode="json", exclude_none=True), 201, headers=NO_STORE)
 
     # ---- status -----------------------------------------------------------------------------------------
 
