@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from fpdf import FPDF
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 
 log = structlog.get_logger(__name__)
 
@@ -242,24 +242,6 @@ class LetterStore(Protocol):
 
 LISTED = ("_id", "number", "state", "created_at", "rendered_at", "printed_at", "posted_at")
 """What the print queue's listing reads: no addressee, no text, no PDF."""
-
-
-class MongoLetters:
-    """The handlers' port on one transaction: buffered, written at flush with ``$setOnInsert`` upserts."""
-
-    def __init__(self, col: Any, session: Any) -> None:
-        self.col, self.session = col, session
-        self.queued: dict[str, Doc] = {}
-
-    async def queue(self, doc: Doc) -> None:
-        self.queued.setdefault(doc["_id"], dict(doc))
-
-    async def flush(self) -> None:
-        if self.queued:
-            await self.col.bulk_write([UpdateOne({"_id": i}, {"$setOnInsert": {k: v for k, v in d.items() if k != "_id"}},
-                                                 upsert=True) for i, d in self.queued.items()],
-                                      ordered=False, session=self.session)
-            self.queued.clear()
 
 
 class MongoLetterStore:

@@ -208,14 +208,30 @@ class MongoSchedule:
         self.fresh.clear()  # their alerts are stored now
 
 
-class MongoDeliveries:
+class MongoInsertOnce:
+    """A port on one transaction that inserts documents once per id (``_once``), buffered until ``flush``:
+    a repeat in this batch or one stored already changes nothing (the letters of the print queue)."""
+
     def __init__(self, col: Any, session: Any) -> None:
         self.col, self.session = col, session
         self.queued: dict[str, dict[str, Any]] = {}
-        self.rescheduled: dict[str, datetime] = {}
 
     async def queue(self, doc: dict[str, Any]) -> None:
         self.queued.setdefault(doc["_id"], dict(doc))  # once per id, in this batch as in the database
+
+    async def flush(self) -> None:
+        if self.queued:
+            await self.col.bulk_write([UpdateOne(*_once(d), upsert=True) for d in self.queued.values()], ordered=False,
+                                      session=self.session)
+            self.queued.clear()
+
+
+class MongoDeliveries(MongoInsertOnce):
+    """Deliveries: inserted once per id, and rescheduled (quiet hours moved) while not tried yet."""
+
+    def __init__(self, col: Any, session: Any) -> None:
+        super().__init__(col, session)
+        self.rescheduled: dict[str, datetime] = {}
 
     async def reschedule(self, delivery_id: str, not_before: datetime) -> None:
         d = self.queued.get(delivery_id)
@@ -225,10 +241,7 @@ class MongoDeliveries:
             self.rescheduled[delivery_id] = not_before
 
     async def flush(self) -> None:
-        if self.queued:
-            await self.col.bulk_write([UpdateOne(*_once(d), upsert=True) for d in self.queued.values()], ordered=False,
-                                      session=self.session)
-            self.queued.clear()
+        await super().flush()
         if self.rescheduled:
             await self.col.bulk_write([UpdateOne({"_id": k, "state": "pending", "attempts": 0}, {"$set": {"not_before": at}})
                                        for k, at in self.rescheduled.items()], ordered=False, session=self.session)

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from zhkh_runtime.engine import Message, partition_key
 
-from .letters import Letters, MemoryLetters, MongoLetters
-from .repository import MongoDeliveries, MongoFacts, MongoSchedule, NotifierRepository
+from .letters import Letters, MemoryLetters
+from .repository import MongoDeliveries, MongoFacts, MongoInsertOnce, MongoSchedule, NotifierRepository
 
 Doc = dict[str, Any]
 
@@ -83,7 +83,7 @@ class MongoNotifierUoW:
         self.facts = MongoFacts(repo.facts_col, session)
         self.schedule = MongoSchedule(repo.deadlines, repo.alerts, session)
         self.deliveries = MongoDeliveries(repo.deliveries, session)
-        self.letters = MongoLetters(repo.letters, session)
+        self.letters = MongoInsertOnce(repo.letters, session)
 
     async def prefetch(self, events: list[Any]) -> None:
         """Called by the runtime with a batch's events: their appeals' facts and deadlines, two queries."""

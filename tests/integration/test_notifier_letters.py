@@ -175,7 +175,8 @@ async def test_an_answer_by_post_is_one_letter_to_download_print_and_post(infra,
 async def test_the_letter_store_on_the_real_database(mongo_db):
     """Queued once per id across transactions, the first PDF kept, marks only forward, a letter that
     failed to render left out of the loop's work (SecantusDB matches a missing field with null)."""
-    from notifier.letters import MongoLetters, MongoLetterStore
+    from notifier.letters import MongoLetterStore
+    from notifier.repository import MongoInsertOnce
 
     store = MongoLetterStore(mongo_db["notifier_letters"], mongo_db["notifier_deliveries"])
     await store.ensure_indexes()
@@ -184,7 +185,7 @@ async def test_the_letter_store_on_the_real_database(mongo_db):
              "state": "queued", "created_at": at, "text": ANSWER} for i in range(3)]
     for _ in range(2):  # the same letters queued by two transactions (a redelivery): stored once
         async with mongo_db.client.start_session() as session, await session.start_transaction():
-            port = MongoLetters(mongo_db["notifier_letters"], session)
+            port = MongoInsertOnce(mongo_db["notifier_letters"], session)
             for d in docs:
                 await port.queue(d)
             await port.flush()
