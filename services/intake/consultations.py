@@ -71,6 +71,7 @@ from zhkh_runtime.http import (
     encode_time_cursor,
     problem_responses,
 )
+from zhkh_runtime.mongo import aware
 
 from .ingress import publish_submission, registration
 from .knowledge import MAX_ANSWER_CHARS, KnowledgeBase
@@ -93,7 +94,6 @@ MESSAGES_RU_CONSULT = {
     "question_required": "Укажите вопрос или тему консультации.",
     "text_required": "Укажите текст обращения: в консультации нет вопроса.",
     "idempotency_key_reused": "Этот ключ Idempotency-Key уже использован для другого запроса.",
-    "invalid_cursor": "Неверный курсор страницы.",
 }
 
 
@@ -227,9 +227,9 @@ def recorded_event(doc: dict[str, Any]) -> Emit:
     e = ConsultationRecorded(consultation_id=uuid.UUID(cid), channel=Channel(doc["channel"]),
                              category=Category(doc["category"]), article_ids=tuple(doc["article_ids"]),
                              resolved_first_contact=doc["resolved_first_contact"], actor=doc["operator"],
-                             recorded_at=_aware(doc["recorded_at"]))
+                             recorded_at=aware(doc["recorded_at"]))
     return Emit(e, key=f"consultation:{cid}", event_id=event_id(cid, "recorded"), correlation_id=uuid.UUID(cid),
-                occurred_at=_aware(doc["recorded_at"]))
+                occurred_at=aware(doc["recorded_at"]))
 
 
 def converted_event(doc: dict[str, Any]) -> Emit:
@@ -237,9 +237,9 @@ def converted_event(doc: dict[str, Any]) -> Emit:
     e = ConsultationConverted(consultation_id=uuid.UUID(cid), appeal_id=uuid.UUID(str(conv["appeal_id"])),
                               registration_number=conv["registration_number"], channel=Channel(doc["channel"]),
                               category=Category(doc["category"]), actor=conv["actor"],
-                              converted_at=_aware(conv["converted_at"]))
+                              converted_at=aware(conv["converted_at"]))
     return Emit(e, key=f"consultation:{cid}", event_id=event_id(cid, "converted"), correlation_id=uuid.UUID(cid),
-                occurred_at=_aware(conv["converted_at"]))
+                occurred_at=aware(conv["converted_at"]))
 
 
 def conversion_submission(doc: dict[str, Any], body: ConvertBody, actor: str, now: datetime) -> RawAppealSubmitted:
@@ -262,10 +262,10 @@ def view(doc: dict[str, Any], kb: KnowledgeBase, with_articles: bool) -> dict[st
         "consultation_id": doc["_id"], "channel": doc["channel"], "category": doc["category"],
         "question": doc.get("question"), "answer": doc.get("answer"), "article_ids": doc.get("article_ids", []),
         "resolved_first_contact": doc["resolved_first_contact"], "contact": doc.get("contact"),
-        "operator": doc["operator"], "recorded_at": _aware(doc["recorded_at"]),
+        "operator": doc["operator"], "recorded_at": aware(doc["recorded_at"]),
         "converted": bool(conv.get("appeal_id")),
         "conversion": {"appeal_id": str(conv["appeal_id"]), "registration_number": conv["registration_number"],
-                       "converted_at": _aware(conv["converted_at"]), "converted_by": conv["actor"]}
+                       "converted_at": aware(conv["converted_at"]), "converted_by": conv["actor"]}
         if conv.get("appeal_id") else None,
     }
     if with_articles:
@@ -277,16 +277,8 @@ def _article(a: Any, score: float | None = None) -> dict[str, Any]:
     return {"id": a.id, "category": a.category.value, "title": a.title, "answer": a.answer, "score": score}
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def encode_cursor(doc: dict[str, Any]) -> str:
-    return encode_time_cursor(_aware(doc["recorded_at"]), doc["_id"])
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    return decode_time_cursor(cursor, "cursor", "invalid_cursor", MESSAGES_RU_CONSULT["invalid_cursor"])
+    return encode_time_cursor(aware(doc["recorded_at"]), doc["_id"])
 
 
 # ---- the service ----------------------------------------------------------------------------------
@@ -341,7 +333,7 @@ class Consultations:
             if registered is not None:
                 await self._link(doc, registered)
                 done += 1
-            elif _aware(doc["conversion"].get("published_at") or doc["conversion"]["requested_at"]) < resend_before:
+            elif aware(doc["conversion"].get("published_at") or doc["conversion"]["requested_at"]) < resend_before:
                 # asked for, not registered: the request's publish failed and nobody retried. Published again
                 # without a code: intake makes one at registration and the "registered" notice carries it
                 done += await self._send_submission(doc, None)
@@ -422,7 +414,7 @@ class Consultations:
             if converted is not None:
                 q["conversion.appeal_id"] = {"$ne": None} if converted else None
             if cursor:
-                ts, cid = decode_cursor(cursor)
+                ts, cid = decode_time_cursor(cursor)
                 q["$or"] = [{"recorded_at": {"$lt": ts}}, {"recorded_at": ts, "_id": {"$lt": cid}}]
             docs = await self.col.find(q).sort([("recorded_at", DESCENDING), ("_id", DESCENDING)]).limit(
                 limit + 1).to_list(None)

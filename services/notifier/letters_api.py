@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.http import Auth, Problem, decode_time_cursor, encode_time_cursor, problem_responses
+from zhkh_runtime.mongo import aware
 
 from .letters import LetterStore, Organisation, ensure_pdf
 
@@ -52,16 +53,13 @@ class LetterList(BaseModel):
 
 
 def _summary(d: dict[str, Any]) -> LetterSummary:
-    def utc(v: datetime | None) -> datetime | None:
-        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
-
     return LetterSummary(letter_id=d["_id"], registration_number=d["number"], state=d["state"],
-                         created_at=utc(d["created_at"]), rendered_at=utc(d.get("rendered_at")),
-                         printed_at=utc(d.get("printed_at")), posted_at=utc(d.get("posted_at")))
+                         created_at=aware(d["created_at"]), rendered_at=aware(d.get("rendered_at")),
+                         printed_at=aware(d.get("printed_at")), posted_at=aware(d.get("posted_at")))
 
 
 def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    return None if cursor is None else decode_time_cursor(cursor, "after", "invalid_data", "Курсор страницы задан неверно.")
+    return None if cursor is None else decode_time_cursor(cursor, "after")
 
 
 LetterId = Annotated[uuid.UUID, Path(description="The letter's id (from the listing)")]

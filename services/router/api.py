@@ -52,6 +52,8 @@ from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
 from zhkh_runtime.http import Problem, RateLimit, client_address, problem_responses
 
+from . import access
+from .access import STAFF
 from .api_writes import ApiWrites
 from .queries import Queries, details_view, summary_view
 from .settings import RouterSettings
@@ -59,7 +61,6 @@ from .settings import RouterSettings
 log = structlog.get_logger(__name__)
 API_NS = uuid.UUID("5d1c0f8e-1f0a-4c55-9a57-3f4f4e1f2a10")
 NUMBER = Path(pattern=r"^[A-Za-z0-9-]{1,40}$", description="Registration number, e.g. ZH-2026-0000001")
-STAFF = ("operator", "inspector", "admin")
 
 PUBLIC = {"security": []}  # no token: the number and the access code are the credential
 NOT_FOUND_RU = "Обращение с таким номером не найдено."
@@ -217,9 +218,6 @@ class RouterApi:
             raise Problem(404, "not_found", NOT_FOUND_RU)
         return doc
 
-    def may_read(self, p: Principal, doc: dict[str, Any]) -> bool:
-        return p.has(*STAFF) or (p.has("party") and doc.get("party_id") in p.party_ids)
-
     async def view(self, doc: dict[str, Any], with_details: bool) -> dict[str, Any]:
         out = summary_view(doc)
         out["party_name"] = await self.q.party_name(doc.get("party_id"))
@@ -281,9 +279,8 @@ class RouterApi:
                              open_only: bool = Query(False, alias="open"),
                              cursor: str | None = Query(None, max_length=100),
                              limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
-            if party_id is not None and party_id not in p.party_ids:
-                raise Problem(403, "forbidden")
-            query: dict[str, Any] = {"party_id": party_id} if party_id else {"party_id": {"$in": list(p.party_ids)}}
+            query: dict[str, Any] = {}
+            access.own_parties(p, query, party_id)
             if status is not None:
                 query["status"] = status.value
             if open_only:
@@ -300,10 +297,8 @@ class RouterApi:
 
         async def party_action(p: Principal, number: str, key: str, make: Any, name: str, body: Any) -> dict[str, Any]:
             doc = await self.appeal(number)
-            pid = doc.get("party_id")
-            if pid not in p.party_ids:
-                raise Problem(403, "forbidden")
-            action = make(appeal_id=uuid.UUID(doc["_id"]), actor=f"party:{pid}", actor_subject=p.subject)
+            actor = access.actor(p, (), doc.get("party_id"))
+            action = make(appeal_id=uuid.UUID(doc["_id"]), actor=actor, actor_subject=p.subject)
             return await self.publish(f"{p.subject}", key, body, action, name, number)
 
         @api.post("/api/v1/party/appeals/{number}/accept", tags=["party"], response_model=Accepted, status_code=202,
@@ -359,9 +354,8 @@ class RouterApi:
             doc = await self.appeal(number)
             if not await self.q.party_exists(body.party_id):
                 raise Problem(422, "unknown_party", "Такой организации нет в справочнике.", ["party_id"])
-            role = "admin" if p.has("admin") and not p.has("operator") else "operator"
             action = OperatorAssigned(appeal_id=uuid.UUID(doc["_id"]), party_id=body.party_id,
-                                      actor=f"{role}:{p.subject}", actor_subject=p.subject)
+                                      actor=access.actor(p, ("operator", "admin")), actor_subject=p.subject)
             return await self.publish(p.subject, key, body.model_dump(mode="json"), action, "operator_assign", number)
 
         # -- staff reads --
@@ -387,20 +381,14 @@ class RouterApi:
                 query["level"] = {"$gt": 0}
             if open_only:
                 query["open"] = True
-            if p.has(*STAFF):
-                if party_id:
-                    query["party_id"] = party_id
-            else:  # a party: its own appeals only, whatever the filters say
-                if party_id and party_id not in p.party_ids:
-                    raise Problem(403, "forbidden")
-                query["party_id"] = party_id or {"$in": list(p.party_ids)}
+            access.scope(p, query, party_id)  # a party: its own appeals only, whatever the filters say
             return await self._page(query, limit, cursor)
 
         @api.get("/api/v1/appeals/{number}", tags=["staff"], response_model=AppealView, responses=read_errors,
                  operation_id="get_appeal", summary="One appeal with its details (staff, or its assigned party)")
         async def get_one(number: Annotated[str, NUMBER], p: Principal = staff) -> dict[str, Any]:
             doc = await self.appeal(number)
-            if not self.may_read(p, doc):
+            if not access.may_read(p, doc.get("party_id")):
                 raise Problem(403, "forbidden")
             return await self.view(doc, with_details=True)
 
@@ -408,7 +396,7 @@ class RouterApi:
                  operation_id="appeal_history", summary="Audit trail: who did what, when, and the resulting status")
         async def history(number: Annotated[str, NUMBER], p: Principal = staff) -> dict[str, Any]:
             doc = await self.appeal(number)
-            if not self.may_read(p, doc):
+            if not access.may_read(p, doc.get("party_id")):
                 raise Problem(403, "forbidden")
             entries = await self.q.history(doc["_id"])
             return {"registration_number": number, "entries": entries}
@@ -469,5 +457,5 @@ class RouterApi:
         try:
             docs, nxt = await self.q.page(query, limit, cursor)
         except ValueError:
-            raise Problem(400, "invalid_data", None, ["cursor"]) from None
+            raise Problem(400, "invalid_cursor", None, ["cursor"]) from None
         return {"count": len(docs), "appeals": [summary_view(d) for d in docs], "next_cursor": nxt}

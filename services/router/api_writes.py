@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.engine import Emit
 from zhkh_runtime.http import Problem
+from zhkh_runtime.mongo import aware
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -49,8 +50,7 @@ class ApiWrites:
             if prev is not None and prev.get("digest") != digest:
                 raise Problem(422, "idempotency_key_reused", REUSED_RU, ["Idempotency-Key"]) from None
             if prev is not None:
-                at = prev["created_at"]
-                now = at if at.tzinfo else at.replace(tzinfo=UTC)
+                now = aware(prev["created_at"])
         return event_id, now.replace(microsecond=(now.microsecond // 1000) * 1000)  # as MongoDB keeps it
 
     async def publish(self, out: list[Emit], action: str) -> None:

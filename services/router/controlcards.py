@@ -61,6 +61,7 @@ from zhkh_contracts import (
 )
 from zhkh_runtime.engine import Emit, Handlers, Message
 from zhkh_runtime.errors import TransientError
+from zhkh_runtime.mongo import aware
 
 from .directory import Directory
 from .queries import public_house_key
@@ -217,8 +218,8 @@ class Card:
         d.pop("closed_late", None)
         d.pop("slot", None)
         for k in ("opened_at", "target_at", "reported_at", "closed_at"):
-            if isinstance(d.get(k), datetime) and d[k].tzinfo is None:
-                d[k] = d[k].replace(tzinfo=UTC)
+            if isinstance(d.get(k), datetime):
+                d[k] = aware(d[k])
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 

@@ -36,9 +36,11 @@ from zhkh_runtime.app import ServiceRuntime
 from zhkh_runtime.auth import Principal
 from zhkh_runtime.engine import Emit
 from zhkh_runtime.csvfile import BOM, CSV_MEDIA_TYPE, attachment_headers, csv_cell, csv_text
-from zhkh_runtime.http import Problem, problem_responses
+from zhkh_runtime.http import Problem, decode_time_cursor, encode_time_cursor, problem_responses
+from zhkh_runtime.mongo import aware
 
 from .api import API_NS
+from . import access
 from .api_writes import ApiWrites
 from .controlcards import CONFIRMERS, Card, CardPolicy, CardsRepository, hours_open, overdue
 from .repository import DirectoryCache
@@ -99,7 +101,7 @@ class CardDetails(CardView):
 class CardPage(BaseModel):
     count: int
     cards: list[CardView]
-    next_offset: int | None = Field(description="Pass as ?offset= for the next page; null: last page")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: last page")
 
 
 class CardAccepted(BaseModel):
@@ -114,7 +116,7 @@ class CardAccepted(BaseModel):
 
 def _iso(v: Any) -> str | None:
     if isinstance(v, datetime):
-        return (v if v.tzinfo else v.replace(tzinfo=UTC)).isoformat()
+        return aware(v).isoformat()
     return v
 
 
@@ -145,20 +147,6 @@ class CardsApi:
         if doc is None:
             raise Problem(404, "not_found", NOT_FOUND_RU)
         return Card.of(doc)
-
-    @staticmethod
-    def may_read(p: Principal, card: Card) -> bool:
-        return p.has(*CONFIRMERS) or (p.has("party") and card.party_id in p.party_ids)
-
-    @staticmethod
-    def scope(p: Principal, query: dict[str, Any], party_id: str | None) -> None:
-        if p.has(*CONFIRMERS):
-            if party_id:
-                query["party_id"] = party_id
-            return
-        if party_id and party_id not in p.party_ids:
-            raise Problem(403, "forbidden")
-        query["party_id"] = party_id or {"$in": list(p.party_ids)}
 
     async def publish(self, p: Principal, key: str, action: ControlCardActionBase, name: str,
                       body: Any) -> dict[str, Any]:
@@ -205,7 +193,8 @@ class CardsApi:
                              resource: str | None = Query(None, pattern=r"^[a-z_]{1,30}$"),
                              overdue_only: bool = Query(False, alias="overdue",
                                                         description="Only cards past their same-day target"),
-                             offset: int = Query(0, ge=0, le=100_000),
+                             cursor: str | None = Query(None, max_length=200,
+                                                        description="next_cursor of the previous page"),
                              limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
             now = datetime.now(UTC)
             query: dict[str, Any] = {}
@@ -219,12 +208,16 @@ class CardsApi:
                 query["resource"] = resource
             if overdue_only:
                 query["$or"] = [{"active": True, "target_at": {"$lt": now}}, {"closed_late": True}]
-            self.scope(p, query, party_id)
+            access.scope(p, query, party_id)
+            if cursor:  # newest first, then by id: the cards after the previous page's last one
+                at, after = decode_time_cursor(cursor)
+                query = {"$and": [query, {"$or": [{"opened_at": {"$lt": at}},
+                                                  {"opened_at": at, "_id": {"$gt": after}}]}]}
             docs = await self.repo.cards.find(query, {"log": 0}).sort(
-                [("opened_at", -1), ("_id", 1)]).skip(offset).limit(limit + 1).to_list(None)
-            more = len(docs) > limit
-            cards = [card_view(Card.of(d), now) for d in docs[:limit]]
-            return {"count": len(cards), "cards": cards, "next_offset": offset + limit if more else None}
+                [("opened_at", -1), ("_id", 1)]).limit(limit + 1).to_list(None)
+            page = [Card.of(d) for d in docs[:limit]]
+            nxt = encode_time_cursor(page[-1].opened_at, page[-1].card_id) if len(docs) > limit else None
+            return {"count": len(page), "cards": [card_view(c, now) for c in page], "next_cursor": nxt}
 
         @api.get("/api/v1/control-cards.csv", tags=["control cards"], operation_id="control_cards_csv",
                  responses={**read_errors, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
@@ -241,7 +234,7 @@ class CardsApi:
             start, end = await self.day_bounds(district_id, the_day)
             query: dict[str, Any] = {"district_id": district_id, "opened_at": {"$lt": end},
                                      "$or": [{"active": True}, {"closed_at": {"$gte": start}}]}
-            self.scope(p, query, None)
+            access.scope(p, query, None)
             docs = await self.repo.cards.find(query, {"log": 0}).sort([("opened_at", 1), ("_id", 1)]).to_list(None)
             at = min(now, end)
             views = (card_view(Card.of(d), at) for d in docs)
@@ -255,7 +248,7 @@ class CardsApi:
                  summary="One control card with its appeals and the actions on it")
         async def get_card(card_id: Annotated[str, CARD_ID], p: Principal = readers) -> dict[str, Any]:
             card = await self.card(card_id)
-            if not self.may_read(p, card):
+            if not access.may_read(p, card.party_id):
                 raise Problem(403, "forbidden")
             return {**card_view(card, datetime.now(UTC)), "appeal_ids": card.appeal_ids,
                     "actions": [_action_view(x) for x in card.log]}
@@ -266,12 +259,7 @@ class CardsApi:
                   summary="The card's party (or staff on its word): the resource is restored at the house")
         async def report(card_id: Annotated[str, CARD_ID], key: str = idem, p: Principal = readers) -> dict[str, Any]:
             card = await self.card(card_id)
-            if p.has(*CONFIRMERS):
-                actor = f"{next(r for r in CONFIRMERS if p.has(r))}:{p.subject}"
-            elif card.party_id in p.party_ids:
-                actor = f"party:{card.party_id}"
-            else:
-                raise Problem(403, "forbidden")
+            actor = access.actor(p, CONFIRMERS, card.party_id)
             action = ControlCardRestorationReport(card_id=uuid.UUID(card.card_id), actor=actor, actor_subject=p.subject)
             return await self.publish(p, key, action, "report_restoration", None)
 
@@ -281,7 +269,7 @@ class CardsApi:
         async def confirm(card_id: Annotated[str, CARD_ID], body: ConfirmBody, key: str = idem,
                           p: Principal = confirmers) -> dict[str, Any]:
             card = await self.card(card_id)
-            actor = f"{next(r for r in CONFIRMERS if p.has(r))}:{p.subject}"
+            actor = access.actor(p, CONFIRMERS)
             action = ControlCardRestorationConfirm(card_id=uuid.UUID(card.card_id), actor=actor,
                                                    actor_subject=p.subject, method=body.method)
             return await self.publish(p, key, action, "confirm_restoration", body.model_dump(mode="json"))

@@ -19,6 +19,7 @@ from typing import Any
 
 from zhkh_contracts import FollowUpDue
 from zhkh_runtime.engine import Emit
+from zhkh_runtime.mongo import aware
 
 from .lifecycle import ROUTER
 
@@ -51,6 +52,6 @@ class FollowUps:
         return len(out)
 
     def _emit(self, appeal_id: str, step: str, since: datetime) -> Emit:
-        at = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+        at = aware(since)
         event_id = uuid.uuid5(FOLLOW_UP_NS, f"{appeal_id}:{step}:{at.isoformat()}")
         return Emit(FollowUpDue(appeal_id=uuid.UUID(appeal_id), actor=ROUTER, step=step), event_id=event_id)

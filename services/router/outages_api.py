@@ -42,8 +42,10 @@ from zhkh_runtime.engine import Emit
 from zhkh_runtime.csvfile import BOM, CSV_MEDIA_TYPE, attachment_headers, csv_cell, csv_text
 from zhkh_runtime.http import Problem, problem_responses
 
+from . import access
+from .access import STAFF
 from .api_writes import ApiWrites
-from .outages import OutageState, duration_rows, outage_id_of
+from .outages import STAFF_ROLES, OutageState, duration_rows, outage_id_of
 from .outages_import import ImportFailed, check_references, emits, parse
 from .outages_store import OutageRepository
 from .queries import Queries
@@ -51,7 +53,6 @@ from .settings import RouterSettings
 
 log = structlog.get_logger(__name__)
 OUTAGE_API_NS = uuid.UUID("b7a4f3d2-2e61-4f0c-8d3a-9c1e5b7f4a22")
-STAFF = ("operator", "inspector", "admin")
 WRITERS = ("operator", "admin", "party")
 OUTAGE_ID = Path(pattern=r"^[0-9a-fA-F-]{36}$", description="The outage id (UUID)")
 NOT_FOUND_RU = "Отключение не найдено."
@@ -167,17 +168,6 @@ def _entry(d: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**d, "at": at.isoformat() if isinstance(at, datetime) else str(at)}
 
 
-def actor_of(p: Principal, party_id: str) -> str:
-    """The actor an outage write carries: staff first (operator/admin act on any), else the party."""
-    if p.has("operator"):
-        return f"operator:{p.subject}"
-    if p.has("admin"):
-        return f"admin:{p.subject}"
-    if p.has("party") and party_id in p.party_ids:
-        return f"party:{party_id}"
-    raise Problem(403, "forbidden")
-
-
 class OutagesApi:
     def __init__(self, rt: ServiceRuntime, repo: OutageRepository, queries: Queries, settings: RouterSettings) -> None:
         self.rt, self.repo, self.q, self.settings = rt, repo, queries, settings
@@ -206,10 +196,6 @@ class OutagesApi:
             raise Problem(404, "not_found", NOT_FOUND_RU)
         return s
 
-    @staticmethod
-    def may_read(p: Principal, s: OutageState) -> bool:
-        return p.has(*STAFF) or (p.has("party") and s.party_id in p.party_ids)
-
     def router(self) -> APIRouter:  # noqa: C901 - one place lists every route
         auth = self.rt.auth
         api = APIRouter()
@@ -236,13 +222,7 @@ class OutagesApi:
                 query["house_keys"] = _house_key(house)
             if resource is not None:
                 query["resource"] = resource.value
-            if p.has(*STAFF):
-                if party_id:
-                    query["party_id"] = party_id
-            else:
-                if party_id and party_id not in p.party_ids:
-                    raise Problem(403, "forbidden")
-                query["party_id"] = party_id or {"$in": sorted(p.party_ids)}
+            access.scope(p, query, party_id)
             found = await self.repo.find(query, limit)
             return {"count": len(found), "outages": [view(s) for s in found]}
 
@@ -292,7 +272,7 @@ class OutagesApi:
                  operation_id="get_outage", summary="One outage, with its log")
         async def get_outage(outage_id: str = OUTAGE_ID, p: Principal = readers) -> dict[str, Any]:
             s = await self.outage(outage_id)
-            if not self.may_read(p, s):
+            if not access.may_read(p, s.party_id):
                 raise Problem(403, "forbidden")
             entries = [_entry(e) for e in await self.repo.entries(str(s.outage_id))]
             return {**view(s), "linked_appeals": await self.repo.linked_count(str(s.outage_id)), "log": entries}
@@ -301,7 +281,7 @@ class OutagesApi:
                   responses=write_errors, operation_id="register_outage",
                   summary="Register an outage (operator, admin; a party for its own)")
         async def register_outage(body: RegisterBody, key: str = idem, p: Principal = writers) -> dict[str, Any]:
-            actor = actor_of(p, body.party_id)
+            actor = access.actor(p, STAFF_ROLES, body.party_id)
             directory = await self.q.directory.current()
             if body.party_id not in directory.parties:
                 raise Problem(422, "unknown_party", "Такой организации нет в справочнике.", ["party_id"])
@@ -320,7 +300,7 @@ class OutagesApi:
         async def change(outage_id: str, p: Principal, key: str, action: str, body: BaseModel,
                          make: Any) -> dict[str, Any]:
             s = await self.outage(outage_id)
-            actor = actor_of(p, s.party_id)
+            actor = access.actor(p, STAFF_ROLES, s.party_id)
             if not s.active:
                 raise Problem(409, "already_restored", "Отключение уже завершено.")
             event_id, now = await self.claim(p.subject, key, f"{action}:{s.outage_id}", body.model_dump(mode="json"))
@@ -364,14 +344,13 @@ class OutagesApi:
             try:
                 rows = parse(data, fmt)
                 check_references(rows, set(directory.parties), set(directory.districts),
-                                 None if p.has("operator", "admin") else (lambda pid: pid in p.party_ids))
+                                 None if p.has(*STAFF_ROLES) else (lambda pid: pid in p.party_ids))
             except ImportFailed as exc:
                 raise Problem(422, "invalid_import", f"Импорт отклонён: ошибок — {len(exc.errors)}; ничего не "
                               "загружено.", exc.errors[:200]) from None
             # the same key and file: the same events again (ids from the bodies, registered_at from the first try)
             _, now = await self.claim(p.subject, key, "import", hashlib.sha256(data).hexdigest())
-            actor = "operator:" + p.subject if p.has("operator") else (
-                "admin:" + p.subject if p.has("admin") else "")
+            actor = access.actor(p, STAFF_ROLES) if p.has(*STAFF_ROLES) else ""
             out: list[Emit] = []
             for r in rows:
                 out += emits([r], actor or f"party:{r.row.party_id}", now)

@@ -15,13 +15,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from zhkh_contracts import OutageKind, OutageResource
 from zhkh_runtime.engine import Message
 from zhkh_runtime.errors import TransientError
+from zhkh_runtime.mongo import aware
 
 from .outages import Outcome, OutageState, Resident
 from .uow import MongoRouterUoW
-
-
-def _aware(v: datetime | None) -> datetime | None:
-    return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
 
 def state_doc(s: OutageState) -> dict[str, Any]:
@@ -37,11 +34,11 @@ def state_of(d: dict[str, Any]) -> OutageState:
     return OutageState(
         outage_id=uuid.UUID(d["_id"]), resource=OutageResource(d["resource"]), kind=OutageKind(d["kind"]),
         house_keys=tuple(d.get("house_keys", ())), district_id=d.get("district_id"),
-        starts_at=_aware(d["starts_at"]), expected_restore_at=_aware(d["expected_restore_at"]),  # type: ignore[arg-type]
-        party_id=d["party_id"], registered_at=_aware(d["registered_at"]),  # type: ignore[arg-type]
-        registered_by=d.get("registered_by", ""), ref=d.get("ref"), restored_at=_aware(d.get("restored_at")),
+        starts_at=aware(d["starts_at"]), expected_restore_at=aware(d["expected_restore_at"]),  # type: ignore[arg-type]
+        party_id=d["party_id"], registered_at=aware(d["registered_at"]),  # type: ignore[arg-type]
+        registered_by=d.get("registered_by", ""), ref=d.get("ref"), restored_at=aware(d.get("restored_at")),
         version=d.get("version", 1),
-        changes=tuple({**c, "at": _aware(c["at"]), "from": _aware(c["from"]), "to": _aware(c["to"])}
+        changes=tuple({**c, "at": aware(c["at"]), "from": aware(c["from"]), "to": aware(c["to"])}
                       for c in d.get("changes", ())),
     )
 

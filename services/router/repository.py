@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from zhkh_contracts import AppealStatus, Category, PartyKind
 from zhkh_runtime.errors import TransientError
+from zhkh_runtime.mongo import aware
 
 from .directory import Directory, District, House, Party
 from .history import APPLIED, HistoryEntry
@@ -61,15 +62,11 @@ def _state(d: dict[str, Any]) -> AppealState:
         incident_id=uuid.UUID(d["incident_id"]) if d.get("incident_id") else None,
         district_id=d.get("district_id"),
         emergency=d.get("emergency", False),
-        answered_at=_aware(d.get("answered_at")),
-        asked_at=_aware(d.get("asked_at")),
-        closed_at=_aware(d.get("closed_at")),
+        answered_at=aware(d.get("answered_at")),
+        asked_at=aware(d.get("asked_at")),
+        closed_at=aware(d.get("closed_at")),
         closed_reason=d.get("closed_reason"),
     )
-
-
-def _aware(v: datetime | None) -> datetime | None:
-    return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
 
 class RouterRepository:
@@ -187,7 +184,7 @@ class MongoAppeals:
         stored, buffered = self.stored_due[key], self.deadlines.get(key)
         newest = max((d for d in (stored, buffered) if d), key=lambda d: d["generation"], default=None)
         due = newest["due_at"] if newest else None
-        return due.replace(tzinfo=UTC) if due is not None and due.tzinfo is None else due
+        return aware(due)
 
     async def members(self, incident_id: uuid.UUID) -> list[AppealState]:
         cursor = self.col.find({"incident_id": str(incident_id)}, session=self.session).sort("registration_number", 1)
@@ -278,7 +275,7 @@ def _history_doc(e: HistoryEntry) -> dict[str, Any]:
 def _history_entry(d: dict[str, Any]) -> HistoryEntry:
     at = d["at"]
     return HistoryEntry(
-        appeal_id=uuid.UUID(d["appeal_id"]), at=at if at.tzinfo else at.replace(tzinfo=UTC), action=d["action"],
+        appeal_id=uuid.UUID(d["appeal_id"]), at=aware(at), action=d["action"],
         outcome=d["outcome"], actor=d.get("actor"), actor_subject=d.get("actor_subject"), via=d.get("via", ""),
         cause_event_id=uuid.UUID(d["cause_event_id"]), status=d.get("status"), version=d["version"],
         from_status=d.get("from_status"), party_id=d.get("party_id"), code=d.get("code"),

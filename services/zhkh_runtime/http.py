@@ -56,6 +56,7 @@ MESSAGES_RU = {
     "forbidden": "Недостаточно прав для этого действия.",
     "rate_limited": "Слишком много запросов. Повторите позже.",
     "invalid_data": "Данные запроса заданы неверно.",
+    "invalid_cursor": "Неверный курсор страницы: возьмите его из ответа на предыдущую страницу.",
     "unavailable": "Сервис временно недоступен. Повторите запрос позже.",
 }
 
@@ -211,14 +212,14 @@ def encode_time_cursor(at: datetime, item_id: str) -> str:
     return base64.urlsafe_b64encode(f"{at.isoformat()}|{item_id}".encode()).decode()
 
 
-def decode_time_cursor(cursor: str, field: str, code: str, detail_ru: str) -> tuple[datetime, str]:
+def decode_time_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
     """The (time, uuid) an ``encode_time_cursor`` cursor names; anything else is the caller's error (400
-    ``code`` on ``field``)."""
+    ``invalid_cursor`` on ``field``)."""
     try:
         at, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(at), str(uuid.UUID(item_id))
     except (ValueError, UnicodeDecodeError):
-        raise Problem(400, code, detail_ru, [field]) from None
+        raise Problem(400, "invalid_cursor", None, [field]) from None
 
 
 def client_address(request: Request) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -15,6 +15,16 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from .engine import AlreadyProcessed, Marker
 from .records import OutboundRecord
 from .settings import RuntimeSettings
+
+
+MaybeTime = TypeVar("MaybeTime", datetime, datetime | None)
+
+
+def aware(v: MaybeTime) -> MaybeTime:
+    """A time read back from MongoDB, in UTC. The services' clients are ``tz_aware`` (``make_mongo``);
+    a document read through another client (a test's, an operator's script) or a fake store may hold a
+    naive value, which MongoDB means as UTC."""
+    return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
 
 def redact_uri(uri: str) -> str:

@@ -163,7 +163,7 @@ async def test_an_answer_by_post_is_one_letter_to_download_print_and_post(infra,
         assert (await acall("GET", f"{api}/{uuid.uuid4()}/pdf", op))[0] == 404
         assert (await acall("POST", f"{api}/{uuid.uuid4()}/posted", op))[0] == 404
         assert (await acall("GET", f"{api}/not-a-letter/pdf", op))[0] == 422
-        assert (await acall("GET", f"{api}?after=%%%", op))[1]["code"] == "invalid_data"
+        assert (await acall("GET", f"{api}?after=%%%", op))[1]["code"] == "invalid_cursor"
         assert (await acall("GET", f"{api}?state=lost", op))[0] == 422
         # paging: one at a time, the cursor gives the second
         status, page1 = await acall("GET", f"{api}?limit=1", op)

@@ -147,6 +147,21 @@ async def test_cards_open_join_report_list_and_close_on_confirmation(infra, pref
         await f.until(lambda f: len(card_events(f, ControlCardOpened)) == 3)
         assert len({c.card_id for c in card_events(f, ControlCardOpened)}) == 3
 
+        # cursor pages, newest first: one card a page, all three once, the last page has no cursor
+        seen, cursor = [], None
+        for _ in range(4):
+            status, page = await acall("GET", f"{api}?district_id=d-leninsky&state=all&limit=1"
+                                       + (f"&cursor={cursor}" if cursor else ""), t["operator"])
+            assert status == 200 and page["count"] == len(page["cards"]) == 1, page
+            seen.append(page["cards"][0])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert len({c["card_id"] for c in seen}) == 3 and cursor is None
+        assert [c["opened_at"] for c in seen] == sorted((c["opened_at"] for c in seen), reverse=True)
+        status, bad = await acall("GET", f"{api}?cursor=garbage", t["operator"])
+        assert (status, bad["code"], bad["fields"]) == (400, "invalid_cursor", ["cursor"])
+
         # the daily report: one district's cards of today, CSV with a BOM
         status, text = await acall("GET", f"{base}/api/v1/control-cards.csv?district_id=d-leninsky", t["inspector"])
         assert status == 200 and text.startswith("\ufeff")
