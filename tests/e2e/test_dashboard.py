@@ -25,6 +25,7 @@ from zhkh_contracts import Category, Channel, ConsultationConverted, Consultatio
 
 pytestmark = pytest.mark.e2e
 BROWSER_TIMEOUT_S = 60
+SHOT_HEIGHT = 1500  # the screenshot: the whole page, down to the consultations
 
 
 def chromium() -> str:
@@ -37,10 +38,10 @@ def chromium() -> str:
                 "(locally: apt-get install -y chromium).")
 
 
-async def browse(binary: str, profile: Path, *args: str) -> str:
+async def browse(binary: str, profile: Path, *args: str, height: int = 1000) -> str:
     """Run headless Chromium without blocking the event loop (the service answers from the same loop)."""
     proc = await asyncio.create_subprocess_exec(
-        binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000",
+        binary, "--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size=1280,{height}",
         "--virtual-time-budget=5000", "--hide-scrollbars", "--no-first-run", "--lang=ru-RU", "--disable-dev-shm-usage",
         f"--user-data-dir={profile}", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -151,7 +152,7 @@ async def test_dashboard_renders_the_published_figures(infra, prefix, tmp_path, 
 
         shot = tmp_path / "dashboard.png"
         html = await browse(binary, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}",
-                            f"{base}/dashboard#access_token={tok}")
+                            f"{base}/dashboard#access_token={tok}", height=SHOT_HEIGHT)
         filtered = await browse(binary, tmp_path / "profile", "--dump-dom",
                                 f"{base}/dashboard?channel=hotline&from=2026-01-01#access_token={tok}")
 
