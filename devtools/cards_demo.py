@@ -5,14 +5,13 @@ only way a card closes. Outside the heating season no card opens, and the demo s
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import samples
+from .follow import poll
 
 
 async def control_card_demo(cfg: Any, operator_token: str, timeout: float = 30.0) -> dict[str, Any] | None:
@@ -21,15 +20,13 @@ async def control_card_demo(cfg: Any, operator_token: str, timeout: float = 30.0
     house = f"fias:{samples.DEMO_HOUSE_GUID}"
     auth = {"authorization": f"Bearer {operator_token}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cfg.port('router')}", timeout=10) as http:
-        card: dict[str, Any] | None = None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # the outage's restoration reaches the card in the router's next batch
+        async def the_card() -> dict[str, Any] | None:
             r = await http.get("/api/v1/control-cards", params={"resource": "hot_water", "limit": 100}, headers=auth)
             r.raise_for_status()
-            card = next((c for c in r.json()["cards"] if c["house_key"] == house and c["state"] != "closed"), None)
-            if card is None or card["state"] == "restoration_reported":
-                break
-            await asyncio.sleep(0.3)
+            return next((c for c in r.json()["cards"] if c["house_key"] == house and c["state"] != "closed"), None)
+
+        # the outage's restoration reaches the card in the router's next batch
+        card = await poll(the_card, lambda c: c is None or c["state"] == "restoration_reported", timeout)
         if card is None:
             print(f"<- no control card for {house}: outside the heating season (ZHKH_HEATING_SEASON_START..END)")
             return None

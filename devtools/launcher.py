@@ -28,19 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 
 from zoneinfo import ZoneInfo
 
 from zhkh_contracts import (
-    REGISTRY,
     AppealAssigned,
     AppealRegistered,
     Channel,
     DeadlinePlanned,
     GisActionMirrored,
     Topics,
-    from_kafka,
 )
 from zhkh_runtime.kafka import client_kwargs, ensure_topics
 from zhkh_runtime.mongo import redact_uri
@@ -48,7 +45,7 @@ from zhkh_runtime.settings import RuntimeSettings
 
 from . import embedded, samples
 from .dev_issuer import DevIssuer
-from .follow import publish_and_follow
+from .follow import lifecycle, publish_and_follow
 from .letters_demo import letter_demo
 from .report_demo import scorecard_demo
 from .cards_demo import control_card_demo
@@ -342,31 +339,21 @@ async def consultation_demo(cfg: Config, operator_token: str) -> dict[str, str]:
 async def gis_demo(cfg: Config, since: float, timeout: float = 60.0) -> dict[str, str]:
     """Follow the appeals the emulator was seeded with: pulled by gis_sync, registered by intake,
     assigned by the router, and the assignment mirrored back to ГИС ЖКХ as a Performer."""
-    consumer = AIOKafkaConsumer(cfg.topics.lifecycle, **cfg.kafka_client(), auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        numbers: dict[str, str] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for rec in records:
-                    if rec.timestamp / 1000 < since:
-                        continue  # an earlier run's events
-                    env = from_kafka(rec.value, rec.headers, REGISTRY)
-                    if isinstance(env.data, AppealRegistered) and env.data.appeal.channel is Channel.GIS:
-                        a = env.data.appeal
-                        numbers[str(a.appeal_id)] = a.registration_number
-                        print(f"<- ГИС ЖКХ appeal {a.source_refs.get('gis_appeal_number')} pulled and registered as "
-                              f"{a.registration_number} (deadline from ГИС: {a.source_refs.get('execution_end_date')})")
-                    elif isinstance(env.data, GisActionMirrored) and str(env.data.appeal_id) in numbers:
-                        d = env.data
-                        print(f"<- {d.action} for {d.registration_number} confirmed by ГИС ЖКХ (TransportGUID {d.transport_guid})")
-                        return {"gis_number": d.registration_number, "gis_action": d.action}
-        raise TimeoutError(f"no ГИС appeal was mirrored back to ГИС in {timeout}s (seen: {numbers})")
-    finally:
-        await consumer.stop()
+    numbers: dict[str, str] = {}
+    async with contextlib.aclosing(lifecycle(cfg, timeout, from_start=True)) as events:
+        async for at, env in events:
+            if at < since:
+                continue  # an earlier run's events
+            if isinstance(env.data, AppealRegistered) and env.data.appeal.channel is Channel.GIS:
+                a = env.data.appeal
+                numbers[str(a.appeal_id)] = a.registration_number
+                print(f"<- ГИС ЖКХ appeal {a.source_refs.get('gis_appeal_number')} pulled and registered as "
+                      f"{a.registration_number} (deadline from ГИС: {a.source_refs.get('execution_end_date')})")
+            elif isinstance(env.data, GisActionMirrored) and str(env.data.appeal_id) in numbers:
+                d = env.data
+                print(f"<- {d.action} for {d.registration_number} confirmed by ГИС ЖКХ (TransportGUID {d.transport_guid})")
+                return {"gis_number": d.registration_number, "gis_action": d.action}
+    raise TimeoutError(f"no ГИС appeal was mirrored back to ГИС in {timeout}s (seen: {numbers})")
 
 
 async def main_async(args: argparse.Namespace) -> int:

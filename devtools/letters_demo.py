@@ -4,15 +4,13 @@ PDF letter in its print queue, which an operator downloads and marks posted with
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from typing import Any
 
 from zhkh_contracts import AppealAssigned, Category, Channel
 
 from . import samples
-from .follow import publish_and_follow
+from .follow import poll, publish_and_follow
 
 
 async def letter_demo(cfg: Any, party_token: str, operator_token: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -39,14 +37,13 @@ async def letter_demo(cfg: Any, party_token: str, operator_token: str, timeout: 
         print(f"-> a paper appeal with only a postal address, {number}, answered by {party} through the API "
               f"-> {r.status_code} {r.json()['status']}")
         staff = {"authorization": f"Bearer {operator_token}"}
-        letter = None
-        deadline = time.monotonic() + timeout
-        while letter is None and time.monotonic() < deadline:
+
+        async def queued() -> dict[str, Any] | None:
             r = await http.get(f"{notifier}/api/v1/letters", params={"state": "queued", "limit": 200}, headers=staff)
             r.raise_for_status()
-            letter = next((x for x in r.json()["letters"] if x["registration_number"] == number), None)
-            if letter is None:
-                await asyncio.sleep(0.3)
+            return next((x for x in r.json()["letters"] if x["registration_number"] == number), None)
+
+        letter = await poll(queued, lambda x: x is not None, timeout)
         if letter is None:
             raise TimeoutError(f"no letter for {number} in the print queue in {timeout}s")
         pdf = await http.get(f"{notifier}/api/v1/letters/{letter['letter_id']}/pdf", headers=staff)
