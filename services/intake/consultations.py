@@ -25,8 +25,12 @@ HTTP (OpenAPI at /openapi.json; errors are RFC 9457 problem details):
 Events are published after the store is written; a consultation keeps the names of the events not yet
 published (``pending``) until the broker takes them, and a leased loop (``consultations``) publishes what a
 failed request left, links conversions registered after the HTTP answer, and publishes again a
-conversion's submission that is still not registered a minute after its last publish. Event ids are
-derived from the consultation id, so a copy published twice is one event to every consumer.
+conversion's submission that is still not registered a minute after its last publish. After
+``MAX_CONVERSION_PUBLISHES`` publishes without a registration (intake's consumer refuses it: see
+``zhkh.intake.rejected``) the conversion is abandoned: logged as an error, counted in
+``zhkh_consultation_conversions_abandoned_total`` and shown on the consultation (``conversion_abandoned_at``);
+the operator may convert it again. Event ids are derived from the consultation id, so a copy published
+twice is one event to every consumer.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
+from prometheus_client import Counter
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -88,6 +93,10 @@ NO_STORE = {"Cache-Control": "no-store"}
 CONSULTATION_CHANNELS = tuple(c for c in Channel if c is not Channel.GIS)
 REPUBLISH_AFTER_S = 60.0
 """A conversion asked for but not registered this long after its last publish is published again by the loop."""
+MAX_CONVERSION_PUBLISHES = 5
+"""Publishes of one conversion's submission (the request's and the loop's) before the loop abandons it."""
+ABANDONED = Counter("zhkh_consultation_conversions_abandoned", "Conversions published this many times and never "
+                    "registered (intake refused them), abandoned by the consultations loop")
 
 MESSAGES_RU_CONSULT = {
     "unknown_article": "В базе знаний нет статьи с таким идентификатором.",
@@ -168,6 +177,9 @@ class ConsultationView(BaseModel):
     converted: bool = False
     conversion: dict[str, Any] | None = Field(default=None, description="appeal_id, registration_number, "
                                               "converted_at, converted_by (once registered)")
+    conversion_abandoned_at: datetime | None = Field(
+        default=None, description="A conversion published repeatedly and never registered (intake refused it): "
+        "abandoned at this time; converting again starts a new one")
     suggestions: list[ArticleView] | None = Field(default=None, description="In the answer to recording: the "
                                                   "knowledge base's suggestions for the question")
 
@@ -267,6 +279,7 @@ def view(doc: dict[str, Any], kb: KnowledgeBase, with_articles: bool) -> dict[st
         "conversion": {"appeal_id": str(conv["appeal_id"]), "registration_number": conv["registration_number"],
                        "converted_at": aware(conv["converted_at"]), "converted_by": conv["actor"]}
         if conv.get("appeal_id") else None,
+        "conversion_abandoned_at": aware(conv.get("abandoned_at")) if not conv.get("appeal_id") else None,
     }
     if with_articles:
         out["articles"] = [_article(kb.by_id[a]) for a in out["article_ids"] if a in kb.by_id]
@@ -328,16 +341,31 @@ class Consultations:
                 if what in doc["pending"] and (what == "recorded" or (doc.get("conversion") or {}).get("appeal_id")):
                     done += await self._publish(doc, what)
         resend_before = datetime.now(UTC) - timedelta(seconds=REPUBLISH_AFTER_S)
-        async for doc in self.col.find({"conversion.requested": True, "conversion.appeal_id": None}, limit=200):
+        async for doc in self.col.find({"conversion.requested": True, "conversion.appeal_id": None,
+                                        "conversion.abandoned_at": None}, limit=200):
             registered = await self.repo.find_by_source(Channel(doc["channel"]), source_id(doc["_id"]))
             if registered is not None:
                 await self._link(doc, registered)
                 done += 1
-            elif aware(doc["conversion"].get("published_at") or doc["conversion"]["requested_at"]) < resend_before:
+            elif aware(doc["conversion"].get("published_at") or doc["conversion"]["requested_at"]) >= resend_before:
+                continue
+            elif doc["conversion"].get("publishes", 0) >= MAX_CONVERSION_PUBLISHES:
+                await self._abandon(doc)
+            else:
                 # asked for, not registered: the request's publish failed and nobody retried. Published again
                 # without a code: intake makes one at registration and the "registered" notice carries it
                 done += await self._send_submission(doc, None)
         return done
+
+    async def _abandon(self, doc: dict[str, Any]) -> None:
+        """Published ``MAX_CONVERSION_PUBLISHES`` times, never registered: stop, loudly (the id and a fixed reason)."""
+        res = await self.col.update_one({"_id": doc["_id"], "conversion.appeal_id": None,
+                                         "conversion.abandoned_at": None},
+                                        {"$set": {"conversion.abandoned_at": datetime.now(UTC)}})
+        if res.modified_count:
+            ABANDONED.inc()
+            log.error("conversion_abandoned", consultation_id=doc["_id"], reason="not_registered",
+                      publishes=doc["conversion"].get("publishes", 0))
 
     async def _send_submission(self, doc: dict[str, Any], code: str | None) -> bool:
         """Publish the conversion's raw submission (the consumer registers one appeal per source id)."""
@@ -347,7 +375,8 @@ class Consultations:
         except Exception as exc:  # noqa: BLE001 - the operator may convert again; the loop tries again
             log.error("conversion_publish_failed", error_type=type(exc).__name__)
             return False
-        await self.col.update_one({"_id": doc["_id"]}, {"$set": {"conversion.published_at": datetime.now(UTC)}})
+        await self.col.update_one({"_id": doc["_id"]}, {"$set": {"conversion.published_at": datetime.now(UTC)},
+                                                        "$inc": {"conversion.publishes": 1}})
         log.info("consultation_convert", consultation_id=doc["_id"], channel=raw.channel.value)
         return True
 
@@ -490,7 +519,8 @@ class Consultations:
         started = time.monotonic()
         doc = await self._get(cid)
         actor = actor_of(p)
-        if not doc.get("conversion"):
+        prev = doc.get("conversion")
+        if not prev or (prev.get("abandoned_at") and not prev.get("appeal_id")):  # none yet, or a new try
             try:
                 raw = conversion_submission(doc, body, actor, datetime.now(UTC))
             except ValidationError:
@@ -501,7 +531,8 @@ class Consultations:
                 raise Problem(422, exc.reason, MESSAGES_RU.get(exc.reason) or MESSAGES_RU["invalid_data"]) from None
             conv = {"requested": True, "actor": actor, "requested_at": datetime.now(UTC), "appeal_id": None,
                     "submission": raw.model_dump(mode="json", exclude={"access_code"})}
-            await self.col.update_one({"_id": doc["_id"], "conversion": None}, {"$set": {"conversion": conv}})
+            first = {"conversion": None} if not prev else {"conversion.abandoned_at": prev["abandoned_at"]}
+            await self.col.update_one({"_id": doc["_id"], **first}, {"$set": {"conversion": conv}})
             doc = await self._get(cid)  # the first conversion asked for wins; a repeat uses it, not its own body
         src, channel = source_id(doc["_id"]), Channel(doc["channel"])
         registered = await self.repo.find_by_source(channel, src)

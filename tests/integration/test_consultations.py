@@ -215,14 +215,18 @@ async def test_record_list_get_convert_once_and_analytics_counts(infra, prefix, 
 async def test_the_loop_publishes_what_a_request_left_and_links_a_late_registration(infra, prefix, mongo_db, issuer):
     """A request that stored a consultation but could not publish its event (the broker refused), a
     conversion whose appeal was registered after the HTTP answer, and a conversion whose submission never
-    reached the broker (nobody retried): the leased loop finishes all three, once each."""
+    reached the broker (nobody retried): the leased loop finishes all three, once each. A conversion already
+    published the most times allowed and never registered is abandoned, not published again; converting it
+    again through the API registers it."""
     from datetime import UTC, datetime, timedelta
 
     from devtools import samples
     from tests.support.services import publish_raw
     from zhkh_contracts import Channel
 
-    left, late, lost = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    from intake.consultations import MAX_CONVERSION_PUBLISHES
+
+    left, late, lost, given_up = (str(uuid.uuid4()) for _ in range(4))
     old = datetime.now(UTC) - timedelta(minutes=1)
     base_doc = {"digest": "d", "channel": "hotline", "category": "billing", "question": "?", "answer": None,
                 "article_ids": ["payment-deadline"], "resolved_first_contact": True, "contact": None,
@@ -235,10 +239,15 @@ async def test_the_loop_publishes_what_a_request_left_and_links_a_late_registrat
          "conversion": {"requested": True, "actor": "admin:a-1", "requested_at": old - timedelta(minutes=5),
                         "appeal_id": None, "submission": samples.raw_submission(
                             channel=Channel.HOTLINE, source_id=f"consultation:{lost}").model_dump(mode="json")}},
+        {**base_doc, "_id": given_up, "pending": [], "resolved_first_contact": False,
+         "conversion": {"requested": True, "actor": "operator:op-3", "requested_at": old - timedelta(minutes=9),
+                        "published_at": old - timedelta(minutes=2), "publishes": MAX_CONVERSION_PUBLISHES,
+                        "appeal_id": None, "submission": samples.raw_submission(
+                            channel=Channel.HOTLINE, source_id=f"consultation:{given_up}").model_dump(mode="json")}},
     ])
     raw = samples.raw_submission(channel=Channel.HOTLINE, source_id=f"consultation:{late}", category=None)
     async with TopicReader(infra.bootstrap, Topics(prefix).consultations) as reader, \
-            intake(infra, prefix, issuer):
+            intake(infra, prefix, issuer) as base:
         await publish_raw(infra, prefix, raw)
         await reader.wait_for(lambda rs: len({e.id for e in events(rs)}) >= 3, timeout=60)
         await asyncio.sleep(1.5)  # a few more rounds: nothing new is published
@@ -254,3 +263,22 @@ async def test_the_loop_publishes_what_a_request_left_and_links_a_late_registrat
             assert doc["conversion"]["registration_number"] == converted[cid].registration_number and doc["pending"] == []
         assert await mongo_db["intake_appeals"].count_documents({"source_id": f"consultation:{lost}"}) == 1
         assert (await mongo_db["consultations"].find_one({"_id": left}))["pending"] == []
+
+        # abandoned, loudly, not published again: nothing registered from it (its submission is valid)
+        doc = await mongo_db["consultations"].find_one({"_id": given_up})
+        assert doc["conversion"]["abandoned_at"] is not None and doc["conversion"]["publishes"] == MAX_CONVERSION_PUBLISHES
+        assert await mongo_db["intake_appeals"].count_documents({"source_id": f"consultation:{given_up}"}) == 0
+        op = issuer.token("op-3", "operator")
+        status, shown = await call("GET", f"{base}{CONSULT}/{given_up}", token=op)
+        assert status == 200 and shown["conversion_abandoned_at"] and not shown["converted"], shown
+        # the operator converts it again: a new conversion, registered and linked
+        body = {"applicant": {"name": "Петров Пётр", "phone": "+7 916 765-43-21"}, "consent": {"personal_data": True},
+                "address": {"text": "г. Заречный, ул. Ленина, д. 5, кв. 7"}}
+        status, again = await call("POST", f"{base}{CONSULT}/{given_up}/convert", body, token=op, key="again-1")
+        assert status in (201, 202), again
+        await reader.wait_for(lambda rs: any(isinstance(e.data, ConsultationConverted)
+                                             and str(e.data.consultation_id) == given_up for e in events(rs)), timeout=30)
+        status, shown = await call("GET", f"{base}{CONSULT}/{given_up}", token=op)
+        assert shown["converted"] and shown["conversion_abandoned_at"] is None
+        assert shown["conversion"]["converted_by"] == "operator:op-3"
+        assert await mongo_db["intake_appeals"].count_documents({"source_id": f"consultation:{given_up}"}) == 1
