@@ -190,6 +190,15 @@ def json_depth(text: str) -> int:
     return deepest
 
 
+def _syntax_error(text: str) -> json.JSONDecodeError | None:
+    """The text's JSON syntax error, if any: numbers kept as text, so only the syntax is checked."""
+    try:
+        json.loads(text, parse_int=str, parse_float=str)
+    except json.JSONDecodeError as exc:
+        return exc
+    return None
+
+
 def parse_json(value: bytes | None) -> Any:
     """Strict UTF-8 JSON for every reader (consumers and the HTTP ingress alike).
 
@@ -210,6 +219,9 @@ def parse_json(value: bytes | None) -> Any:
     try:
         return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=_object)
     except _Refused as exc:
+        broken = _syntax_error(text) if exc.reason != "bad_json" else None
+        if broken is not None:  # broken JSON is bad_json, whatever the reader met before the break
+            raise EnvelopeError("bad_json", f"{broken.msg} at line {broken.lineno} column {broken.colno}") from None
         raise EnvelopeError(exc.reason, exc.detail) from None
     except json.JSONDecodeError as exc:
         raise EnvelopeError("bad_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
