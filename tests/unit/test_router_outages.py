@@ -324,20 +324,11 @@ class RouterWithCards(Router):
     """The router as main.py wires it: the outage register and the per-house control cards on one unit of work."""
 
     def __init__(self) -> None:
-        from router.controlcards import CardPolicy, ControlCards, MemoryCards
+        from router.controlcards import CardPolicy, ControlCards, MemoryCardsUoW
 
-        class UoW(MemoryOutageUoW):
-            def __init__(self, directory: Any) -> None:
-                super().__init__(directory)
-                self.cards = MemoryCards()
-
-            def snapshot(self) -> Any:
-                import copy
-                return (super().snapshot(), copy.deepcopy(self.cards))
-
-            def restore(self, snap: Any) -> None:
-                base, self.cards = snap
-                super().restore(base)
+        class UoW(MemoryCardsUoW, MemoryOutageUoW):
+            """The in-memory twin of main.MongoRouterWithRegistersUoW: cards over the outage register's
+            unit of work (MemoryCardsUoW's snapshot and restore wrap MemoryOutageUoW's)."""
 
         self.uow = UoW(DIRECTORY)
         cards = ControlCards(CardPolicy(), clock=lambda: NOW)
