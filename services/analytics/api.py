@@ -97,6 +97,11 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
         except FilterError as exc:
             raise _bad(exc) from None
 
+    def exported(what: str, event: str, p: Principal, f: Filters) -> dict[str, str]:
+        """An export's audit line (role and period, no values) and its download headers."""
+        log.info(event, role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
+        return attachment_headers(f"zhkh-{what}-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv")
+
     q_from = Query(None, alias="from", description="First day (YYYY-MM-DD), inclusive")
     q_to = Query(None, alias="to", description="Last day (YYYY-MM-DD), inclusive")
     q_district = Query(None, max_length=200, description="District id from the directory")
@@ -132,11 +137,8 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
                      date_to: str | None = q_to, district: str | None = q_district,  # noqa: ARG001
                      channel: str | None = q_channel) -> StreamingResponse:  # noqa: ARG001
         f = filters(request)
-        name = f"zhkh-appeals-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
-        log.info("csv_export", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
-        return StreamingResponse(
-            service.export_csv(f, settings.export_batch), media_type=CSV_MEDIA_TYPE, headers=attachment_headers(name),
-        )
+        return StreamingResponse(service.export_csv(f, settings.export_batch), media_type=CSV_MEDIA_TYPE,
+                                 headers=exported("appeals", "csv_export", p, f))
 
     @api.get("/api/v1/analytics/parties", operation_id="analytics_parties", responses=ERRORS,
              summary="Per-party scorecards by registration month")
@@ -154,10 +156,8 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
                           channel: str | None = q_channel) -> Response:  # noqa: ARG001
         f = filters(request)
         body = await service.parties(f, tz)
-        name = f"zhkh-parties-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
-        log.info("parties_csv", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
         return Response((BOM + scorecards_csv(body["parties"])).encode("utf-8"), 200, media_type=CSV_MEDIA_TYPE,
-                        headers=attachment_headers(name))
+                        headers=exported("parties", "parties_csv", p, f))
 
     @api.get("/api/v1/analytics/consultations.csv", operation_id="analytics_consultations_csv",
              responses={**ERRORS, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
@@ -168,11 +168,9 @@ def routes(service: AnalyticsService, settings: AnalyticsSettings, auth: Auth) -
                                 date_to: str | None = q_to, district: str | None = q_district,  # noqa: ARG001
                                 channel: str | None = q_channel) -> StreamingResponse:  # noqa: ARG001
         f = filters(request)
-        name = f"zhkh-consultations-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
-        log.info("consultations_csv", role=p.role_for_audit(), **{k: v for k, v in f.period().items() if v is not None})
         return StreamingResponse(
             service.consultations_csv(f, settings.export_batch), media_type=CSV_MEDIA_TYPE,
-            headers=attachment_headers(name),
+            headers=exported("consultations", "consultations_csv", p, f),
         )
 
     @api.get("/dashboard", include_in_schema=False)
